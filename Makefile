@@ -1,0 +1,62 @@
+# oceanbridge: two commands for a newcomer on a fresh Debian machine.
+#   make demo   builds everything and runs the main job
+#   make test   builds everything and runs the default test suite
+# Every step is idempotent: a second run only redoes what changed.
+
+SHELL   := /bin/bash
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+BUILD   ?= $(CURDIR)/build
+STAMPS  := .stamps
+APT_PKGS := gfortran openmpi-bin libopenmpi-dev libnetcdff-dev libnetcdf-dev netcdf-bin make
+PYTEST_ARGS ?=
+
+.PHONY: all demo test test-slow deps venv fortran bench clean distclean
+
+all: fortran venv
+
+demo: all
+	$(VENV)/bin/oceanbridge demo
+
+test: all
+	$(PY) -m pytest -m "not slow and not gpu and not oasis and not nemo and not croco" $(PYTEST_ARGS)
+
+test-slow: all
+	$(PY) -m pytest -m "slow" $(PYTEST_ARGS)
+
+# --- Debian packages (gfortran, Open MPI, netCDF-Fortran) -------------------
+deps: $(STAMPS)/apt
+$(STAMPS)/apt:
+	@mkdir -p $(STAMPS)
+	@if command -v gfortran >/dev/null && command -v mpif90 >/dev/null && command -v mpirun >/dev/null \
+	    && command -v nf-config >/dev/null; then \
+	  echo "[deps] gfortran, Open MPI and netCDF-Fortran already present"; \
+	else \
+	  echo "[deps] installing Debian packages: $(APT_PKGS)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PKGS); \
+	fi
+	@touch $@
+
+# --- Python virtual environment (torch CPU build first, then the project) ---
+venv: $(STAMPS)/venv
+$(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
+	@mkdir -p $(STAMPS)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	@touch $@
+
+# --- Fortran: the bridge library and every Fortran program built on it -----
+fortran: $(STAMPS)/apt
+	$(MAKE) -s -C bridge/fortran BUILD=$(BUILD)
+	@if [ -f gyre/Makefile ]; then $(MAKE) -s -C gyre BUILD=$(BUILD); fi
+
+bench: all
+	$(PY) benchmarks/bench_bridge.py
+
+clean:
+	rm -rf $(BUILD)
+
+distclean: clean
+	rm -rf $(VENV) $(STAMPS) *.egg-info

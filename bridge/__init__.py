@@ -1,0 +1,1 @@
+"""oceanbridge coupling layer: components, partitions, transports and the worker runtime."""

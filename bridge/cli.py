@@ -1,0 +1,54 @@
+"""The ``oceanbridge`` command line.
+
+Each verb lives in the module that owns the concept; this file only maps verb
+names to ``module:function`` entry points and imports them lazily, so that
+``oceanbridge preprod`` never pays for importing torch and ``oceanbridge
+train`` never needs MPI.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+# verb -> (entry point "module:function", one-line help)
+VERBS: dict[str, tuple[str, str]] = {
+    "demo": ("bridge.demo:main", "run the end-to-end demo (the main job)"),
+    "preprod": ("bridge.deploy.cli:preprod_main", "write the namcouple and &namobridge switches from a deploy config"),
+    "launch": ("bridge.deploy.cli:launch_main", "check namcouple/namelists against the config, then start the MPMD job"),
+    "slurm": ("bridge.deploy.cli:slurm_main", "write a SLURM batch script for a deploy config"),
+    "worker": ("bridge.worker:main", "run the Python worker inside an MPMD job"),
+    "train": ("models.cli:train_main", "train a surrogate offline from netCDF"),
+    "sample": ("models.cli:sample_main", "sample a trained surrogate to netCDF"),
+    "evaluate": ("models.cli:evaluate_main", "score samples against truth (RMSE, CRPS, spectra)"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: oceanbridge VERB [options]", "", "verbs:"]
+    lines += [f"  {verb:<9} {help_}" for verb, (_, help_) in VERBS.items()]
+    lines += ["", "Run 'oceanbridge VERB --help' for the options of one verb."]
+    return "\n".join(lines)
+
+
+def _load(entry: str):
+    module_name, func_name = entry.split(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    verb, rest = argv[0], argv[1:]
+    if verb not in VERBS:
+        print(f"oceanbridge: unknown verb '{verb}'\n\n{_usage()}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    result = _load(VERBS[verb][0])(rest)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""oceanbridge ML: diffusion surrogates, buffers, metrics. Never imports ``bridge``."""
