@@ -1,0 +1,94 @@
+"""The deploy verbs of the ``oceanbridge`` command: preprod, launch, slurm.
+
+Each returns a process exit status: 0 success, 1 the run is not ready (or
+the job failed), 2 the config or a file is invalid.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from bridge.deploy.config import load_config
+from bridge.deploy.launch import LAUNCHERS, build_command, default_launcher, preflight, require_ready, run_job
+from bridge.deploy.launch import PreflightError
+from bridge.deploy.namcouple import NamcoupleError
+from bridge.deploy.namelist import NamelistError
+from bridge.deploy.preprod import PreprodError, preprod
+from bridge.deploy.settings import ConfigError
+from bridge.deploy.slurm import write_slurm
+
+INVALID = (ConfigError, PreprodError, NamelistError, NamcoupleError, OSError)
+
+
+def _parser(verb: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"oceanbridge {verb}", description=description)
+    parser.add_argument("config", help="deploy config (TOML), e.g. deploy/gyre/mpi.toml")
+    return parser
+
+
+def _fail(verb: str, err: Exception, status: int) -> int:
+    print(f"oceanbridge {verb}: error: {err}", file=sys.stderr)
+    return status
+
+
+def preprod_main(argv: list[str]) -> int:
+    args = _parser("preprod", "Write the member folders, the &namobridge switches and member parameters "
+                   "into the ocean namelists, and (backend oasis) the namcouple.").parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+        written = preprod(cfg)
+    except INVALID as err:
+        return _fail("preprod", err, 2)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"next: oceanbridge launch {cfg.source}")
+    return 0
+
+
+def launch_main(argv: list[str]) -> int:
+    parser = _parser("launch", "Check the namcouple and namelists against the config, then start the "
+                     "MPMD job (mpirun, or srun inside a SLURM allocation).")
+    parser.add_argument("--launcher", choices=("auto", *LAUNCHERS), default="auto",
+                        help="auto: srun inside a SLURM allocation, else mpirun")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="run the checks and print the command only")
+    mode.add_argument("--check", action="store_true", help="run the checks only")
+    args = parser.parse_args(argv)
+    launcher = default_launcher() if args.launcher == "auto" else args.launcher
+    try:
+        cfg = load_config(args.config)
+        if args.check or args.dry_run:
+            return _report(cfg, launcher, print_command=args.dry_run)
+        require_ready(cfg, launcher)
+        cmd = build_command(cfg, launcher)
+    except PreflightError as err:
+        return _fail("launch", err, 1)
+    except INVALID as err:
+        return _fail("launch", err, 2)
+    return run_job(cmd, cfg.run.run_dir)
+
+
+def _report(cfg, launcher: str, *, print_command: bool) -> int:
+    problems = preflight(cfg, launcher)
+    for problem in problems:
+        print(f"oceanbridge launch: not ready: {problem}", file=sys.stderr)
+    if print_command:
+        print(shlex.join(build_command(cfg, launcher)))
+    elif not problems:
+        print(f"{cfg.source}: ready to launch")
+    return 1 if problems else 0
+
+
+def slurm_main(argv: list[str]) -> int:
+    args = _parser("slurm", "Write a SLURM batch script (ocean ranks on CPUs, worker ranks with GPUs) "
+                   "for the config.").parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+        written = write_slurm(cfg)
+    except INVALID as err:
+        return _fail("slurm", err, 2)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"submit with: sbatch {written[-1]}")
+    return 0

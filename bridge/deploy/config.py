@@ -1,0 +1,309 @@
+"""The deploy config: one TOML file whose field table drives preprod, launch and slurm.
+
+``load_config(path)`` returns a frozen, validated :class:`DeployConfig`.  The
+sections declared here are owned by the deploy layer and reject unknown keys;
+top-level sections it does not own (``[model]``, ...) and sub-tables of
+``[worker]`` (``[worker.train]``, ...) pass through untouched for the worker
+to validate.
+"""
+from __future__ import annotations
+
+import logging
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, ClassVar, Mapping
+
+from bridge.deploy.hosts import HOSTS, HostModel
+from bridge.deploy.naming import check_field, member_component, oasis_name
+from bridge.deploy.rules import check_config
+from bridge.deploy.settings import (MISSING, ConfigError, from_table, markdown_table,
+                                    passthrough, setting, validate_section)
+
+log = logging.getLogger(__name__)
+
+WORKER_MODES = ("train", "emulate", "spinup", "ensemble", "infer")
+TO_WORKER, TO_OCEAN = "ocean_to_worker", "worker_to_ocean"
+EMU_SUFFIX, INIT_SUFFIX = "_emu", "_init"
+
+
+class _Section:
+    """Validation hook shared by every section dataclass."""
+    section: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        validate_section(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSection(_Section):
+    section: ClassVar[str] = "run"
+    backend: str = setting("mpi", "transport between the ocean and the worker", choices=("mpi", "oasis"))
+    run_dir: Path = setting(Path("."), "launch folder: the worker runs here; member folders, the namcouple "
+                            "and parameters.csv are written here")
+    dt: float = setting(MISSING, "ocean time step in seconds (preprod writes it where the model has a "
+                        "namelist variable for it)", gt=0)
+    nit000: int = setting(1, "index of the first ocean time step", ge=0)
+    steps: int = setting(MISSING, "number of ocean time steps of the run", ge=1)
+    timeout: float = setting(300.0, "seconds a blocking receive waits (`rn_obr_timeout`)", gt=0)
+    mpirun: str = setting("mpirun", "MPI launcher used by `oceanbridge launch`")
+    mpirun_args: tuple[str, ...] = setting((), "extra launcher options placed before the first program, "
+                                           "e.g. `[\"-x\", \"LD_LIBRARY_PATH\"]`")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OceanSection(_Section):
+    section: ClassVar[str] = "ocean"
+    model: str = setting(MISSING, "host ocean model", choices=tuple(HOSTS))
+    executable: Path = setting(MISSING, "ocean executable")
+    args: tuple[str, ...] = setting((), "arguments passed to the ocean executable")
+    name: str = setting("", "component base name (default: the model name); members are `<name>_<k>`")
+    ranks: int = setting(1, "MPI ranks of each member", ge=1)
+    members: int = setting(1, "ensemble members K; each runs in its own folder with its own parameters", ge=1)
+    nx: int = setting(MISSING, "global interior grid points in x (no halos)", ge=1)
+    ny: int = setting(MISSING, "global interior grid points in y (no halos)", ge=1)
+    namelist: Path | None = setting(None, "template of the namelist holding `&namobridge` (default: "
+                                    "`<run_dir>/namelist_cfg`, `namelist_obridge` for croco); preprod "
+                                    "writes a patched copy into every member folder")
+    namelist_ref: Path | None = setting(None, "reference namelist linked into every member folder")
+    inputs: tuple[Path, ...] = setting((), "other files (forcing, restarts, XIOS xml) linked into every "
+                                       "member folder")
+    member_dir: str = setting("member_{k}", "member folder name inside run_dir, `{k}` is the member "
+                              "number; with one member the run_dir itself is used")
+    emu_mode: str = setting("replace", "how the ocean applies an emulated state (`cn_obr_emu_mode`)",
+                            choices=("replace", "increment"))
+    required: bool = setting(True, "stop the ocean if the worker is absent or dies (`ln_obr_required`)")
+
+    @property
+    def host(self) -> HostModel:
+        return HOSTS[self.model]
+
+    @property
+    def base_name(self) -> str:
+        return self.name or self.model
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerSection(_Section):
+    section: ClassVar[str] = "worker"
+    name: str = setting("worker", "component name of the Python worker group")
+    ranks: int = setting(1, "MPI ranks of the worker group", ge=1)
+    modes: tuple[str, ...] = setting(("train",), "what the worker does; modes combine", choices=WORKER_MODES,
+                                     subset=True)
+    device: str = setting("auto", "torch device of the worker ranks", choices=("auto", "cpu", "cuda"))
+    python: str = setting("", "Python interpreter of the worker (default: the one running oceanbridge)")
+    args: tuple[str, ...] = setting((), "extra arguments appended to `oceanbridge worker`")
+    extra: Mapping[str, Any] = passthrough("sub-tables such as [worker.train], validated by the worker")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldSpec(_Section):
+    section: ClassVar[str] = "fields"
+    name: str = setting(MISSING, "wire name: a name of `cn_obr_send` (ocean_to_worker), or `<name>_emu` / "
+                        "`<name>_init` (worker_to_ocean)")
+    direction: str = setting(MISSING, "who sends", choices=(TO_WORKER, TO_OCEAN))
+    nlev: int = setting(1, "vertical levels (1 for a surface field)", ge=1)
+    freq: int = setting(1, "exchange period in ocean steps (`nn_obr_freq`, `nn_obr_emu_freq`); "
+                        "must stay 1 for `_init` fields, which travel once at start", ge=1)
+    lag: int = setting(0, "OASIS LAG in ocean steps (> 0 needs the OASIS restart file at start)", ge=0)
+    seq: int = setting(1, "OASIS SEQ index", ge=1)
+    units: str = setting("", "units, for the worker's netCDF output")
+    description: str = setting("", "free text")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        try:
+            check_field(self.name)
+        except ValueError as err:
+            raise ConfigError(f"key 'name': {err}") from None
+
+    @property
+    def base(self) -> str:
+        """The state variable this field carries: 'ssh' for 'ssh', 'ssh_emu', 'ssh_init'."""
+        for suffix in (EMU_SUFFIX, INIT_SUFFIX):
+            if self.name.endswith(suffix):
+                return self.name[: -len(suffix)]
+        return self.name
+
+    @property
+    def role(self) -> str:
+        """'state' (sent by the ocean), 'emulated' or 'initial' (sent by the worker)."""
+        return {EMU_SUFFIX: "emulated", INIT_SUFFIX: "initial"}.get(self.name[len(self.base):], "state")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParameterSpec(_Section):
+    section: ClassVar[str] = "parameters"
+    name: str = setting(MISSING, "parameter name (a column of parameters.csv, the worker's θ)")
+    block: str = setting(MISSING, "namelist group holding it, e.g. `namphys`")
+    var: str = setting("", "namelist variable (default: `name`)")
+    low: float = setting(MISSING, "lower bound of the uniform prior")
+    high: float = setting(MISSING, "upper bound of the uniform prior")
+    units: str = setting("", "units")
+    description: str = setting("", "free text")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.low < self.high:
+            raise ConfigError(f"key 'high' must be greater than 'low', got low={self.low} high={self.high}")
+
+    @property
+    def variable(self) -> str:
+        return self.var or self.name
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnsembleSection(_Section):
+    section: ClassVar[str] = "ensemble"
+    design: str = setting("lhs", "how θ is drawn for the K members: Latin hypercube or independent uniform",
+                          choices=("lhs", "uniform"))
+    seed: int = setting(0, "seed of the draw (same seed, same θ)", ge=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OasisSection(_Section):
+    section: ClassVar[str] = "oasis"
+    grid: str = setting("obrg", "grid name written in the namcouple (both sides share the grid)")
+    nlogprt: int = setting(1, "OASIS log level (first number of `$NLOGPRT`)", ge=0)
+    timers: int = setting(0, "OASIS timer level (second number of `$NLOGPRT`)", ge=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlurmSection(_Section):
+    section: ClassVar[str] = "slurm"
+    layout: str = setting("multi-prog", "`multi-prog`: one job step from a generated --multi-prog file; "
+                          "`hetjob`: a heterogeneous job, ocean members on CPUs and workers with "
+                          "--gpus-per-task", choices=("multi-prog", "hetjob"))
+    script: Path | None = setting(None, "batch script to write (default: `<run_dir>/oceanbridge.sbatch`)")
+    job_name: str = setting("oceanbridge", "--job-name")
+    partition: str = setting("", "--partition (empty: the cluster default)")
+    account: str = setting("", "--account")
+    qos: str = setting("", "--qos")
+    constraint: str = setting("", "--constraint")
+    time: str = setting("01:00:00", "--time")
+    ocean_cpus_per_task: int = setting(1, "CPUs per ocean rank", ge=1)
+    worker_cpus_per_task: int = setting(4, "CPUs per worker rank", ge=1)
+    gpus_per_worker: int = setting(1, "GPUs per worker rank (0: CPU-only workers)", ge=0)
+    sbatch_args: tuple[str, ...] = setting((), "extra `#SBATCH` options, e.g. `[\"--exclusive\"]`")
+    setup: tuple[str, ...] = setting((), "shell lines run before the job (module load, source a venv, "
+                                     "export OASIS_DIR ...)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployConfig:
+    """A whole deploy config; cross-section rules are checked on creation."""
+    source: Path
+    run: RunSection
+    ocean: OceanSection
+    worker: WorkerSection
+    fields: tuple[FieldSpec, ...]
+    parameters: tuple[ParameterSpec, ...] = ()
+    ensemble: EnsembleSection = field(default_factory=EnsembleSection)
+    oasis: OasisSection = field(default_factory=OasisSection)
+    slurm: SlurmSection = field(default_factory=SlurmSection)
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        check_config(self)  # the cross-section rules have their own file
+
+    # ---- derived quantities every module needs; one definition each ----
+    @property
+    def components(self) -> tuple[str, ...]:
+        """Ocean component names, member 1..K."""
+        k_max = self.ocean.members
+        return tuple(member_component(self.ocean.base_name, k, k_max) for k in range(1, k_max + 1))
+
+    def member_dir(self, k: int) -> Path:
+        """Run folder of member ``k`` (1-based); the run_dir itself with one member."""
+        if self.ocean.members == 1:
+            return self.run.run_dir
+        return self.run.run_dir / self.ocean.member_dir.format(k=k)
+
+    @property
+    def namelist_template(self) -> Path:
+        return self.ocean.namelist or self.run.run_dir / self.ocean.host.namelist
+
+    def member_namelist(self, k: int) -> Path:
+        return self.member_dir(k) / self.namelist_template.name
+
+    def fields_with_role(self, role: str) -> tuple[FieldSpec, ...]:
+        return tuple(f for f in self.fields if f.role == role)
+
+    @property
+    def namcouple(self) -> Path:
+        return self.run.run_dir / "namcouple"  # OASIS reads exactly this name from each cwd
+
+    @property
+    def runtime_seconds(self) -> float:
+        return self.run.steps * self.run.dt
+
+    def endpoints(self, component: str, fld: FieldSpec) -> tuple[str, str]:
+        """(source, target) OASIS names of ``fld`` between ``component`` and the worker."""
+        ocean_end = oasis_name(component, fld.name)
+        worker_end = oasis_name(self.worker.name, fld.name, peer=component)
+        return (ocean_end, worker_end) if fld.direction == TO_WORKER else (worker_end, ocean_end)
+
+
+SECTIONS = {"run": RunSection, "ocean": OceanSection, "worker": WorkerSection, "ensemble": EnsembleSection,
+            "oasis": OasisSection, "slurm": SlurmSection}
+ARRAYS = {"fields": FieldSpec, "parameters": ParameterSpec}
+
+
+def load_config(path: str | Path) -> DeployConfig:
+    """Read and validate a deploy config; errors name the file, section and key."""
+    path = Path(path).resolve()
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"deploy config {path} not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return config_from_dict(data, source=path)
+
+
+def config_from_dict(data: Mapping[str, Any], *, source: Path) -> DeployConfig:
+    """Build a config from parsed TOML; relative paths are relative to ``source``'s folder."""
+    base = source.parent
+    kwargs: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in SECTIONS:
+            kwargs[key] = from_table(SECTIONS[key], value, where=f"{source}: [{key}]", base_dir=base)
+        elif key in ARRAYS:
+            kwargs[key] = _array(ARRAYS[key], value, source, key)
+        elif isinstance(value, Mapping):
+            extra[key] = value  # a section owned by another module, e.g. [model]
+        else:
+            raise ConfigError(f"{source}: unknown top-level key '{key}' (sections: "
+                              f"{', '.join([*SECTIONS, *ARRAYS])})")
+    for required in ("run", "ocean", "fields"):
+        if required not in kwargs:
+            raise ConfigError(f"{source}: missing required section [{required}]")
+    kwargs.setdefault("worker", WorkerSection())
+    if extra:
+        log.debug("%s: sections passed through to the worker: %s", source, ", ".join(extra))
+    try:
+        return DeployConfig(source=source, extra=MappingProxyType(extra), **kwargs)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def _array(cls, value: Any, source: Path, key: str) -> tuple:
+    if not isinstance(value, list):
+        raise ConfigError(f"{source}: [[{key}]] must be an array of tables")
+    items = []
+    for i, table in enumerate(value, start=1):
+        label = f" '{table['name']}'" if isinstance(table, Mapping) and "name" in table else ""
+        items.append(from_table(cls, table, where=f"{source}: [[{key}]] #{i}{label}", base_dir=source.parent))
+    return tuple(items)
+
+
+def schema_markdown() -> str:
+    """The key reference of every section, as written in deploy/README.md."""
+    parts = []
+    for key, cls in [*SECTIONS.items(), *ARRAYS.items()]:
+        title = f"[[{key}]]" if key in ARRAYS else f"[{key}]"
+        parts.append(f"#### `{title}`\n\n{markdown_table(cls)}\n")
+    return "\n".join(parts)

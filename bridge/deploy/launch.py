@@ -1,0 +1,111 @@
+"""``oceanbridge launch``: check the run folders against the config, then start the MPMD job.
+
+Every check runs before any rank starts, because a stale namcouple or a
+forgotten switch otherwise shows up as a hang or an OASIS abort minutes later
+on a batch node.  Problems are collected and reported together.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bridge.deploy.config import TO_WORKER
+from bridge.deploy.mpmd import mpirun_command, srun_hetjob_command, srun_multiprog_command, write_multiprog
+from bridge.deploy.namcouple import check_namcouple, restart_name
+from bridge.deploy.oasis_env import HOW_TO, oasis_problems
+from bridge.deploy.preprod import check_members
+
+if TYPE_CHECKING:
+    from bridge.deploy.config import DeployConfig
+
+log = logging.getLogger(__name__)
+LAUNCHERS = ("mpirun", "srun")
+
+
+class PreflightError(RuntimeError):
+    """The run folders do not match the config; the message lists every problem."""
+
+
+def preflight(cfg: "DeployConfig", launcher: str = "mpirun") -> list[str]:
+    """Every problem that would stop or corrupt the run, as one line each."""
+    problems = _check_program(cfg.ocean.executable, "[ocean] executable")
+    problems += check_members(cfg)
+    if cfg.run.backend == "oasis":
+        problems += _check_oasis_files(cfg)
+        problems += [f"backend 'oasis': {p}" for p in oasis_problems()]
+    tool = cfg.run.mpirun if launcher == "mpirun" else "srun"
+    if shutil.which(tool) is None:
+        problems.append(f"launcher '{tool}' not found on PATH")
+    return problems
+
+
+def _check_program(path: Path, key: str) -> list[str]:
+    if path.is_file() and os.access(path, os.X_OK):
+        return []
+    hint = " (an environment variable in the path is not set)" if "$" in str(path) else ""
+    state = "is not executable" if path.is_file() else "not found"
+    return [f"{key} {path} {state}{hint}"]
+
+
+def _check_oasis_files(cfg: "DeployConfig") -> list[str]:
+    """The namcouple is current, every member sees it, and lagged fields have their restart file."""
+    problems = check_namcouple(cfg)
+    for k in range(1, cfg.ocean.members + 1):
+        if not (cfg.member_dir(k) / "namcouple").exists():
+            problems.append(f"{cfg.member_dir(k) / 'namcouple'}: missing (OASIS reads it from each "
+                            f"program's folder); run 'oceanbridge preprod {cfg.source}'")
+    for k, comp in enumerate(cfg.components, start=1):
+        for fld in (f for f in cfg.fields if f.lag > 0):
+            source, _ = cfg.endpoints(comp, fld)
+            # the sending program reads the restart file from its own folder
+            folder = cfg.member_dir(k) if fld.direction == TO_WORKER else cfg.run.run_dir
+            restart = folder / restart_name(source)
+            if not restart.is_file():
+                problems.append(f"field '{fld.name}' ({source}) has lag = {fld.lag} steps but its OASIS "
+                                f"restart file {restart} is missing (copy it from the previous run)")
+    return problems
+
+
+def default_launcher() -> str:
+    """srun inside a SLURM allocation, mpirun elsewhere."""
+    return "srun" if os.environ.get("SLURM_JOB_ID") and shutil.which("srun") else "mpirun"
+
+
+def is_openmpi(mpirun: str) -> bool:
+    """Whether ``mpirun`` is Open MPI's (the only one that knows --oversubscribe/--allow-run-as-root)."""
+    try:
+        out = subprocess.run([mpirun, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "Open MPI" in out.stdout + out.stderr or "OpenRTE" in out.stdout + out.stderr
+
+
+def build_command(cfg: "DeployConfig", launcher: str) -> list[str]:
+    """The launch command; for srun --multi-prog it also writes the program file into run_dir."""
+    if launcher == "mpirun":
+        cores = len(os.sched_getaffinity(0))
+        return mpirun_command(cfg, cores=cores, as_root=os.geteuid() == 0, openmpi=is_openmpi(cfg.run.mpirun))
+    if launcher != "srun":
+        raise ValueError(f"unknown launcher {launcher!r} (one of {', '.join(LAUNCHERS)})")
+    if cfg.slurm.layout == "hetjob":
+        return srun_hetjob_command(cfg)
+    return srun_multiprog_command(cfg, write_multiprog(cfg))
+
+
+def require_ready(cfg: "DeployConfig", launcher: str) -> None:
+    """Raise PreflightError listing every problem, with the OASIS how-to when relevant."""
+    problems = preflight(cfg, launcher)
+    if problems:
+        text = "\n".join(f"  - {p}" for p in problems)
+        how = f"\n{HOW_TO}" if any("backend 'oasis'" in p for p in problems) else ""
+        raise PreflightError(f"{cfg.source}: not ready to launch:\n{text}{how}")
+
+
+def run_job(cmd: list[str], cwd: Path) -> int:
+    """Run the MPMD job in the foreground and return its exit status."""
+    log.info("launching in %s: %s", cwd, " ".join(cmd))
+    return subprocess.call(cmd, cwd=cwd)
