@@ -1,0 +1,82 @@
+!> @file gyre_dyn.F90
+!> @brief Momentum: vector-invariant form with the energy-conserving potential-vorticity flux (Sadourny 1975),
+!!        Bernoulli gradient, wind stress and linear drag. Lateral viscosity is in gyre_ldf.
+!>
+!>   du/dt =  q (h v)  - d/dx(g ssh + KE) + taux/(rho0 h) - rdrag u
+!>   dv/dt = -q (h u)  - d/dy(g ssh + KE)                 - rdrag v,      q = (f + zeta)/h at F points
+module gyre_dyn
+   use gyre_par
+   use gyre_mpp, only: ni, nj
+   use gyre_dom, only: tmask, umask, vmask, fmask, ff_f
+   use gyre_oce, only: ht, uflx, vflx, zeta
+   use gyre_sbc, only: utau
+   implicit none
+   private
+
+   public :: dyn_vor, dyn_tend
+
+   real(wp), allocatable :: qf(:,:)     ! potential vorticity at F points (m-1 s-1)
+   real(wp), allocatable :: bern(:,:)   ! Bernoulli function g*ssh + KE at T points (m2 s-2)
+
+contains
+
+   !> Relative vorticity at F points with the lateral boundary condition of fmask (rn_shlat).
+   subroutine dyn_vor(px)
+      real(wp), intent(in) :: px(1-nn_hls:, 1-nn_hls:, :)   !< state with valid halos
+      integer, parameter :: h = nn_hls
+      integer :: ji, jj
+      real(wp) :: zrdx, zrdy
+      zrdx = 1._wp / rn_dx ; zrdy = 1._wp / rn_dy
+      do jj = 1-h, nj+h-1
+         do ji = 1-h, ni+h-1
+            zeta(ji,jj) = ((px(ji+1,jj,jp_v) - px(ji,jj,jp_v)) * zrdx - (px(ji,jj+1,jp_u) - px(ji,jj,jp_u)) * zrdy) &
+               &          * fmask(ji,jj)
+         end do
+      end do
+   end subroutine dyn_vor
+
+   !> Momentum tendencies (without viscosity) on the interior; needs ssh_flx and dyn_vor first.
+   subroutine dyn_tend(px, pt)
+      real(wp), intent(in)    :: px(1-nn_hls:, 1-nn_hls:, :)   !< state with valid halos
+      real(wp), intent(inout) :: pt(1-nn_hls:, 1-nn_hls:, :)   !< tendencies; the u and v slots are set
+      integer, parameter :: h = nn_hls
+      integer :: ji, jj
+      real(wp) :: zrdx, zrdy, zn, zhf, zcor, zpg, zwind, zrr
+      if (.not. allocated(qf)) allocate(qf(1-h:ni+h, 1-h:nj+h), bern(1-h:ni+h, 1-h:nj+h))
+      zrdx = 1._wp / rn_dx ; zrdy = 1._wp / rn_dy ; zrr = 1._wp / rn_rho0
+      ! potential vorticity at F points: thickness averaged over the surrounding ocean T points
+      do jj = 0, nj
+         do ji = 0, ni
+            zn  = tmask(ji,jj) + tmask(ji+1,jj) + tmask(ji,jj+1) + tmask(ji+1,jj+1)
+            zhf = ht(ji,jj) * tmask(ji,jj) + ht(ji+1,jj) * tmask(ji+1,jj) + ht(ji,jj+1) * tmask(ji,jj+1) &
+               &  + ht(ji+1,jj+1) * tmask(ji+1,jj+1)
+            if (zn > 0.5_wp) then
+               qf(ji,jj) = (ff_f(ji,jj) + zeta(ji,jj)) * zn / zhf
+            else
+               qf(ji,jj) = 0._wp
+            end if
+         end do
+      end do
+      ! Bernoulli function
+      do jj = 1, nj+1
+         do ji = 1, ni+1
+            bern(ji,jj) = grav * px(ji,jj,jp_ssh) + 0.25_wp * (px(ji-1,jj,jp_u)**2 + px(ji,jj,jp_u)**2 &
+               &                                           + px(ji,jj-1,jp_v)**2 + px(ji,jj,jp_v)**2)
+         end do
+      end do
+      do jj = 1, nj
+         do ji = 1, ni
+            ! zonal momentum
+            zcor  = 0.25_wp * (qf(ji,jj) * (vflx(ji,jj) + vflx(ji+1,jj)) + qf(ji,jj-1) * (vflx(ji,jj-1) + vflx(ji+1,jj-1)))
+            zpg   = -(bern(ji+1,jj) - bern(ji,jj)) * zrdx
+            zwind = 2._wp * utau(jj) * zrr / (ht(ji,jj) + ht(ji+1,jj))
+            pt(ji,jj,jp_u) = (zcor + zpg + zwind - rn_rdrag * px(ji,jj,jp_u)) * umask(ji,jj)
+            ! meridional momentum
+            zcor  = -0.25_wp * (qf(ji,jj) * (uflx(ji,jj) + uflx(ji,jj+1)) + qf(ji-1,jj) * (uflx(ji-1,jj) + uflx(ji-1,jj+1)))
+            zpg   = -(bern(ji,jj+1) - bern(ji,jj)) * zrdy
+            pt(ji,jj,jp_v) = (zcor + zpg - rn_rdrag * px(ji,jj,jp_v)) * vmask(ji,jj)
+         end do
+      end do
+   end subroutine dyn_tend
+
+end module gyre_dyn

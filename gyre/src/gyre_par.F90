@@ -1,0 +1,92 @@
+!> @file gyre_par.F90
+!> @brief Kinds, physical constants and the table of run parameters (namelist variables with defaults).
+!>
+!> Every namelist variable of the model lives here, NEMO style (ln_ logical, nn_ integer, rn_ real,
+!> cn_ character). gyre_nml fills them from namelist_ref then namelist_cfg; all other modules only read them.
+module gyre_par
+   use, intrinsic :: iso_fortran_env, only: real64, int64
+   implicit none
+   public
+
+   integer,  parameter :: wp = real64          !< working precision (8-byte reals everywhere, also on the wire)
+   integer,  parameter :: i8 = int64           !< 8-byte integers (counters)
+   integer,  parameter :: nn_hls = 2           !< halo width (2 allows the biharmonic operator with one exchange per stage)
+   integer,  parameter :: jpfld = 4            !< number of prognostic fields
+   integer,  parameter :: jp_ssh = 1, jp_u = 2, jp_v = 3, jp_tem = 4   !< indices of the prognostic fields in the state array
+   character(len=4), parameter :: cp_fld(jpfld) = [character(len=4) :: 'ssh', 'u', 'v', 'temp']  !< field names
+   integer,  parameter :: jp_maxsend = 8       !< max entries of cn_obr_send
+   integer,  parameter :: jp_maxisl = 16       !< max land boxes in &nammask
+   integer,  parameter :: lc = 256             !< length of path / message strings
+
+   real(wp), parameter :: rpi = 3.141592653589793238462643383279_wp   !< pi
+   real(wp), parameter :: grav = 9.81_wp       !< gravity (m s-2)
+   real(wp), parameter :: rcp = 3991.86795711963_wp  !< specific heat of sea water (J kg-1 K-1), TEOS-10 cp0
+   real(wp), parameter :: rday = 86400._wp     !< seconds per day
+
+   ! ---------------- &namrun: run control ----------------
+   character(len=64) :: cn_exp = 'gyre'        !< experiment name, prefix of every output file
+   integer  :: nn_it000 = 1                    !< first time step (ignored with ln_rstart: taken from the restart)
+   integer  :: nn_itend = 100                  !< last time step
+   real(wp) :: rn_dt = 1200._wp                !< time step (s)
+   logical  :: ln_rstart = .false.             !< start from a restart file
+   character(len=lc) :: cn_ocerst_in = ''      !< restart file to read (with or without .nc)
+   integer  :: nn_stock = 0                    !< restart frequency in steps (0: only at the end of the run)
+   logical  :: ln_rst_end = .true.             !< also write a restart at nn_itend
+   integer  :: nn_write = 0                    !< fields output frequency in steps (0: none)
+   integer  :: nn_diag = 1                     !< diagnostics time series frequency in steps (0: none)
+   integer  :: nn_print = 0                    !< print a progress line every nn_print steps (0: never)
+
+   ! ---------------- &namdom: grid and decomposition ----------------
+   integer  :: nn_nx = 128                     !< global interior points in x
+   integer  :: nn_ny = 128                     !< global interior points in y
+   real(wp) :: rn_dx = 20.e3_wp                !< grid spacing in x (m)
+   real(wp) :: rn_dy = 20.e3_wp                !< grid spacing in y (m)
+   integer  :: jpni = 0                        !< ranks in x (0: chosen by MPI_Dims_create)
+   integer  :: jpnj = 0                        !< ranks in y (0: chosen by MPI_Dims_create)
+
+   ! ---------------- &namphys: physical parameters (the surrogate's conditioning vector) ----------------
+   real(wp) :: rn_tau0 = 0.1_wp                !< wind stress amplitude (N m-2)
+   real(wp) :: rn_ahm = 200._wp                !< Laplacian lateral viscosity (m2 s-1)
+   real(wp) :: rn_bhm = 0._wp                  !< biharmonic lateral viscosity (m4 s-1), used with ln_dynldf_blp
+   logical  :: ln_dynldf_lap = .true.          !< use the Laplacian viscosity rn_ahm
+   logical  :: ln_dynldf_blp = .false.         !< use the biharmonic viscosity rn_bhm
+   real(wp) :: rn_gprime = 0.02_wp             !< reduced gravity (m s-2)
+   real(wp) :: rn_rdrag = 1.e-7_wp             !< linear (interfacial) drag (s-1)
+   real(wp) :: rn_trelax = 30._wp              !< temperature relaxation time (days)
+   real(wp) :: rn_h0 = 500._wp                 !< upper-layer rest thickness (m)
+   real(wp) :: rn_f0 = 7.e-5_wp                !< Coriolis parameter at mid-basin (s-1)
+   real(wp) :: rn_beta = 2.e-11_wp             !< beta (m-1 s-1)
+   real(wp) :: rn_rho0 = 1025._wp              !< reference density (kg m-3)
+   real(wp) :: rn_aht = 100._wp                !< tracer lateral diffusivity (m2 s-1)
+   real(wp) :: rn_shlat = 2._wp                !< lateral boundary condition: 0 free slip, 2 no slip
+   real(wp) :: rn_tsouth = 25._wp              !< relaxation temperature at the southern wall (degC)
+   real(wp) :: rn_tnorth = 5._wp               !< relaxation temperature at the northern wall (degC)
+
+   ! ---------------- &nammask: land ----------------
+   character(len=lc) :: cn_mask_file = ''      !< netCDF file with a (y,x) ocean mask, 1 ocean 0 land ('' : none)
+   character(len=32) :: cn_mask_var = 'mask'   !< name of the mask variable in cn_mask_file
+   real(wp) :: rn_island(4, jp_maxisl) = -1._wp  !< land boxes x1,x2,y1,y2 (km); a T point inside a box is land
+
+   ! ---------------- &namctl: safety checks ----------------
+   integer  :: nn_ctl = 1                      !< check the state for NaN / blow-up every nn_ctl steps
+   real(wp) :: rn_umax = 10._wp                !< blow-up threshold on |u|, |v| (m s-1)
+   real(wp) :: rn_hmin = 1._wp                 !< blow-up threshold on the layer thickness (m)
+   real(wp) :: rn_tmax = 100._wp               !< blow-up threshold on |temp| (degC)
+
+   ! ---------------- &namobridge: coupling to the oceanbridge worker (same block as NEMO and CROCO) ----------------
+   logical  :: ln_obridge = .false.            !< master switch
+   integer  :: nn_obr_freq = 1                 !< send the state every nn_obr_freq steps
+   character(len=16) :: cn_obr_send(jp_maxsend) = ''   !< fields to send: 'ssh','u','v','temp' (alias 'sst')
+   logical  :: ln_obr_emulator = .false.       !< receive emulated states and apply them
+   character(len=16) :: cn_obr_emu_mode = 'replace'    !< 'replace' or 'increment'
+   integer  :: nn_obr_emu_freq = 1             !< ask for an emulated state every nn_obr_emu_freq steps
+   logical  :: ln_obr_spinup = .false.         !< at start, replace the initial state by a received one
+   logical  :: ln_obr_required = .true.        !< stop if the worker is absent or dies (else continue uncoupled)
+   real(wp) :: rn_obr_timeout = 60._wp         !< seconds for every blocking wait of the bridge
+
+   ! ---------------- derived run quantities (set at initialisation) ----------------
+   integer  :: nit000 = 1                      !< first step of this run segment
+   integer  :: nitend = 100                    !< last step of this run segment
+   real(wp) :: rgfac = 490.5_wp                !< grav / rn_gprime: layer-thickness anomaly per metre of ssh
+
+end module gyre_par
