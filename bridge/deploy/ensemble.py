@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def latin_hypercube(n: int, dims: int, rng: np.random.Generator) -> np.ndarray:
     """``(n, dims)`` points in [0, 1): each column has exactly one point per stratum [i/n, (i+1)/n)."""
-    strata = np.stack([rng.permutation(n) for _ in range(dims)], axis=1)
+    strata = np.array([rng.permutation(n) for _ in range(dims)], dtype=float).reshape(dims, n).T
     return (strata + rng.random((n, dims))) / n
 
 

@@ -24,7 +24,8 @@ class HostModel:
 
 HOSTS: Mapping[str, HostModel] = MappingProxyType({
     # gyre/src/gyre_par.F90: &namrun nn_it000 nn_itend rn_dt, &namdom nn_nx nn_ny
-    "gyre": HostModel("gyre", "namelist_cfg", ref_defines_block=True, may_create=False,
+    # its namelist_cfg holds only what differs from namelist_ref, so preprod may start one from scratch
+    "gyre": HostModel("gyre", "namelist_cfg", ref_defines_block=True, may_create=True,
                       run_vars=MappingProxyType({
                           "nit000": ("namrun", "nn_it000"), "itend": ("namrun", "nn_itend"),
                           "dt": ("namrun", "rn_dt"), "nx": ("namdom", "nn_nx"), "ny": ("namdom", "nn_ny")})),

@@ -130,6 +130,11 @@ def unknown_switches(path: Path) -> list[str]:
     return [f"{path}: unknown &{GROUP} switch '{name}'" for name in group if name not in SWITCHES]
 
 
+def read_value(path: Path, group: str, var: str) -> Any:
+    """One value of a namelist file (None when the group or variable is absent)."""
+    return (f90nml.read(str(path)).get(group.lower()) or {}).get(var.lower())
+
+
 def has_group(path: Path, group: str = GROUP) -> bool:
     return group.lower() in f90nml.read(str(path))
 
@@ -138,7 +143,7 @@ def _same(got: Any, want: Any) -> bool:
     if isinstance(want, bool) or isinstance(got, bool):
         return got is want
     if isinstance(want, (list, tuple)):
-        return _str_list(got) == [w.strip() for w in want]
+        return _str_list(got) == _str_list(list(want))  # blank entries only clear the reference's
     if isinstance(want, str):
         return isinstance(got, str) and got.strip() == want.strip()
     if isinstance(want, (int, float)) and isinstance(got, (int, float)):

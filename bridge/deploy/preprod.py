@@ -19,7 +19,7 @@ import numpy as np
 from bridge.deploy.ensemble import draw_parameters, parameters_csv
 from bridge.deploy.namcouple import write_namcouple
 from bridge.deploy.namelist import (GROUP, check_switches, has_group, namelist_diffs, patch_namelist,
-                                    unknown_switches, write_namelist)
+                                    read_value, unknown_switches, write_namelist)
 
 if TYPE_CHECKING:
     from bridge.deploy.config import DeployConfig
@@ -61,13 +61,33 @@ def run_values(cfg: "DeployConfig") -> dict[str, Any]:
 
 def member_patch(cfg: "DeployConfig", k: int, theta: np.ndarray) -> dict[str, dict[str, Any]]:
     """Everything preprod sets in the namelist of member ``k`` (1-based), by group."""
-    patch: dict[str, dict[str, Any]] = {GROUP: namobridge_switches(cfg, cfg.components[k - 1])}
+    switches = namobridge_switches(cfg, cfg.components[k - 1])
+    switches["cn_obr_send"] = _pad_send(switches["cn_obr_send"], _reference(cfg, k))
+    patch: dict[str, dict[str, Any]] = {GROUP: switches}
     values = run_values(cfg)
     for quantity, (group, var) in cfg.ocean.host.run_vars.items():
         _put(patch, group, var, values[quantity], f"[run]/[ocean] {quantity}")
     for p, value in zip(cfg.parameters, theta[k - 1]):
         _put(patch, p.block, p.variable, float(value), f"parameter '{p.name}'")
     return patch
+
+
+def _reference(cfg: "DeployConfig", k: int) -> Path | None:
+    """The reference namelist member ``k`` reads before its namelist_cfg, if there is one."""
+    ref = cfg.ocean.namelist_ref or cfg.member_dir(k) / "namelist_ref"
+    return ref if ref.is_file() else None
+
+
+def _pad_send(send: list[str], ref: Path | None) -> list[str]:
+    """Blank the trailing cn_obr_send entries that namelist_ref sets.
+
+    A Fortran namelist read assigns only the array elements it finds, so
+    ``cn_obr_send = 'ssh'`` over a reference ``'ssh','u','v','temp'`` would
+    still send u, v and temp.  Writing ``'ssh', '', '', ''`` clears them.
+    """
+    have = read_value(ref, GROUP, "cn_obr_send") if ref else None
+    n_ref = len(have) if isinstance(have, list) else 1
+    return send + [""] * (n_ref - len(send))
 
 
 def _put(patch: dict, group: str, var: str, value: Any, who: str) -> None:
@@ -93,7 +113,7 @@ def preprod(cfg: "DeployConfig") -> list[Path]:
         csv_path.write_text(parameters_csv(cfg, theta))
         written.append(csv_path)
     for path in written:
-        log.info("preprod wrote %s", path)
+        log.debug("preprod wrote %s", path)
     return written
 
 

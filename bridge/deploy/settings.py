@@ -63,7 +63,7 @@ def from_table(cls, table: Mapping[str, Any], *, where: str, base_dir: Path):
     Relative paths are resolved against ``base_dir`` (the config's folder).
     """
     if not isinstance(table, Mapping):
-        raise ConfigError(f"{where}: expected a table, got {type(table).__name__}")
+        raise ConfigError(f"{where} must be a table, got {type(table).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in settings_of(cls)}
     allows_extra = any(f.metadata.get("passthrough") for f in dataclasses.fields(cls))
@@ -76,19 +76,19 @@ def from_table(cls, table: Mapping[str, Any], *, where: str, base_dir: Path):
             extra[key] = value  # a sub-table another module validates (e.g. [worker.train])
         else:
             names = ", ".join(sorted(known))
-            raise ConfigError(f"{where}: unknown key '{key}' (known keys: {names})")
+            raise ConfigError(f"{where} unknown key '{key}' (known keys: {names})")
     missing = [n for n, f in known.items() if f.default is MISSING and n not in kwargs]
     for name, f in known.items():  # relative default paths are relative to the config too
         if name not in kwargs and isinstance(f.default, Path):
             kwargs[name] = expand_path(f.default, base_dir)
     if missing:
-        raise ConfigError(f"{where}: missing required key '{missing[0]}'")
+        raise ConfigError(f"{where} missing required key '{missing[0]}'")
     if allows_extra:
         kwargs[EXTRA] = MappingProxyType(extra)
     try:
         return cls(**kwargs)
     except ConfigError as err:
-        raise ConfigError(f"{where}: {err}") from None
+        raise ConfigError(f"{where} {err}") from None
 
 
 def expand_path(value: str | Path, base_dir: Path) -> Path:
@@ -126,7 +126,9 @@ def _coerce(value: Any, hint, base_dir: Path) -> Any:
 def _check_value(f: dataclasses.Field, hint, value: Any) -> None:
     meta = f.metadata
     if not _has_type(value, hint):
-        raise ConfigError(f"key '{f.name}' must be a {type_name(hint)}, got {value!r}")
+        kind = type_name(hint)
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise ConfigError(f"key '{f.name}' must be {article} {kind}, got {value!r}")
     items = value if meta.get("subset") else (value,)
     choices = meta.get("choices")
     for item in items if choices else ():
