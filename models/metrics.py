@@ -11,7 +11,7 @@ import numpy as np
 __all__ = [
     "ensemble_mean_rmse", "crps_fair", "crps_fair_pointwise", "spread_skill", "rank_histogram",
     "power_spectrum", "high_k_ratio", "kinetic_energy", "volume_anomaly", "heat_content",
-    "RHO0", "CP0",
+    "summarize", "RHO0", "CP0",
 ]
 
 RHO0 = 1026.0  # kg m-3, reference sea-water density (NEMO rho0)
@@ -145,3 +145,16 @@ def heat_content(temp: np.ndarray, mask=None, cell_area=1.0, thickness: float = 
                  rho0: float = RHO0, cp: float = CP0) -> np.ndarray:
     """Heat content rho0 cp int T dV of a layer of ``thickness`` m, in J (T in degC)."""
     return rho0 * cp * thickness * _area_integral(np.asarray(temp), mask, cell_area)
+
+
+def summarize(ens: np.ndarray, truth: np.ndarray, mask=None, dx: float = 1.0, dy: float = 1.0) -> dict:
+    """The headline scores of one variable: (M, T, ny, nx) ensemble vs (T, ny, nx) truth.
+
+    A deterministic forecast passed as identical members gets CRPS = MAE and spread 0.
+    """
+    m = ens.shape[0]
+    out = {"rmse": ensemble_mean_rmse(ens, truth, mask), "high_k_ratio": high_k_ratio(ens, truth, dx, dy, mask)}
+    out["crps"] = crps_fair(ens, truth, mask) if m > 1 else _wmean(np.abs(ens[0] - truth), mask)
+    if m > 1:
+        out["spread"], out["skill"], out["spread_skill"] = spread_skill(ens, truth, mask)
+    return out

@@ -1,0 +1,271 @@
+"""``oceanbridge train | sample | evaluate``: offline use of the surrogate on netCDF files.
+
+bridge/cli.py dispatches the verbs here by name; each returns an exit code
+(0 ok, 2 bad input: the message names what did not match).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .data import Batch, PairDataset, read_member
+from .evaluate import CHANNEL_ATTR, evaluate, read_samples, write_evaluation
+from .ncio import cf_attrs, write_ensemble
+from .sampling import SamplerConfig
+from .surrogate import SurrogateConfig, Surrogate
+from .train import TrainConfig, Trainer
+
+__all__ = ["train_main", "sample_main", "evaluate_main"]
+
+log = logging.getLogger("oceanbridge")
+
+
+def _cli(func):
+    """Bad input ends with one clear line on stderr and exit code 2, not a traceback."""
+    @functools.wraps(func)
+    def wrapper(argv=None) -> int:
+        try:
+            return func(sys.argv[1:] if argv is None else list(argv))
+        except (ValueError, FileNotFoundError, OSError) as err:
+            print(f"oceanbridge {func.__name__.split('_')[0]}: error: {err}", file=sys.stderr)
+            return 2
+    return wrapper
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(","))
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _setup(args) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oceanbridge train", description="Train a surrogate offline from netCDF files "
+                                "(one file per ensemble member / parameter set).")
+    p.add_argument("--data", nargs="+", required=True, help="netCDF files in the oceanbridge convention")
+    p.add_argument("--variables", nargs="+", default=["ssh", "u", "v", "temp"])
+    p.add_argument("--out", required=True, help="checkpoint path (written atomically)")
+    p.add_argument("--task", choices=["emulate", "generate"], default="emulate")
+    p.add_argument("--objective", choices=["diffusion", "mse"], default="diffusion")
+    p.add_argument("--lag", type=int, default=1, help="records between x_t and x_{t+lag} (emulate)")
+    p.add_argument("--skip", type=int, default=0, help="leading records not used as targets (spin-up)")
+    p.add_argument("--cond-on-initial", action="store_true", help="generate: also condition on record 0")
+    p.add_argument("--steps", type=int, default=1000, help="total optimizer steps (resume continues to it)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--channels", type=int, default=32, help="U-Net base channels")
+    p.add_argument("--channel-mult", type=_ints, default=(1, 2, 2), help="per-level multipliers, e.g. 1,2,2")
+    p.add_argument("--res-blocks", type=int, default=1)
+    p.add_argument("--tile", type=int, default=None, help="train on random tiles of this size (adds position)")
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    _common(p)
+    return p
+
+
+@_cli
+def train_main(argv) -> int:
+    args = _train_parser().parse_args(argv)
+    _setup(args)
+    dataset = PairDataset(args.data, args.variables, lag=args.lag, task=args.task,
+                          cond_on_initial=args.cond_on_initial, skip=args.skip)
+    log.info("%d samples from %d file(s), %d rejected (NaN/inf); %s", len(dataset), len(args.data),
+             dataset.rejected, dataset.spec.describe())
+    out = Path(args.out)
+    if args.resume and out.exists():
+        trainer = Trainer.load(out, device=args.device)
+        trainer.spec.check_matches(dataset.spec, f"checkpoint {out}", f"data {args.data}")
+        log.info("resuming %s at step %d", out, trainer.step)
+    else:
+        config = SurrogateConfig(dataset.spec, task=args.task, objective=args.objective,
+                                 cond_on_initial=args.cond_on_initial, use_position=args.tile is not None,
+                                 lag=args.lag,
+                                 model_channels=args.channels, channel_mult=args.channel_mult,
+                                 num_res_blocks=args.res_blocks)
+        trainer = Trainer(Surrogate(config), TrainConfig(batch_size=args.batch_size, lr=args.lr, tile=args.tile,
+                                                         seed=args.seed, device=args.device))
+    history = trainer.fit(dataset, args.steps, checkpoint=out, checkpoint_every=args.checkpoint_every,
+                          progress=not args.no_progress)
+    trainer.save(out)
+    last = np.mean([h["loss"] for h in history[-20:]]) if history else float("nan")
+    print(f"trained {trainer.model.config.objective} surrogate to step {trainer.step}: loss {last:.4f}, "
+          f"{trainer.throughput:.1f} samples/s, {len(dataset)} samples, {dataset.rejected + trainer.rejected} "
+          f"rejected (NaN/inf) -> {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- sample
+
+
+def _sample_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oceanbridge sample", description="Sample a trained surrogate to netCDF: "
+                                "one-step emulation from records of a data file, autoregressive rollouts, "
+                                "or generated states for given parameters.")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True, help="file giving initial states, θ, mask and grid")
+    p.add_argument("--out", required=True, help="netCDF output (member, time, y, x)")
+    p.add_argument("--records", default="all", help="source records: 'all', 'a:b' or 'i,j,k' (emulate)")
+    p.add_argument("--rollout", type=int, default=1, help="autoregressive steps from the first record")
+    p.add_argument("--members", type=int, default=8)
+    p.add_argument("--num-steps", type=int, default=18, help="Heun steps (NFE = 2N - 1)")
+    p.add_argument("--churn", type=float, default=0.0, help="S_churn (0: deterministic Alg. 1)")
+    p.add_argument("--theta", nargs="*", default=[], help="override parameters, e.g. tau0=0.12")
+    p.add_argument("--chunk", type=int, default=64, help="samples per network call")
+    p.add_argument("--raw-weights", action="store_true", help="use raw instead of EMA weights")
+    _common(p)
+    return p
+
+
+def _records(text: str, n_sources: int) -> list[int]:
+    if text == "all":
+        return list(range(n_sources))
+    if ":" in text:
+        return list(range(n_sources))[slice(*(int(v) if v else None for v in text.split(":")))]
+    return [int(v) for v in text.split(",")]
+
+
+def _theta(member, overrides: list[str]) -> torch.Tensor:
+    theta = dict(zip(member.params, member.theta.tolist()))
+    for item in overrides:
+        name, _, value = item.partition("=")
+        if name not in theta:
+            raise ValueError(f"--theta {name}: the data file's parameters are {list(member.params)}")
+        theta[name] = float(value)
+    return torch.tensor([list(theta.values())], dtype=torch.float32)
+
+
+@_cli
+def sample_main(argv) -> int:
+    args = _sample_parser().parse_args(argv)
+    _setup(args)
+    trainer = Trainer.load(args.checkpoint, device=args.device)
+    model, cfg = (trainer.model if args.raw_weights else trainer.ema), trainer.model.config
+    variables = list(dict.fromkeys(c.split("@")[0] for c in cfg.spec.channels))
+    member = read_member(args.data, variables)
+    cfg.spec.check_matches(member.spec, f"checkpoint {args.checkpoint}", f"data file {args.data}")
+    sampler = SamplerConfig(num_steps=args.num_steps, S_churn=args.churn)
+    gen = torch.Generator(trainer.device).manual_seed(args.seed)
+    dev = trainer.device
+    theta = _theta(member, args.theta).to(dev) if cfg.spec.params else None
+    mask = torch.from_numpy(member.mask)[None, None].to(dev)
+    fields = torch.from_numpy(member.fields).to(dev)
+    lag = cfg.lag
+    t0 = time.perf_counter()
+    if cfg.task == "generate":
+        state = fields[:1] if cfg.has_state else None
+        out = model.sample(Batch(None, state, theta, mask), args.members, sampler, gen)  # (1, n, ...)
+        targets = np.array([-1])
+    elif args.rollout > 1:
+        first = _records(args.records, len(fields))[0]
+        out, targets = _rollout(model, fields[first], theta, mask, args, sampler, gen, len(fields), first, lag)
+    else:
+        recs = [r for r in _records(args.records, len(fields) - lag) if np.isfinite(member.fields[r]).all()]
+        batch = Batch(None, fields[recs], None if theta is None else theta.expand(len(recs), -1), mask)
+        out = _progress_draw(model, batch, args, sampler, gen)
+        targets = np.array(recs) + lag
+    elapsed = time.perf_counter() - t0
+    n_samples = out.shape[0] * out.shape[1]
+    members = out.permute(1, 0, 2, 3, 4).cpu().numpy()  # (n, T, C, ny, nx)
+    _write_samples(args, member, cfg, members, targets, model.nfe(sampler), elapsed / n_samples)
+    print(f"{n_samples} samples ({model.nfe(sampler)} NFE each) in {elapsed:.1f} s = "
+          f"{1000 * elapsed / n_samples:.1f} ms/sample on {dev} -> {args.out}")
+    return 0
+
+
+def _progress_draw(model, batch, args, sampler, gen) -> torch.Tensor:
+    per = max(1, args.chunk // args.members)
+    parts = []
+    for i in tqdm(range(0, len(batch), per), desc="sample", disable=args.no_progress, unit="chunk"):
+        parts.append(model.sample(batch.select(torch.arange(i, min(i + per, len(batch)), device=batch.state.device)),
+                                  args.members, sampler, gen))
+    return torch.cat(parts)
+
+
+def _rollout(model, start, theta, mask, args, sampler, gen, n_records, first, lag):
+    """Autoregressive trajectories, one per member: each step conditions on the member's own previous state."""
+    n = args.members
+    state = start.unsqueeze(0).expand(n, -1, -1, -1)
+    steps = []
+    for _ in tqdm(range(args.rollout), desc="rollout", disable=args.no_progress, unit="step"):
+        state = model.sample(Batch(None, state, None if theta is None else theta.expand(n, -1), mask), 1,
+                             sampler, gen)[:, 0]
+        steps.append(state)
+    out = torch.stack(steps, dim=1).permute(1, 0, 2, 3, 4)  # (T, n, ...)
+    targets = np.array([first + (k + 1) * lag for k in range(args.rollout)])
+    return out, np.where(targets < n_records, targets, -1)
+
+
+def _write_samples(args, member, cfg: SurrogateConfig, members: np.ndarray, targets: np.ndarray, nfe: int,
+                   sec_per_sample: float) -> None:
+    dt = float(member.time[1] - member.time[0]) if len(member.time) > 1 else 0.0
+    time_ = np.array([member.time[t] if t >= 0 else member.time[-1] + dt for t in targets])
+    data = {c: members[:, :, i] for i, c in enumerate(cfg.spec.channels)}
+    var_attrs = {c: {**cf_attrs(c, member.var_attrs.get(c.split("@")[0])), CHANNEL_ATTR: c} for c in data}
+    extra = {"target_record": (("time",), targets.astype("i4"),
+                               {"long_name": "index of the true record in the data file (-1: none)", "units": "1"})}
+    attrs = {"title": f"oceanbridge {cfg.objective} surrogate samples ({cfg.task})",
+             "source": f"checkpoint {args.checkpoint}", "data_file": str(args.data),
+             "objective": cfg.objective, "task": cfg.task, "sampler_num_steps": args.num_steps,
+             "sampler_S_churn": args.churn, "nfe_per_sample": nfe, "seconds_per_sample": sec_per_sample,
+             "parameters_used": json.dumps(dict(zip(member.params, _theta(member, args.theta)[0].tolist())))}
+    write_ensemble(args.out, {c.replace("@", "_z"): v for c, v in data.items()}, member.mask, member.x, member.y,
+                   time_, extra, attrs, {c.replace("@", "_z"): a for c, a in var_attrs.items()},
+                   time_units=member.time_units, calendar=member.calendar)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def _evaluate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oceanbridge evaluate", description="Score samples against the truth: RMSE, "
+                                "fair CRPS, spread/skill, rank histograms, spectra, physical diagnostics.")
+    p.add_argument("--data", required=True, help="the data file the samples were drawn from")
+    p.add_argument("--samples", required=True, help="output of 'oceanbridge sample'")
+    p.add_argument("--out", required=True, help="folder for evaluation.nc, evaluation.json and PNGs")
+    p.add_argument("--json", default=None, help="also copy the scores to this JSON path")
+    return p
+
+
+@_cli
+def evaluate_main(argv) -> int:
+    args = _evaluate_parser().parse_args(argv)
+    samples = read_samples(args.samples)
+    results = evaluate(args.data, samples)
+    write_evaluation(results, samples, args.out, {"data_file": args.data, "samples_file": args.samples})
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    print(_table(results))
+    return 0
+
+
+def _table(results: dict) -> str:
+    keys = ["rmse", "crps", "spread_skill", "high_k_ratio"] if results["paired"] else \
+        ["mean_bias", "std_ratio", "high_k_ratio"]
+    lines = [f"{'channel':<10}" + "".join(f"{k:>14}" for k in keys)]
+    for c, s in results["channels"].items():
+        lines.append(f"{c:<10}" + "".join(f"{s.get(k, float('nan')):>14.4g}" for k in keys))
+    lines += [f"{k}: {v:.4g}" for k, v in results["physics"].items()]
+    return "\n".join(lines)
+

@@ -1,0 +1,185 @@
+"""The conditional surrogate: normalizers + backbone + (EDM denoiser | MSE regressor).
+
+It works in physical units at its boundary (``Batch`` in, fields out) and in
+normalized units inside, so the worker runtime never handles statistics itself.
+Tasks: 'emulate' p(x_{t+Δ} | x_t, θ) and 'generate' p(x | θ [, x_0]).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .data import Batch, DataSpec
+from .loss import EDMLoss, MSELoss
+from .networks import Cond, UNet, UNetConfig
+from .normalize import Normalizer
+from .precond import EDMPrecond, Regressor
+from .sampling import SamplerConfig, edm_sampler
+
+__all__ = ["SurrogateConfig", "Surrogate"]
+
+OBJECTIVES = ("diffusion", "mse")
+TASKS = ("emulate", "generate")
+
+
+@dataclass(frozen=True)
+class SurrogateConfig:
+    """Everything needed to rebuild a surrogate from a checkpoint (plain values only)."""
+
+    spec: DataSpec
+    task: str = "emulate"
+    objective: str = "diffusion"
+    cond_on_initial: bool = False  # generate: also condition on an initial state x_0
+    predict_residual: bool | None = None  # None: True for 'emulate', False for 'generate'
+    use_position: bool = False  # tile position channels (patch training)
+    lag: int = 1  # records between x_t and the predicted x_{t+lag} (metadata for sampling)
+    model_channels: int = 32
+    channel_mult: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 1
+    dropout: float = 0.0
+    sigma_data: float = 1.0  # targets are normalized to unit variance
+    fill_value: float = 0.0  # land value of decoded fields (physical units)
+
+    def __post_init__(self):
+        if isinstance(self.spec, dict):
+            object.__setattr__(self, "spec", DataSpec(**self.spec))
+        if self.task not in TASKS:
+            raise ValueError(f"SurrogateConfig.task must be one of {TASKS}, got {self.task!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"SurrogateConfig.objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.predict_residual is None:
+            object.__setattr__(self, "predict_residual", self.task == "emulate")
+        if self.predict_residual and not self.has_state:
+            raise ValueError("SurrogateConfig.predict_residual needs a conditioning state "
+                             "(task 'emulate', or 'generate' with cond_on_initial)")
+        if self.lag < 1:
+            raise ValueError(f"SurrogateConfig.lag must be >= 1, got {self.lag!r}")
+        if self.sigma_data <= 0:
+            raise ValueError(f"SurrogateConfig.sigma_data must be > 0, got {self.sigma_data!r}")
+        object.__setattr__(self, "channel_mult", tuple(self.channel_mult))
+        self.unet_config()  # validates the network sizes, naming the field
+
+    @property
+    def has_state(self) -> bool:
+        return self.task == "emulate" or self.cond_on_initial
+
+    def unet_config(self) -> UNetConfig:
+        n_channels = len(self.spec.channels)
+        return UNetConfig(in_channels=n_channels, out_channels=n_channels,
+                          cond_channels=n_channels if self.has_state else 0, n_params=len(self.spec.params),
+                          pos_channels=2 if self.use_position else 0, model_channels=self.model_channels,
+                          channel_mult=self.channel_mult, num_res_blocks=self.num_res_blocks, dropout=self.dropout)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SurrogateConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"SurrogateConfig has no field(s) {sorted(unknown)}")
+        return cls(**d)
+
+
+class Surrogate(nn.Module):
+    def __init__(self, config: SurrogateConfig):
+        super().__init__()
+        self.config = c = config
+        self.norm_x = Normalizer(c.spec.channels)
+        self.norm_dx = Normalizer(c.spec.channels) if c.predict_residual else None
+        self.norm_theta = Normalizer(c.spec.params) if c.spec.params else None
+        backbone = UNet(c.unet_config())
+        self.net = EDMPrecond(backbone, sigma_data=c.sigma_data) if c.objective == "diffusion" else Regressor(backbone)
+        self.loss_fn = EDMLoss(sigma_data=c.sigma_data) if c.objective == "diffusion" else MSELoss()
+
+    @property
+    def spec(self) -> DataSpec:
+        return self.config.spec
+
+    @property
+    def normalizers(self) -> list[Normalizer]:
+        return [n for n in (self.norm_x, self.norm_dx, self.norm_theta) if n is not None]
+
+    # -- normalization ------------------------------------------------------------------
+
+    @torch.no_grad()
+    def observe(self, batch: Batch) -> None:
+        """Update the running statistics with a (finite) physical batch."""
+        self.norm_x.update(batch.target, batch.mask)
+        if batch.state is not None:
+            self.norm_x.update(batch.state, batch.mask)
+        if self.norm_dx is not None:
+            self.norm_dx.update(batch.target - batch.state, batch.mask)
+        if self.norm_theta is not None:
+            self.norm_theta.update(batch.theta)
+
+    def condition(self, batch: Batch) -> Cond:
+        """Normalized conditioning of a physical batch (its target is not used)."""
+        self._check_batch(batch)
+        state = None if not self.config.has_state else self.norm_x.normalize(batch.state, batch.mask)
+        theta = None if self.norm_theta is None else self.norm_theta.normalize(batch.theta)
+        return Cond(mask=batch.mask, state=state, theta=theta, pos=batch.pos)
+
+    def encode_target(self, batch: Batch) -> torch.Tensor:
+        if self.norm_dx is not None:
+            return self.norm_dx.normalize(batch.target - batch.state, batch.mask)
+        return self.norm_x.normalize(batch.target, batch.mask)
+
+    def decode(self, y: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Physical fields from normalized network outputs; land gets ``fill_value``."""
+        if self.norm_dx is not None:
+            x = batch.state + self.norm_dx.denormalize(y)
+        else:
+            x = self.norm_x.denormalize(y)
+        mask = torch.ones_like(x[:, :1]) if batch.mask is None else batch.mask
+        return torch.where(mask.to(torch.bool), x, torch.full_like(x, self.config.fill_value))
+
+    def _check_batch(self, batch: Batch) -> None:
+        c = self.config
+        if c.has_state and batch.state is None:
+            raise ValueError(f"this {c.task} surrogate is conditioned on a state: Batch.state is required")
+        if self.norm_theta is not None and (batch.theta is None or batch.theta.shape[-1] != len(c.spec.params)):
+            raise ValueError(f"this surrogate expects parameters {list(c.spec.params)} in Batch.theta")
+        if c.use_position and batch.pos is None:
+            raise ValueError("this surrogate was trained on tiles: Batch.pos (grid_position) is required")
+        fields = [t for t in (batch.target, batch.state) if t is not None]
+        if any(t.shape[1] != len(c.spec.channels) for t in fields):
+            raise ValueError(f"this surrogate expects channels {list(c.spec.channels)}, "
+                             f"got {[t.shape[1] for t in fields]} channels")
+
+    # -- training and sampling ---------------------------------------------------------
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean training loss of a physical batch (normalizers must be fitted)."""
+        return self.loss_fn(self.net, self.encode_target(batch), self.condition(batch), generator).mean()
+
+    def nfe(self, sampler: SamplerConfig) -> int:
+        return sampler.nfe if self.config.objective == "diffusion" else 1
+
+    @torch.no_grad()
+    def sample(self, batch: Batch, n: int = 1, sampler: SamplerConfig | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` samples per condition in physical units: (B, n, C, ny, nx).
+
+        ``batch`` holds the conditions (state, theta, mask, pos; target is ignored) and
+        fixes the grid: any ny x nx works, e.g. a tile. The MSE baseline returns its
+        single prediction ``n`` times.
+        """
+        sampler = sampler or SamplerConfig()
+        cond = self.condition(batch)
+        ref = next((t for t in (batch.state, batch.mask, batch.pos) if t is not None), None)
+        grid = (self.spec.ny, self.spec.nx) if ref is None else tuple(ref.shape[-2:])
+        device = self.norm_x.m2.device
+        b = max(len(batch), 1)
+        shape = (b, len(self.spec.channels), *grid)
+        if self.config.objective == "mse":
+            y = self.net(torch.zeros(shape, device=device), None, cond)
+            return self.decode(y, batch).unsqueeze(1).expand(-1, n, -1, -1, -1)
+        latents = torch.randn((b * n,) + shape[1:], generator=generator, device=device)
+        y = edm_sampler(self.net, latents, cond.repeat_interleave(n), sampler, generator)
+        expanded = Batch(target=None, state=None if batch.state is None else batch.state.repeat_interleave(n, 0),
+                         mask=batch.mask if batch.mask is None or batch.mask.shape[0] == 1
+                         else batch.mask.repeat_interleave(n, 0))
+        return self.decode(y.float(), expanded).reshape(b, n, *shape[1:])
