@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import Batch, PairDataset, read_member
+from .data import Batch, DataSpec, MissingVariableError, PairDataset, base_variables, describe_file, read_member
 from .evaluate import CHANNEL_ATTR, evaluate, read_samples, write_evaluation
 from .ncio import cf_attrs, write_ensemble
 from .sampling import SamplerConfig
@@ -61,11 +61,26 @@ def _setup(args) -> None:
 # ----------------------------------------------------------------------------- train
 
 
+DEFAULT_VARIABLES = ["ssh", "u", "v", "temp"]
+
+
+def _with_spec(spec: DataSpec, ours: str, files, read):
+    """``read()`` data that must match ``spec``; any mismatch names both sides."""
+    try:
+        data = read()
+    except MissingVariableError:
+        theirs = "; ".join(f"data file {f} has {describe_file(f)}" for f in ([files] if isinstance(files, str) else files))
+        raise ValueError(f"{ours} expects {spec.describe()}, {theirs}") from None
+    spec.check_matches(data.spec, ours, f"data file {getattr(data, 'path', files)}")
+    return data
+
+
 def _train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="oceanbridge train", description="Train a surrogate offline from netCDF files "
                                 "(one file per ensemble member / parameter set).")
     p.add_argument("--data", nargs="+", required=True, help="netCDF files in the oceanbridge convention")
-    p.add_argument("--variables", nargs="+", default=["ssh", "u", "v", "temp"])
+    p.add_argument("--variables", nargs="+", default=None,
+                   help="fields to learn (default: ssh u v temp; on --resume: the checkpoint's)")
     p.add_argument("--out", required=True, help="checkpoint path (written atomically)")
     p.add_argument("--task", choices=["emulate", "generate"], default="emulate")
     p.add_argument("--objective", choices=["diffusion", "mse"], default="diffusion")
@@ -89,23 +104,25 @@ def _train_parser() -> argparse.ArgumentParser:
 def train_main(argv) -> int:
     args = _train_parser().parse_args(argv)
     _setup(args)
-    dataset = PairDataset(args.data, args.variables, lag=args.lag, task=args.task,
-                          cond_on_initial=args.cond_on_initial, skip=args.skip)
-    log.info("%d samples from %d file(s), %d rejected (NaN/inf); %s", len(dataset), len(args.data),
-             dataset.rejected, dataset.spec.describe())
     out = Path(args.out)
-    if args.resume and out.exists():
-        trainer = Trainer.load(out, device=args.device)
-        trainer.spec.check_matches(dataset.spec, f"checkpoint {out}", f"data {args.data}")
-        log.info("resuming %s at step %d", out, trainer.step)
-    else:
+    trainer = Trainer.load(out, device=args.device) if args.resume and out.exists() else None
+    if trainer is None:
+        dataset = PairDataset(args.data, args.variables or DEFAULT_VARIABLES, lag=args.lag, task=args.task,
+                              cond_on_initial=args.cond_on_initial, skip=args.skip)
         config = SurrogateConfig(dataset.spec, task=args.task, objective=args.objective,
                                  cond_on_initial=args.cond_on_initial, use_position=args.tile is not None,
-                                 lag=args.lag,
-                                 model_channels=args.channels, channel_mult=args.channel_mult,
+                                 lag=args.lag, model_channels=args.channels, channel_mult=args.channel_mult,
                                  num_res_blocks=args.res_blocks)
         trainer = Trainer(Surrogate(config), TrainConfig(batch_size=args.batch_size, lr=args.lr, tile=args.tile,
                                                          seed=args.seed, device=args.device))
+    else:
+        cfg = trainer.model.config
+        variables = args.variables or base_variables(cfg.spec.channels)
+        dataset = _with_spec(cfg.spec, f"checkpoint {out}", args.data, lambda: PairDataset(
+            args.data, variables, lag=cfg.lag, task=cfg.task, cond_on_initial=cfg.cond_on_initial, skip=args.skip))
+        log.info("resuming %s at step %d", out, trainer.step)
+    log.info("%d samples from %d file(s), %d rejected (NaN/inf); %s", len(dataset), len(args.data),
+             dataset.rejected, dataset.spec.describe())
     history = trainer.fit(dataset, args.steps, checkpoint=out, checkpoint_every=args.checkpoint_every,
                           progress=not args.no_progress)
     trainer.save(out)
@@ -162,9 +179,8 @@ def sample_main(argv) -> int:
     _setup(args)
     trainer = Trainer.load(args.checkpoint, device=args.device)
     model, cfg = (trainer.model if args.raw_weights else trainer.ema), trainer.model.config
-    variables = list(dict.fromkeys(c.split("@")[0] for c in cfg.spec.channels))
-    member = read_member(args.data, variables)
-    cfg.spec.check_matches(member.spec, f"checkpoint {args.checkpoint}", f"data file {args.data}")
+    member = _with_spec(cfg.spec, f"checkpoint {args.checkpoint}", args.data,
+                        lambda: read_member(args.data, base_variables(cfg.spec.channels)))
     sampler = SamplerConfig(num_steps=args.num_steps, S_churn=args.churn)
     gen = torch.Generator(trainer.device).manual_seed(args.seed)
     dev = trainer.device

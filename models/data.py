@@ -16,7 +16,8 @@ import netCDF4
 import numpy as np
 import torch
 
-__all__ = ["DataSpec", "Batch", "Member", "read_member", "PairDataset", "finite_rows", "grid_position"]
+__all__ = ["DataSpec", "Batch", "Member", "read_member", "PairDataset", "finite_rows", "grid_position",
+           "MissingVariableError", "describe_file", "base_variables"]
 
 log = logging.getLogger(__name__)
 TASKS = ("emulate", "generate")
@@ -113,6 +114,28 @@ def grid_position(i0: int, j0: int, ni: int, nj: int, nx_glob: int, ny_glob: int
 # ----------------------------------------------------------------------------- one file
 
 
+class MissingVariableError(ValueError):
+    """A requested variable is absent from a data file."""
+
+
+def base_variables(channels) -> list[str]:
+    """File variable names behind channel names ('temp@3' -> 'temp'), in order."""
+    return list(dict.fromkeys(c.split("@")[0] for c in channels))
+
+
+def describe_file(path: str | Path) -> str:
+    """'variables [...] on NYxNX, parameters [...]' of whatever fields a file holds."""
+    with netCDF4.Dataset(path) as ds:
+        names = _field_names(ds)
+        shape = ds.variables[names[0]].shape[-2:] if names else (0, 0)
+        params = getattr(ds, "parameters", "").split()
+    return DataSpec(tuple(names) or ("none",), tuple(params), *(max(n, 1) for n in shape)).describe()
+
+
+def _field_names(ds: netCDF4.Dataset) -> list[str]:
+    return [v for v, var in ds.variables.items() if var.dimensions[:1] == ("time",) and var.ndim >= 3]
+
+
 @dataclass
 class Member:
     """One file: fields (T, C, ny, nx) float32 with land = 0 and NaN where data are missing."""
@@ -137,8 +160,7 @@ class Member:
 
 def _read_field(ds: netCDF4.Dataset, path: str, name: str) -> tuple[list[str], np.ndarray]:
     if name not in ds.variables:
-        fields_ = [v for v, var in ds.variables.items() if var.dimensions[:1] == ("time",) and var.ndim >= 3]
-        raise ValueError(f"variable '{name}' not in data file {path}; it has {fields_}")
+        raise MissingVariableError(f"variable '{name}' not in data file {path}; it has {_field_names(ds)}")
     var = ds.variables[name]
     # Missing values (_FillValue) become NaN; land is cleaned later with the mask.
     data = np.ma.filled(var[:].astype(np.float32), np.nan)

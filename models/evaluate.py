@@ -16,7 +16,7 @@ import netCDF4
 import numpy as np
 
 from . import metrics as M
-from .data import read_member
+from .data import base_variables, read_member
 from .ncio import atomic_write, cf_attrs
 from .plots import plot_fields, plot_rank_histogram, plot_spectra
 
@@ -51,8 +51,7 @@ def read_samples(path: str | Path) -> SampleFile:
 def _truth(data_file: str, samples: SampleFile) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """True fields matching the samples; for generated states (no target record), the
     file's records serve as a climatological reference."""
-    variables = sorted({c.split("@")[0] for c in samples.members}, key=list(samples.members).index)
-    member = read_member(data_file, variables)
+    member = read_member(data_file, base_variables(samples.members))
     missing = set(samples.members) - set(member.channels)
     if missing or member.mask.shape != samples.mask.shape:
         raise ValueError(f"samples have channels {list(samples.members)} on {samples.mask.shape[0]}x"
