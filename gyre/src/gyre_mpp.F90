@@ -236,7 +236,7 @@ contains
             call MPI_Finalize(ierr)
          end if
       end if
-      error stop 1
+      stop 1
    end subroutine ctl_stop
 
    !> Print a warning (rank 0, or the calling rank with ld_local).

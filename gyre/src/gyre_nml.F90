@@ -100,7 +100,11 @@ contains
       case ('namobridge') ; read(inum, nml=namobridge, iostat=ios, iomsg=clmsg)
       end select
       close(inum)
-      if (ios > 0) then
+      if (ios < 0 .and. block_present(cd_file, cd_blk)) then
+         ! gfortran reaches the end of the file when a value does not parse: the block is there but unreadable
+         cd_err = cd_file//': block &'//cd_blk//': bad entry: a value does not match its variable''s type, '// &
+            &     'or the closing / is missing ('//trim(clmsg)//')'
+      else if (ios > 0) then
          ik = index(clmsg, 'object name ')
          if (ik > 0) then
             cd_err = cd_file//': block &'//cd_blk//': unknown variable '''//trim(clmsg(ik+12:))//''' ('//trim(clmsg)//')'
@@ -110,13 +114,33 @@ contains
       end if
    end subroutine read_one
 
+   !> .true. when the file holds the block &cd_blk.
+   logical function block_present(cd_file, cd_blk)
+      character(len=*), intent(in) :: cd_file   !< namelist file name
+      character(len=*), intent(in) :: cd_blk    !< block name without '&'
+      integer :: inum, ios, ie
+      character(len=1024) :: cl
+      block_present = .false.
+      open(newunit=inum, file=cd_file, status='old', action='read', iostat=ios)
+      if (ios /= 0) return
+      do
+         read(inum, '(a)', iostat=ios) cl
+         if (ios /= 0) exit
+         cl = adjustl(cl)
+         if (cl(1:1) /= '&') cycle
+         ie = scan(cl(2:), ' /!,') ; if (ie == 0) ie = len_trim(cl)
+         if (lower(cl(2:ie)) == cd_blk) block_present = .true.
+      end do
+      close(inum)
+   end function block_present
+
    !> Check values; the message names the switch.
    subroutine validate(cd_err)
       character(len=*), intent(inout) :: cd_err    !< error message ('' if fine)
       integer :: jf, jg
       character(len=lc) :: cl
       if (rn_dt <= 0._wp)        cd_err = '&namrun: rn_dt must be > 0'
-      if (nn_itend < nn_it000 - 1) cd_err = '&namrun: nn_itend must be >= nn_it000 - 1'
+      if (.not. ln_rstart .and. nn_itend < nn_it000 - 1) cd_err = '&namrun: nn_itend must be >= nn_it000 - 1'
       if (nn_stock < 0 .or. nn_write < 0 .or. nn_diag < 0 .or. nn_print < 0) &
          & cd_err = '&namrun: nn_stock, nn_write, nn_diag and nn_print must be >= 0'
       if (ln_rstart .and. len_trim(cn_ocerst_in) == 0) cd_err = '&namrun: ln_rstart needs cn_ocerst_in'

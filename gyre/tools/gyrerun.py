@@ -1,0 +1,115 @@
+"""Helpers to set up and launch gyre runs (used by tests/gyre, benchmarks/bench_gyre.py and the demo).
+
+    from gyrerun import make_rundir, run_gyre
+    rd = make_rundir(tmp, {"namrun": {"nn_itend": 10, "nn_write": 5}, "namdom": {"jpni": 2, "jpnj": 1}})
+    res = run_gyre(rd, nranks=2)                  # uncoupled
+    res = run_gyre(rd, nranks=1, worker=["python", "w.py"], nworker=1)   # MPMD with a Python worker
+
+Namelist values: bool -> .true./.false., str -> quoted, list/tuple -> comma-separated, numbers as repr.
+Keys may carry Fortran sections, e.g. {"rn_island(:,1)": [100, 300, 800, 1200]}.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+GYRE_DIR = Path(__file__).resolve().parents[1]
+REPO = GYRE_DIR.parent
+NAMELIST_REF = GYRE_DIR / "cfg" / "namelist_ref"
+
+
+def default_exe() -> Path:
+    """build/bin/gyre.exe of this checkout (or $GYRE_EXE)."""
+    return Path(os.environ.get("GYRE_EXE", REPO / "build" / "bin" / "gyre.exe"))
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool):
+        return ".true." if value else ".false."
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value)
+    return repr(value)
+
+
+def namelist_text(blocks: dict[str, dict]) -> str:
+    """Namelist text of {block: {variable: value}} (blocks without '&')."""
+    lines = []
+    for block, values in blocks.items():
+        lines.append(f"&{block}")
+        lines += [f"   {key} = {_fmt(val)}" for key, val in values.items()]
+        lines.append("/")
+    return "\n".join(lines) + "\n"
+
+
+def make_rundir(path: str | os.PathLike, blocks: dict[str, dict] | None = None, *, raw_cfg: str | None = None) -> Path:
+    """A run directory with namelist_ref (the model's reference) and namelist_cfg (blocks, or raw text)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(NAMELIST_REF, path / "namelist_ref")
+    (path / "namelist_cfg").write_text(raw_cfg if raw_cfg is not None else namelist_text(blocks or {}))
+    return path
+
+
+def mpi_env() -> dict[str, str]:
+    """Environment for mpirun as root on a small machine."""
+    env = dict(os.environ)
+    env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+    # the worker imports the project's packages from the checkout
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
+
+
+@dataclass
+class RunResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    rundir: Path
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def mpirun_command(nranks: int, exe: Path | None = None, worker: list[str] | None = None, nworker: int = 1) -> list[str]:
+    """mpirun -np N gyre.exe [: -np M worker...]."""
+    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(nranks), str(exe or default_exe())]
+    if worker:
+        cmd += [":", "-np", str(nworker)] + list(worker)
+    return cmd
+
+
+def run_gyre(rundir: Path, nranks: int = 1, *, worker: list[str] | None = None, nworker: int = 1,
+             timeout: float = 300, exe: Path | None = None, env: dict | None = None) -> RunResult:
+    """Launch gyre (and optionally a worker, MPMD) in rundir; never hangs beyond timeout."""
+    cmd = mpirun_command(nranks, exe, worker, nworker)
+    full_env = mpi_env()
+    if env:
+        full_env.update(env)
+    try:
+        proc = subprocess.run(cmd, cwd=rundir, env=full_env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        out = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
+        errtxt = err.stderr.decode() if isinstance(err.stderr, bytes) else (err.stderr or "")
+        raise AssertionError(f"gyre run hung for more than {timeout} s in {rundir}\n{out}\n{errtxt}") from None
+    return RunResult(proc.returncode, proc.stdout, proc.stderr, Path(rundir))
+
+
+def read_fields(path: Path) -> dict:
+    """The fields file as numpy arrays: {'step': (nt,), 'ssh': (nt, ny, nx), ...}."""
+    import netCDF4
+    with netCDF4.Dataset(path) as ds:
+        ds.set_auto_mask(False)
+        return {name: ds[name][...].copy() for name in ds.variables}
+
+
+if __name__ == "__main__":  # python gyre/tools/gyrerun.py RUNDIR NRANKS
+    res = run_gyre(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 1)
+    print(res.output)
+    sys.exit(res.returncode)
