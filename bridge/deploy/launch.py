@@ -87,8 +87,7 @@ def is_openmpi(mpirun: str) -> bool:
 def build_command(cfg: "DeployConfig", launcher: str) -> list[str]:
     """The launch command; for srun --multi-prog it also writes the program file into run_dir."""
     if launcher == "mpirun":
-        cores = len(os.sched_getaffinity(0))
-        return mpirun_command(cfg, cores=cores, as_root=os.geteuid() == 0, openmpi=is_openmpi(cfg.run.mpirun))
+        return mpirun_command(cfg, cores=len(os.sched_getaffinity(0)), openmpi=is_openmpi(cfg.run.mpirun))
     if launcher != "srun":
         raise ValueError(f"unknown launcher {launcher!r} (one of {', '.join(LAUNCHERS)})")
     if cfg.slurm.layout == "hetjob":

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bridge.mpirun import mpirun_prefix
+
 if TYPE_CHECKING:
     from bridge.deploy.config import DeployConfig
 
@@ -55,17 +57,18 @@ def total_ranks(cfg: "DeployConfig") -> int:
 
 
 # ---------------------------------------------------------------- mpirun
-def mpirun_command(cfg: "DeployConfig", *, cores: int, as_root: bool, openmpi: bool = True) -> list[str]:
+def mpirun_command(cfg: "DeployConfig", *, cores: int | None = None, openmpi: bool = True) -> list[str]:
     """``mpirun [flags] -np N -wdir member_1 ocean.exe : ... : -np M -wdir run_dir python -m ...``.
 
-    ``--allow-run-as-root`` and ``--oversubscribe`` are Open MPI flags, added
-    only when needed (running as root; more ranks than ``cores``).
+    With Open MPI the flags are those of every oceanbridge launch
+    (bridge.mpirun: --oversubscribe only with more ranks than ``cores``,
+    --allow-run-as-root only as root, and with ``[ocean] required = false``
+    the MCA setting that keeps the job alive when a side dies); other MPIs
+    get no flags of ours.
     """
     cmd = [cfg.run.mpirun]
-    if openmpi and as_root:
-        cmd.append("--allow-run-as-root")
-    if openmpi and total_ranks(cfg) > cores:
-        cmd.append("--oversubscribe")
+    if openmpi:  # an ocean that need not stop with its worker must survive the worker's death
+        cmd += mpirun_prefix(total_ranks(cfg), cores=cores, keep_going_on_failure=not cfg.ocean.required)[1:]
     cmd += cfg.run.mpirun_args
     for i, app in enumerate(mpmd_apps(cfg)):
         cmd += ([":"] if i else []) + ["-np", str(app.ntasks), "-wdir", str(app.wdir), *app.argv]

@@ -1,59 +1,13 @@
 """Fixtures for the deploy tests: a small gyre-like run tree and a config writer."""
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
 import tomli_w
 
 from bridge.deploy.config import load_config
-
-NAMELIST_REF = """\
-&namrun
-   nn_it000 = 1
-   nn_itend = 100
-   rn_dt = 1200.
-/
-&namdom
-   nn_nx = 128
-   nn_ny = 128
-/
-&namphys
-   rn_tau0 = 0.1
-   rn_ahm = 200.
-/
-&namobridge
-   ln_obridge = .false.
-/
-"""
-
-NAMELIST_CFG = """\
-!! gyre configuration namelist: overrides namelist_ref
-!-----------------------------------------------------------------------
-&namrun        ! run control
-!-----------------------------------------------------------------------
-   cn_exp   = 'demo'   ! experiment name
-   nn_itend = 100      ! last step
-/
-&namctl
-   nn_ctl = 5          ! checks every 5 steps
-/
-"""
-
-BASE = {
-    "run": {"backend": "mpi", "run_dir": "run", "dt": 1200.0, "steps": 720, "timeout": 60.0},
-    "ocean": {"model": "gyre", "executable": "bin/gyre.exe", "ranks": 2, "members": 1, "nx": 128, "ny": 96,
-              "namelist": "tmpl/namelist_cfg", "namelist_ref": "tmpl/namelist_ref"},
-    "worker": {"ranks": 1, "modes": ["train"], "python": "/opt/py/bin/python"},
-    "fields": [{"name": "ssh", "direction": "ocean_to_worker", "freq": 12},
-               {"name": "u", "direction": "ocean_to_worker", "freq": 12, "nlev": 1}],
-}
-
-PARAMETERS = [
-    {"name": "tau0", "block": "namphys", "var": "rn_tau0", "low": 0.05, "high": 0.2},
-    {"name": "ahm", "block": "namphys", "var": "rn_ahm", "low": 100.0, "high": 1000.0},
-]
+from deploy_fixtures import NAMELIST_CFG, NAMELIST_REF, merged
 
 
 @pytest.fixture
@@ -67,19 +21,6 @@ def tree(tmp_path: Path) -> Path:
     exe.write_text("#!/bin/sh\nexit 0\n")
     exe.chmod(0o755)
     return tmp_path
-
-
-def merged(**sections) -> dict:
-    """BASE with whole sections replaced or sections' keys updated (dict values are merged;
-    a key set to None is removed)."""
-    data = copy.deepcopy(BASE)
-    for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key].update(value)
-            data[key] = {k: v for k, v in data[key].items() if v is not None}
-        else:
-            data[key] = value
-    return data
 
 
 @pytest.fixture

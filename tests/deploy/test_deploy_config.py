@@ -8,7 +8,7 @@ import pytest
 
 from bridge.deploy.config import load_config, schema_markdown
 from bridge.deploy.settings import ConfigError
-from conftest import PARAMETERS, merged
+from deploy_fixtures import PARAMETERS, merged
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = ["deploy/gyre/mpi.toml", "deploy/gyre/oasis.toml", "deploy/nemo/gyre.toml", "deploy/croco/basin.toml"]

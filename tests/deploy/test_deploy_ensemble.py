@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from bridge.deploy.ensemble import (draw_parameters, latin_hypercube, parameters_csv, read_parameters_csv,
                                     uniform_design)
-from conftest import PARAMETERS
+from deploy_fixtures import PARAMETERS
 
 
 @settings(max_examples=50, deadline=None)

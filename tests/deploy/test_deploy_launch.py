@@ -1,6 +1,7 @@
 """MPMD commands (mpirun, srun), the SLURM script, preflight checks and the CLI verbs."""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 
@@ -12,6 +13,7 @@ from bridge.deploy.mpmd import mpirun_command, multiprog_conf, srun_hetjob_comma
 from bridge.deploy.oasis_env import OasisUnavailable, require_pyoasis
 from bridge.deploy.preprod import preprod
 from bridge.deploy.slurm import render_script, write_slurm
+from bridge.mpirun import mpirun_prefix
 
 PY = "/opt/py/bin/python"
 
@@ -26,27 +28,38 @@ def _worker(tree):
     return [PY, "-m", "bridge.cli", "worker", "--config", str(tree / "cfg.toml")]
 
 
+def _flags(ranks: int, cores: int) -> list[str]:
+    """The Open MPI flags of every oceanbridge launch (bridge.mpirun), for this machine's user."""
+    return mpirun_prefix(ranks, cores=cores)[1:]
+
+
 def test_mpirun_command_for_members_and_workers(ens, tree):
     run, exe = tree / "run", str(tree / "bin" / "gyre.exe")
-    assert mpirun_command(ens, cores=64, as_root=False) == [
-        "mpirun",
+    assert mpirun_command(ens, cores=64) == [
+        "mpirun", *_flags(8, 64),
         "-np", "3", "-wdir", str(run / "member_1"), exe, ":",
         "-np", "3", "-wdir", str(run / "member_2"), exe, ":",
         "-np", "2", "-wdir", str(run), *_worker(tree)]
 
 
 def test_mpirun_flags_only_when_needed(ens):
-    assert mpirun_command(ens, cores=8, as_root=False)[1] == "-np"
-    assert mpirun_command(ens, cores=8, as_root=True)[:2] == ["mpirun", "--allow-run-as-root"]
-    assert mpirun_command(ens, cores=7, as_root=False)[:2] == ["mpirun", "--oversubscribe"]
-    assert mpirun_command(ens, cores=2, as_root=True)[:3] == ["mpirun", "--allow-run-as-root", "--oversubscribe"]
-    assert mpirun_command(ens, cores=2, as_root=True, openmpi=False)[1] == "-np"
+    assert "--oversubscribe" not in mpirun_command(ens, cores=8)
+    assert "--oversubscribe" in mpirun_command(ens, cores=7)  # 8 ranks on 7 cores
+    assert ("--allow-run-as-root" in mpirun_command(ens, cores=8)) == (os.geteuid() == 0)
+    assert mpirun_command(ens, cores=2, openmpi=False)[:2] == ["mpirun", "-np"]
+
+
+def test_ocean_that_outlives_its_worker_keeps_the_job_alive(make_config):
+    keep = ["--mca", "orte_abort_on_non_zero_status", "0"]
+    cmd = mpirun_command(make_config(ocean={"required": False}), cores=64)
+    assert cmd[cmd.index("--mca"):cmd.index("--mca") + 3] == keep
+    assert "--mca" not in mpirun_command(make_config(), cores=64)
 
 
 def test_mpirun_args_and_ocean_args(make_config, tree):
     cfg = make_config(run={"mpirun": "mpiexec", "mpirun_args": ["-x", "LD_LIBRARY_PATH"]},
                       ocean={"args": ["croco.in"]})
-    assert mpirun_command(cfg, cores=64, as_root=False) == [
+    assert mpirun_command(cfg, cores=64, openmpi=False) == [
         "mpiexec", "-x", "LD_LIBRARY_PATH",
         "-np", "2", "-wdir", str(tree / "run"), str(tree / "bin" / "gyre.exe"), "croco.in", ":",
         "-np", "1", "-wdir", str(tree / "run"), *_worker(tree)]
@@ -54,7 +67,7 @@ def test_mpirun_args_and_ocean_args(make_config, tree):
 
 def test_worker_python_defaults_to_this_interpreter(make_config):
     cfg = make_config(worker={"python": None})
-    assert mpirun_command(cfg, cores=64, as_root=False)[-6] == sys.executable
+    assert mpirun_command(cfg, cores=64)[-6] == sys.executable
 
 
 def test_multiprog_file(ens, tree):

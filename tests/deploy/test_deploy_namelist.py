@@ -9,7 +9,7 @@ from bridge.deploy.ensemble import draw_parameters
 from bridge.deploy.namelist import (NamelistError, namelist_diffs, patch_namelist, set_namobridge,
                                     unknown_switches)
 from bridge.deploy.preprod import PreprodError, check_members, member_patch, namobridge_switches, preprod
-from conftest import NAMELIST_CFG, PARAMETERS
+from deploy_fixtures import NAMELIST_CFG, PARAMETERS
 
 SWITCHES = {"ln_obridge": True, "nn_obr_freq": 12, "cn_obr_send": ["ssh", "u"], "rn_obr_timeout": 60.0}
 
