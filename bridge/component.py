@@ -1,0 +1,24 @@
+"""``Component``: join a coupled job under a name, on the chosen backend.
+
+Both backends expose the same calls: ``def_partition``, ``def_field``,
+``enddef``, ``field``, ``finalize`` on the component, and ``put``/``get`` on
+fields. Nothing is imported until a component is made, so ``import bridge``
+neither starts MPI nor looks for OASIS.
+"""
+from __future__ import annotations
+
+BACKENDS = ("mpi", "oasis")
+
+
+def Component(name: str, *, backend: str = "mpi", **options):  # noqa: N802 - a constructor by intent
+    """Join the MPMD job as component ``name`` and return it.
+
+    options: ``timeout`` (seconds for every blocking wait), ``nan_policy``
+    ('error', 'warn' or 'off') for NaN/Inf in puts."""
+    if backend == "mpi":
+        from .transport.mpi import MpiComponent
+        return MpiComponent(name, **options)
+    if backend == "oasis":
+        from .transport.oasis import OasisComponent
+        return OasisComponent(name, **options)
+    raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")

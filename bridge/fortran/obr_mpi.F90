@@ -1,0 +1,453 @@
+#if ! defined key_obridge_oasis
+!> MPI backend of oceanbridge: components found by name in MPI_COMM_WORLD,
+!! fields routed point to point between box decompositions. The sequence of
+!! collectives mirrors bridge/transport/mpi.py call for call:
+!!   init:   Allgather(name, 64 chars) on MPI_COMM_WORLD; Comm_split(world,
+!!           first rank of that name, rank); Comm_dup(world).
+!!   enddef: Allgather(record length); Allgatherv(records) on the dup;
+!!           Barrier before stopping on a definition error.
+!! A put sends per route a header (step, tag) then the packed points, tag =
+!! coupling index. Puts copy and return (a ring of RING buffers per field),
+!! so the ocean only pays a memcpy; gets wait with the timeout.
+module obr_backend
+   use, intrinsic :: iso_c_binding, only: c_int
+   use obr_core
+   use obr_mpi_defs
+   use mpi
+   implicit none
+   private
+
+   public :: backend_init, backend_def_partition, backend_def_field, backend_enddef
+   public :: backend_put, backend_get, backend_finalize
+
+   integer, parameter :: RING = 2
+
+   !> Contiguous message buffers for one route and one ring slot.
+   type :: buf_t
+      integer(i8) :: hdr(2) = 0                         !< step, tag
+      real(dp), allocatable :: a(:)                     !< packed points, level by level
+   end type buf_t
+
+   type :: field_t
+      type(fdef_t) :: def                               !< name, peer, direction, levels
+      integer :: tag = -1                               !< coupling index
+      character(len=OBR_NAME_LEN) :: peer_comp = ''     !< the component at the other end
+      type(route_t), allocatable :: routes(:)           !< overlaps with peer ranks
+      integer :: nroutes = 0
+      type(buf_t), allocatable :: buf(:, :)             !< (route, slot) messages
+      integer, allocatable :: req(:, :)                 !< (2*route, slot) requests
+      integer :: slot_step(RING) = -huge(1)             !< step sent from each slot
+      logical :: busy(RING) = .false.
+      integer :: next = 1
+   end type field_t
+
+   integer :: bcomm = MPI_COMM_NULL                     !< the bridge's dup of MPI_COMM_WORLD
+   logical :: we_initialised_mpi = .false.
+   integer :: mybox(6) = 0                              !< nx, ny, i0, j0, ni, nj
+   logical :: has_box = .false., ended = .false.
+   type(field_t), allocatable :: fields(:)
+   integer :: nfields = 0
+
+   interface
+      function c_usleep(usec) bind(c, name='usleep') result(r)
+         import :: c_int
+         integer(c_int), value :: usec
+         integer(c_int) :: r
+      end function c_usleep
+   end interface
+
+contains
+
+   subroutine backend_init(name, local_comm, kinfo)
+      character(len=*), intent(in) :: name       !< this component's name
+      integer, intent(out) :: local_comm         !< communicator of this component's ranks
+      integer, intent(out) :: kinfo              !< OBR_OK or an error code
+      character(len=OBR_NAME_LEN) :: mine
+      character(len=OBR_NAME_LEN), allocatable :: names(:)
+      integer :: ierr, nworld, color, r, req
+      logical :: flag
+      kinfo = OBR_OK
+      call MPI_Initialized(flag, ierr)
+      if (.not. flag) then
+         call MPI_Init(ierr)
+         we_initialised_mpi = .true.
+      end if
+      call MPI_Comm_rank(MPI_COMM_WORLD, core_world_rank, ierr)
+      call MPI_Comm_size(MPI_COMM_WORLD, nworld, ierr)
+      core_name = name
+      mine = name
+      allocate (names(0:nworld - 1))
+      call MPI_Iallgather(mine, OBR_NAME_LEN, MPI_CHARACTER, names, OBR_NAME_LEN, MPI_CHARACTER, MPI_COMM_WORLD, &
+                          req, ierr)
+      call wait_collective(req, 'init waited for the other ranks of the job; did every process of the '// &
+                           'MPMD launch start and call init?', kinfo)
+      if (kinfo < 0) return
+      color = -1
+      do r = 0, nworld - 1
+         if (names(r) == mine) then
+            color = r
+            exit
+         end if
+      end do
+      call MPI_Comm_split(MPI_COMM_WORLD, color, core_world_rank, local_comm, ierr)
+      call MPI_Comm_dup(MPI_COMM_WORLD, bcomm, ierr)
+      allocate (fields(8))
+   end subroutine backend_init
+
+   subroutine backend_def_partition(box, kinfo)
+      integer, intent(in) :: box(6)              !< nx, ny, i0, j0, ni, nj (0-based offsets)
+      integer, intent(out) :: kinfo              !< OBR_OK or an error code
+      kinfo = OBR_OK
+      mybox = box
+      has_box = .true.
+   end subroutine backend_def_partition
+
+   subroutine backend_def_field(def, id, kinfo)
+      type(fdef_t), intent(in) :: def            !< the field's definition
+      integer, intent(out) :: id                 !< its handle
+      integer, intent(out) :: kinfo              !< OBR_OK or an error code
+      type(field_t), allocatable :: grown(:)
+      kinfo = OBR_OK
+      if (nfields == size(fields)) then
+         allocate (grown(2*nfields))
+         grown(:nfields) = fields(:nfields)
+         call move_alloc(grown, fields)
+      end if
+      nfields = nfields + 1
+      fields(nfields)%def = def
+      id = nfields
+   end subroutine backend_def_field
+
+   subroutine backend_enddef(kinfo, msg)
+      integer, intent(out) :: kinfo              !< OBR_OK or OBR_ERR_DEF
+      character(len=*), intent(out) :: msg       !< the reason when kinfo /= OBR_OK
+      type(rankdefs_t), allocatable :: rd(:)
+      type(coupling_t), allocatable :: cpl(:)
+      integer, allocatable :: first(:)
+      integer :: ncpl, ierr, k
+      call gather_definitions(rd, kinfo)
+      if (kinfo < 0) then
+         msg = core_last_error
+         return
+      end if
+      call defs_validate(rd, cpl, ncpl, msg)
+      if (msg /= '') then
+         kinfo = OBR_ERR_DEF
+         first = defs_first_ranks(rd)
+         ! one message per component, from its first rank
+         if (first(core_world_rank) == core_world_rank) call core_report('ERROR', 'end of definitions: '//trim(msg))
+         call MPI_Barrier(bcomm, ierr)   ! every side prints its message before anyone aborts
+         return
+      end if
+      do k = 1, nfields
+         call connect(fields(k), rd, cpl(:ncpl))
+      end do
+      ended = .true.
+      kinfo = OBR_OK
+   end subroutine backend_enddef
+
+   subroutine gather_definitions(rd, kinfo)
+      type(rankdefs_t), allocatable, intent(out) :: rd(:)  !< every world rank's definitions
+      integer, intent(out) :: kinfo                        !< OBR_OK or OBR_ERR_TIMEOUT
+      character(len=*), parameter :: msg_wait = 'end of definitions waited for the other components; '// &
+                                                'did every process of the MPMD launch reach enddef?'
+      character(len=:), allocatable :: mine, everything
+      integer, allocatable :: counts(:), displs(:)
+      integer :: n, r, ierr, req, mylen
+      mine = defs_encode(core_name, mybox, fields(:nfields)%def, nfields)
+      call MPI_Comm_size(bcomm, n, ierr)
+      allocate (counts(0:n - 1), displs(0:n - 1), rd(0:n - 1))
+      mylen = len(mine)
+      call MPI_Iallgather(mylen, 1, MPI_INTEGER, counts, 1, MPI_INTEGER, bcomm, req, ierr)
+      call wait_collective(req, msg_wait, kinfo)
+      if (kinfo < 0) return
+      displs(0) = 0
+      do r = 1, n - 1
+         displs(r) = displs(r - 1) + counts(r - 1)
+      end do
+      allocate (character(len=sum(counts)) :: everything)
+      call MPI_Iallgatherv(mine, len(mine), MPI_CHARACTER, everything, counts, displs, MPI_CHARACTER, bcomm, &
+                           req, ierr)
+      call wait_collective(req, msg_wait, kinfo)
+      if (kinfo < 0) return
+      do r = 0, n - 1
+         call defs_decode(everything(displs(r) + 1:displs(r) + counts(r)), rd(r))
+      end do
+   end subroutine gather_definitions
+
+   !> Wait for a non-blocking collective, at most the timeout (no silent hang at init or enddef).
+   subroutine wait_collective(req, what, kinfo)
+      integer, intent(inout) :: req              !< the collective's request
+      character(len=*), intent(in) :: what       !< what was waited for, for the message
+      integer, intent(out) :: kinfo              !< OBR_OK or OBR_ERR_TIMEOUT
+      integer :: ierr, pause
+      logical :: done
+      real(dp) :: t0
+      t0 = MPI_Wtime()
+      pause = 0
+      kinfo = OBR_OK
+      do
+         call MPI_Test(req, done, MPI_STATUS_IGNORE, ierr)
+         if (done) return
+         if (MPI_Wtime() - t0 > core_timeout) exit
+         if (pause > 0) ierr = c_usleep(int(pause, c_int))
+         pause = min(max(2*pause, 10), 1000)
+      end do
+      kinfo = OBR_ERR_TIMEOUT
+      write (core_last_error, '(a,f0.1,a)') trim(what)//' (timeout ', core_timeout, ' s)'
+   end subroutine wait_collective
+
+   subroutine connect(fld, rd, cpl)
+      type(field_t), intent(inout) :: fld        !< a field of this component
+      type(rankdefs_t), intent(in) :: rd(0:)     !< all definitions
+      type(coupling_t), intent(in) :: cpl(:)     !< all couplings
+      integer :: first(0:size(rd) - 1), c, k, peer, r
+      first = defs_first_ranks(rd)
+      k = findloc([(fld%def%name == rd(core_world_rank)%f(c)%name .and. fld%def%peer == &
+                    rd(core_world_rank)%f(c)%peer, c=1, size(rd(core_world_rank)%f))], .true., 1)
+      do c = 1, size(cpl)
+         if (cpl(c)%src == first(core_world_rank) .and. cpl(c)%src_fld == k) peer = cpl(c)%dst
+         if (cpl(c)%dst == first(core_world_rank) .and. cpl(c)%dst_fld == k) peer = cpl(c)%src
+         if (cpl(c)%src == first(core_world_rank) .and. cpl(c)%src_fld == k .or. &
+             cpl(c)%dst == first(core_world_rank) .and. cpl(c)%dst_fld == k) fld%tag = cpl(c)%tag
+      end do
+      fld%peer_comp = rd(peer)%comp
+      call defs_routes(rd, core_world_rank, peer, fld%routes, fld%nroutes)
+      allocate (fld%buf(fld%nroutes, RING), fld%req(2*fld%nroutes, RING))
+      do r = 1, fld%nroutes
+         do c = 1, RING
+            allocate (fld%buf(r, c)%a(fld%routes(r)%ni*fld%routes(r)%nj*fld%def%nlev))
+         end do
+      end do
+      fld%req = MPI_REQUEST_NULL
+   end subroutine connect
+
+   !> Send this rank's part of a field for a step: pack, check, post, return.
+   subroutine backend_put(id, step, kinfo, msg, f2, f3)
+      integer, intent(in) :: id                        !< field handle
+      integer, intent(in) :: step                      !< host model step
+      integer, intent(out) :: kinfo                    !< OBR_SENT or an error code
+      character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
+      real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field (ni, nj)
+      real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field (ni, nj, nlev)
+      integer :: slot, r, ierr, nbad
+      call check_call(id, OBR_OUT, 'put', step, kinfo, msg, f2, f3); if (kinfo < 0) return
+      associate (fld => fields(id))
+         slot = fld%next
+         call wait_slot(fld, slot, kinfo, msg); if (kinfo < 0) return
+         nbad = 0
+         do r = 1, fld%nroutes
+            call pack(fld%routes(r), fld%def%nlev, fld%buf(r, slot)%a, f2, f3)
+            nbad = nbad + core_count_bad(fld%buf(r, slot)%a)
+         end do
+         if (nbad > 0 .and. core_nan_policy /= OBR_NAN_OFF) then
+            msg = 'field '''//trim(fld%def%name)//''': put at step '//core_itoa(step)//' holds '// &
+                  core_itoa(nbad)//' NaN/Inf value(s)'
+            if (core_nan_policy == OBR_NAN_ERROR) then
+               kinfo = OBR_ERR_VALUE
+               return
+            end if
+            call core_warn(trim(msg)//'; sent anyway (NaN policy warn)')
+         end if
+         do r = 1, fld%nroutes
+            fld%buf(r, slot)%hdr = [int(step, i8), int(fld%tag, i8)]
+            call MPI_Isend(fld%buf(r, slot)%hdr, 2, MPI_INTEGER8, fld%routes(r)%peer, fld%tag, bcomm, &
+                           fld%req(2*r - 1, slot), ierr)
+            call MPI_Isend(fld%buf(r, slot)%a, size(fld%buf(r, slot)%a), MPI_REAL8, fld%routes(r)%peer, &
+                           fld%tag, bcomm, fld%req(2*r, slot), ierr)
+         end do
+         fld%busy(slot) = .true.
+         fld%slot_step(slot) = step
+         fld%next = mod(slot, RING) + 1
+      end associate
+      kinfo = OBR_SENT
+   end subroutine backend_put
+
+   !> Receive this rank's part of a field for a step, waiting at most the timeout.
+   subroutine backend_get(id, step, kinfo, msg, f2, f3)
+      integer, intent(in) :: id                        !< field handle
+      integer, intent(in) :: step                      !< host model step
+      integer, intent(out) :: kinfo                    !< OBR_RECVD or an error code
+      character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
+      real(dp), intent(inout), optional :: f2(:, :)    !< a 2-D field (ni, nj)
+      real(dp), intent(inout), optional :: f3(:, :, :) !< a 3-D field (ni, nj, nlev)
+      integer :: r, ierr
+      call check_call(id, OBR_IN, 'get', step, kinfo, msg, f2, f3); if (kinfo < 0) return
+      associate (fld => fields(id))
+         do r = 1, fld%nroutes
+            call MPI_Irecv(fld%buf(r, 1)%hdr, 2, MPI_INTEGER8, fld%routes(r)%peer, fld%tag, bcomm, &
+                           fld%req(2*r - 1, 1), ierr)
+            call MPI_Irecv(fld%buf(r, 1)%a, size(fld%buf(r, 1)%a), MPI_REAL8, fld%routes(r)%peer, fld%tag, &
+                           bcomm, fld%req(2*r, 1), ierr)
+         end do
+         call wait_requests(fld, 1, 'get at step '//core_itoa(step)//' received nothing from', &
+                            'is the peer alive and calling put?', kinfo, msg)
+         if (kinfo < 0) return
+         do r = 1, fld%nroutes
+            if (fld%buf(r, 1)%hdr(1) /= step) then
+               kinfo = OBR_ERR_USAGE
+               msg = 'field '''//trim(fld%def%name)//''': get at step '//core_itoa(step)//' received step '// &
+                     core_itoa(int(fld%buf(r, 1)%hdr(1)))//' from world rank '//core_itoa(fld%routes(r)%peer)// &
+                     ' of component '''//trim(fld%peer_comp)//'''; the sides call put/get at different steps'
+               return
+            end if
+            call unpack(fld%routes(r), fld%def%nlev, fld%buf(r, 1)%a, f2, f3)
+         end do
+      end associate
+      kinfo = OBR_RECVD
+   end subroutine backend_get
+
+   !> Complete every pending send (bounded by the timeout), free the bridge's communicator.
+   subroutine backend_finalize(kinfo, msg)
+      integer, intent(out) :: kinfo                    !< OBR_OK or OBR_ERR_TIMEOUT
+      character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
+      integer :: k, slot, ierr
+      kinfo = OBR_OK
+      msg = ''
+      if (ended) then
+         do k = 1, nfields
+            do slot = 1, RING
+               if (kinfo == OBR_OK) call wait_slot(fields(k), slot, kinfo, msg)
+            end do
+         end do
+      end if
+      if (bcomm /= MPI_COMM_NULL) call MPI_Comm_free(bcomm, ierr)
+      ended = .false.
+      if (we_initialised_mpi .and. kinfo == OBR_OK) call MPI_Finalize(ierr)
+   end subroutine backend_finalize
+
+   !> Reject calls before enddef, on unknown ids, in the wrong direction or with the wrong shape.
+   subroutine check_call(id, dir, what, step, kinfo, msg, f2, f3)
+      integer, intent(in) :: id                        !< field handle
+      integer, intent(in) :: dir                       !< direction the call needs
+      character(len=*), intent(in) :: what             !< 'put' or 'get'
+      integer, intent(in) :: step                      !< host model step
+      integer, intent(out) :: kinfo                    !< OBR_OK or OBR_ERR_USAGE
+      character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
+      real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field
+      real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field
+      integer :: got(3)
+      kinfo = OBR_ERR_USAGE
+      msg = ''
+      if (.not. ended) then
+         msg = what//' at step '//core_itoa(step)//' before obr_enddef'
+      else if (id < 1 .or. id > nfields) then
+         msg = what//' at step '//core_itoa(step)//': unknown field id '//core_itoa(id)// &
+               ' (ids are 1..'//core_itoa(nfields)//')'
+      else if (fields(id)%def%dir /= dir) then
+         msg = 'field '''//trim(fields(id)%def%name)//''': '//what//' on a field of the other direction'
+      else
+         got = 1
+         if (present(f2)) got(1:2) = shape(f2)
+         if (present(f3)) got = shape(f3)
+         if (any(got /= [mybox(5), mybox(6), fields(id)%def%nlev])) then
+            msg = 'field '''//trim(fields(id)%def%name)//''': '//what//' with an array of shape ('// &
+                  core_itoa(got(1))//','//core_itoa(got(2))//','//core_itoa(got(3))//'), expected ('// &
+                  core_itoa(mybox(5))//','//core_itoa(mybox(6))//','//core_itoa(fields(id)%def%nlev)// &
+                  ') = (ni, nj, nlev) of this rank''s partition'
+         else
+            kinfo = OBR_OK
+         end if
+      end if
+   end subroutine check_call
+
+   !> Copy a route's points, level by level, into a contiguous buffer.
+   subroutine pack(rt, nlev, a, f2, f3)
+      type(route_t), intent(in) :: rt                  !< the route (global box)
+      integer, intent(in) :: nlev                      !< levels
+      real(dp), intent(out) :: a(:)                    !< the buffer
+      real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field
+      real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field
+      integer :: li, lj, j, k, n
+      li = rt%i0 - mybox(3)
+      lj = rt%j0 - mybox(4)
+      n = 0
+      do k = 1, nlev
+         do j = lj + 1, lj + rt%nj
+            if (present(f3)) then
+               a(n + 1:n + rt%ni) = f3(li + 1:li + rt%ni, j, k)
+            else
+               a(n + 1:n + rt%ni) = f2(li + 1:li + rt%ni, j)
+            end if
+            n = n + rt%ni
+         end do
+      end do
+   end subroutine pack
+
+   !> Copy a contiguous buffer back into a route's points.
+   subroutine unpack(rt, nlev, a, f2, f3)
+      type(route_t), intent(in) :: rt                  !< the route (global box)
+      integer, intent(in) :: nlev                      !< levels
+      real(dp), intent(in) :: a(:)                     !< the buffer
+      real(dp), intent(inout), optional :: f2(:, :)    !< a 2-D field
+      real(dp), intent(inout), optional :: f3(:, :, :) !< a 3-D field
+      integer :: li, lj, j, k, n
+      li = rt%i0 - mybox(3)
+      lj = rt%j0 - mybox(4)
+      n = 0
+      do k = 1, nlev
+         do j = lj + 1, lj + rt%nj
+            if (present(f3)) then
+               f3(li + 1:li + rt%ni, j, k) = a(n + 1:n + rt%ni)
+            else
+               f2(li + 1:li + rt%ni, j) = a(n + 1:n + rt%ni)
+            end if
+            n = n + rt%ni
+         end do
+      end do
+   end subroutine unpack
+
+   !> Wait until the sends of a ring slot are done, so its buffers can be reused.
+   subroutine wait_slot(fld, slot, kinfo, msg)
+      type(field_t), intent(inout) :: fld              !< the field
+      integer, intent(in) :: slot                      !< ring slot
+      integer, intent(out) :: kinfo                    !< OBR_OK or OBR_ERR_TIMEOUT
+      character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
+      kinfo = OBR_OK
+      msg = ''
+      if (.not. fld%busy(slot)) return
+      call wait_requests(fld, slot, 'the send of step '//core_itoa(fld%slot_step(slot))//' did not complete to', &
+                         'is the peer alive and calling get?', kinfo, msg)
+      if (kinfo >= 0) fld%busy(slot) = .false.
+      if (kinfo >= 0) kinfo = OBR_OK
+   end subroutine wait_slot
+
+   !> Complete a slot's requests, polling with backoff; cancel them at the timeout.
+   subroutine wait_requests(fld, slot, what, hint, kinfo, msg)
+      type(field_t), intent(inout) :: fld              !< the field
+      integer, intent(in) :: slot                      !< ring slot holding the requests
+      character(len=*), intent(in) :: what             !< what did not happen, for the message
+      character(len=*), intent(in) :: hint             !< what to check, for the message
+      integer, intent(out) :: kinfo                    !< OBR_OK or OBR_ERR_TIMEOUT
+      character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
+      integer :: n, outcount, ierr, k, pause
+      integer :: indices(size(fld%req, 1))
+      real(dp) :: t0
+      character(len=:), allocatable :: peers
+      n = size(fld%req, 1)
+      t0 = MPI_Wtime()
+      pause = 0
+      kinfo = OBR_OK
+      msg = ''
+      do
+         call MPI_Testsome(n, fld%req(:, slot), outcount, indices, MPI_STATUSES_IGNORE, ierr)
+         if (outcount == MPI_UNDEFINED .or. all(fld%req(:, slot) == MPI_REQUEST_NULL)) return
+         if (outcount > 0) pause = 0
+         if (MPI_Wtime() - t0 > core_timeout) exit
+         if (pause > 0) ierr = c_usleep(int(pause, c_int))
+         pause = min(max(2*pause, 10), 1000)
+      end do
+      peers = ''
+      do k = 1, n
+         if (fld%req(k, slot) == MPI_REQUEST_NULL) cycle
+         if (mod(k, 2) == 0) peers = peers//' '//core_itoa(fld%routes(k/2)%peer)
+         call MPI_Cancel(fld%req(k, slot), ierr)
+         call MPI_Request_free(fld%req(k, slot), ierr)
+      end do
+      kinfo = OBR_ERR_TIMEOUT
+      write (msg, '(a,f0.1,a)') 'field '''//trim(fld%def%name)//''': '//what//' world rank(s)'//peers// &
+         ' of component '''//trim(fld%peer_comp)//''' within ', core_timeout, ' s; '//hint
+   end subroutine wait_requests
+
+end module obr_backend
+#endif

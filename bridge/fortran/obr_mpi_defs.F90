@@ -1,0 +1,281 @@
+!> Definitions exchanged at end of definitions by the MPI backend, and their
+!! validation. Mirrors bridge/handshake.py record for record: every rank of
+!! every component gathers all definitions and reaches the same verdict, so an
+!! error stops both sides with the same message and nobody waits in vain.
+module obr_mpi_defs
+   use obr_core
+   implicit none
+   private
+
+   public :: fdef_t, rankdefs_t, coupling_t, route_t, REC_LEN
+   public :: defs_encode, defs_decode, defs_validate, defs_routes, defs_first_ranks
+
+   integer, parameter :: REC_LEN = 160   !< fixed record width, as handshake.RECORD_LEN
+   integer, parameter :: IW = 12         !< width of an integer in a record
+
+   !> One field as one component declares it.
+   type :: fdef_t
+      character(len=OBR_NAME_LEN) :: name = ''   !< field name
+      character(len=OBR_NAME_LEN) :: peer = ''   !< peer component, '' for "the only other one"
+      integer :: dir = 0                         !< OBR_IN or OBR_OUT
+      integer :: nlev = 0                        !< number of levels
+   end type fdef_t
+
+   !> Everything one rank declared.
+   type :: rankdefs_t
+      character(len=OBR_NAME_LEN) :: comp = ''   !< component name
+      integer :: box(6) = 0                      !< nx, ny, i0, j0, ni, nj
+      type(fdef_t), allocatable :: f(:)          !< its fields in definition order
+   end type rankdefs_t
+
+   !> One field travelling from component src to component dst.
+   type :: coupling_t
+      integer :: tag = -1                        !< MPI tag: the coupling index
+      integer :: src = -1, dst = -1              !< first world rank of each component
+      integer :: src_fld = 0, dst_fld = 0        !< field index in each component's list
+   end type coupling_t
+
+   !> Points exchanged with one peer rank: a box of global indices.
+   type :: route_t
+      integer :: peer = -1                       !< world rank of the peer
+      integer :: i0 = 0, j0 = 0, ni = 0, nj = 0  !< the overlap, 0-based global offsets
+   end type route_t
+
+contains
+
+   !> The records of this rank, as handshake.encode writes them.
+   function defs_encode(comp, box, f, nf) result(buf)
+      character(len=*), intent(in) :: comp       !< component name
+      integer, intent(in) :: box(6)              !< nx, ny, i0, j0, ni, nj
+      type(fdef_t), intent(in) :: f(:)           !< field table
+      integer, intent(in) :: nf                  !< number of fields in use
+      character(len=:), allocatable :: buf
+      character(len=REC_LEN) :: rec
+      integer :: k
+      write (rec, '(a4,a64,7i12)') 'OBRH', comp, box, nf
+      buf = rec
+      do k = 1, nf
+         write (rec, '(a4,a64,a64,2i12)') 'OBRF', f(k)%name, f(k)%peer, f(k)%dir, f(k)%nlev
+         buf = buf//rec
+      end do
+   end function defs_encode
+
+   !> Parse the records one rank sent.
+   subroutine defs_decode(buf, rd)
+      character(len=*), intent(in) :: buf        !< that rank's records
+      type(rankdefs_t), intent(out) :: rd        !< its definitions
+      integer :: nf, k, off
+      read (buf(5:4 + OBR_NAME_LEN), '(a)') rd%comp
+      read (buf(5 + OBR_NAME_LEN:), '(7i12)') rd%box, nf
+      allocate (rd%f(nf))
+      do k = 1, nf
+         off = k*REC_LEN
+         rd%f(k)%name = buf(off + 5:off + 4 + OBR_NAME_LEN)
+         rd%f(k)%peer = buf(off + 5 + OBR_NAME_LEN:off + 4 + 2*OBR_NAME_LEN)
+         read (buf(off + 5 + 2*OBR_NAME_LEN:off + REC_LEN), '(2i12)') rd%f(k)%dir, rd%f(k)%nlev
+      end do
+   end subroutine defs_decode
+
+   !> first(r): the first world rank of rank r's component (its identity).
+   function defs_first_ranks(rd) result(first)
+      type(rankdefs_t), intent(in) :: rd(0:)     !< all ranks' definitions
+      integer :: first(0:size(rd) - 1)
+      integer :: r, q
+      do r = 0, size(rd) - 1
+         first(r) = r
+         do q = 0, r - 1
+            if (rd(q)%comp == rd(r)%comp) then
+               first(r) = q
+               exit
+            end if
+         end do
+      end do
+   end function defs_first_ranks
+
+   !> Validate all definitions and pair each output with its input.
+   !! msg is '' on success, else the reason naming component, field and shapes.
+   subroutine defs_validate(rd, cpl, ncpl, msg)
+      type(rankdefs_t), intent(in) :: rd(0:)           !< all ranks' definitions
+      type(coupling_t), allocatable, intent(out) :: cpl(:)  !< couplings, tag order
+      integer, intent(out) :: ncpl                     !< number of couplings
+      character(len=*), intent(out) :: msg             !< '' or the error
+      integer :: first(0:size(rd) - 1), c, k
+      first = defs_first_ranks(rd)
+      msg = ''
+      ncpl = 0
+      allocate (cpl(sum([(size(rd(c)%f), c=0, size(rd) - 1)]) + 1))
+      do c = 0, size(rd) - 1
+         if (first(c) /= c) cycle
+         call check_tiling(rd, first, c, msg); if (msg /= '') return
+         call check_same_fields(rd, first, c, msg); if (msg /= '') return
+      end do
+      do c = 0, size(rd) - 1
+         if (first(c) /= c) cycle
+         do k = 1, size(rd(c)%f)
+            if (rd(c)%f(k)%dir /= OBR_OUT) cycle
+            ncpl = ncpl + 1
+            cpl(ncpl)%tag = ncpl - 1
+            call pair(rd, first, c, k, cpl(ncpl), msg); if (msg /= '') return
+         end do
+      end do
+      call check_inputs_matched(rd, first, cpl(:ncpl), msg)
+   end subroutine defs_validate
+
+   subroutine check_tiling(rd, first, c, msg)
+      type(rankdefs_t), intent(in) :: rd(0:)     !< all definitions
+      integer, intent(in) :: first(0:)           !< component identity per rank
+      integer, intent(in) :: c                   !< the component (its first rank)
+      character(len=*), intent(inout) :: msg     !< error text, unchanged if fine
+      integer :: a, b, ov(4)
+      integer(i8) :: covered
+      covered = 0
+      do a = c, size(rd) - 1
+         if (first(a) /= c) cycle
+         if (any(rd(a)%box(1:2) /= rd(c)%box(1:2))) then
+            msg = 'component '''//trim(rd(c)%comp)//''': ranks disagree on the global grid (rank '// &
+                  core_itoa(c)//': '//shape_txt(rd(c)%box)//', rank '//core_itoa(a)//': '//shape_txt(rd(a)%box)//')'
+            return
+         end if
+         covered = covered + int(rd(a)%box(5), i8)*rd(a)%box(6)
+         do b = a + 1, size(rd) - 1
+            if (first(b) /= c) cycle
+            if (overlap(rd(a)%box, rd(b)%box, ov)) then
+               msg = 'component '''//trim(rd(c)%comp)//''': partitions of ranks '//core_itoa(a)//' and '// &
+                     core_itoa(b)//' overlap at i='//core_itoa(ov(1))//'..'//core_itoa(ov(1) + ov(3) - 1)// &
+                     ', j='//core_itoa(ov(2))//'..'//core_itoa(ov(2) + ov(4) - 1)
+               return
+            end if
+         end do
+      end do
+      if (covered /= int(rd(c)%box(1), i8)*rd(c)%box(2)) then
+         msg = 'component '''//trim(rd(c)%comp)//''': partitions leave a gap: they cover '// &
+               core_itoa(int(covered))//' of '//shape_txt(rd(c)%box)//' points'
+      end if
+   end subroutine check_tiling
+
+   subroutine check_same_fields(rd, first, c, msg)
+      type(rankdefs_t), intent(in) :: rd(0:)     !< all definitions
+      integer, intent(in) :: first(0:)           !< component identity per rank
+      integer, intent(in) :: c                   !< the component (its first rank)
+      character(len=*), intent(inout) :: msg     !< error text, unchanged if fine
+      integer :: a, k
+      logical :: same
+      do a = c + 1, size(rd) - 1
+         if (first(a) /= c) cycle
+         same = size(rd(a)%f) == size(rd(c)%f)
+         if (same) then
+            do k = 1, size(rd(c)%f)
+               same = same .and. rd(a)%f(k)%name == rd(c)%f(k)%name .and. rd(a)%f(k)%peer == rd(c)%f(k)%peer &
+                      .and. rd(a)%f(k)%dir == rd(c)%f(k)%dir .and. rd(a)%f(k)%nlev == rd(c)%f(k)%nlev
+            end do
+         end if
+         if (.not. same) then
+            msg = 'component '''//trim(rd(c)%comp)//''': rank '//core_itoa(a)//' defines other fields than rank ' &
+                  //core_itoa(c)//'; every rank of a component must define the same fields'
+            return
+         end if
+      end do
+   end subroutine check_same_fields
+
+   !> Find the unique input matching output field k of component c.
+   subroutine pair(rd, first, c, k, cp, msg)
+      type(rankdefs_t), intent(in) :: rd(0:)     !< all definitions
+      integer, intent(in) :: first(0:)           !< component identity per rank
+      integer, intent(in) :: c, k                !< the sending component and its field
+      type(coupling_t), intent(inout) :: cp      !< the coupling found
+      character(len=*), intent(inout) :: msg     !< error text, unchanged if fine
+      integer :: d, g, nfound
+      type(fdef_t) :: f
+      f = rd(c)%f(k)
+      nfound = 0
+      do d = 0, size(rd) - 1
+         if (first(d) /= d .or. .not. accepts(rd(c)%comp, f, rd(d)%comp)) cycle
+         do g = 1, size(rd(d)%f)
+            if (rd(d)%f(g)%dir /= OBR_IN .or. rd(d)%f(g)%name /= f%name) cycle
+            if (.not. accepts(rd(d)%comp, rd(d)%f(g), rd(c)%comp)) cycle
+            nfound = nfound + 1
+            cp%src = c; cp%src_fld = k; cp%dst = d; cp%dst_fld = g
+         end do
+      end do
+      if (nfound == 0) then
+         msg = 'field '''//trim(f%name)//''' (out, component '''//trim(rd(c)%comp)// &
+               '''): no component receives it; is the peer launched and does it define '''// &
+               trim(f%name)//''' as in?'
+      else if (nfound > 1) then
+         msg = 'field '''//trim(f%name)//''' (out, component '''//trim(rd(c)%comp)// &
+               '''): several components receive it; name the peer on the receiving side'
+      else if (any(rd(c)%box(1:2) /= rd(cp%dst)%box(1:2)) .or. f%nlev /= rd(cp%dst)%f(cp%dst_fld)%nlev) then
+         msg = 'field '''//trim(f%name)//''': shapes disagree: component '''//trim(rd(c)%comp)//''' declares '// &
+               shape_txt(rd(c)%box)//' with '//core_itoa(f%nlev)//' level(s), component '''// &
+               trim(rd(cp%dst)%comp)//''' declares '//shape_txt(rd(cp%dst)%box)//' with '// &
+               core_itoa(rd(cp%dst)%f(cp%dst_fld)%nlev)//' level(s) (nx x ny, nlev)'
+      end if
+   end subroutine pair
+
+   subroutine check_inputs_matched(rd, first, cpl, msg)
+      type(rankdefs_t), intent(in) :: rd(0:)     !< all definitions
+      integer, intent(in) :: first(0:)           !< component identity per rank
+      type(coupling_t), intent(in) :: cpl(:)     !< couplings found
+      character(len=*), intent(inout) :: msg     !< error text, unchanged if fine
+      integer :: d, g, n
+      do d = 0, size(rd) - 1
+         if (first(d) /= d) cycle
+         do g = 1, size(rd(d)%f)
+            if (rd(d)%f(g)%dir /= OBR_IN) cycle
+            n = count(cpl%dst == d .and. cpl%dst_fld == g)
+            if (n == 0) then
+               msg = 'field '''//trim(rd(d)%f(g)%name)//''' (in, component '''//trim(rd(d)%comp)// &
+                     '''): no component sends it; is the peer launched and does it define '''// &
+                     trim(rd(d)%f(g)%name)//''' as out?'
+            else if (n > 1) then
+               msg = 'field '''//trim(rd(d)%f(g)%name)//''' (in, component '''//trim(rd(d)%comp)// &
+                     '''): several components send it; name the peer on the receiving side'
+            end if
+            if (msg /= '') return
+         end do
+      end do
+   end subroutine check_inputs_matched
+
+   !> Routes of this rank's box to every rank of the peer component, in rank order.
+   subroutine defs_routes(rd, me, peer_first, routes, nroutes)
+      type(rankdefs_t), intent(in) :: rd(0:)     !< all definitions
+      integer, intent(in) :: me                  !< this rank
+      integer, intent(in) :: peer_first          !< the peer component (its first rank)
+      type(route_t), allocatable, intent(out) :: routes(:)  !< overlaps with peer ranks
+      integer, intent(out) :: nroutes            !< number of routes
+      integer :: first(0:size(rd) - 1), r, ov(4)
+      first = defs_first_ranks(rd)
+      allocate (routes(count(first == peer_first)))
+      nroutes = 0
+      do r = 0, size(rd) - 1
+         if (first(r) /= peer_first) cycle
+         if (.not. overlap(rd(me)%box, rd(r)%box, ov)) cycle
+         nroutes = nroutes + 1
+         routes(nroutes) = route_t(r, ov(1), ov(2), ov(3), ov(4))
+      end do
+   end subroutine defs_routes
+
+   logical function accepts(comp, f, other)
+      character(len=*), intent(in) :: comp       !< component that declares f
+      type(fdef_t), intent(in) :: f              !< its field
+      character(len=*), intent(in) :: other      !< candidate peer component
+      accepts = other /= comp .and. (f%peer == '' .or. f%peer == other)
+   end function accepts
+
+   !> Overlap (i0, j0, ni, nj) of two boxes; false if empty.
+   logical function overlap(a, b, ov)
+      integer, intent(in) :: a(6), b(6)          !< boxes: nx, ny, i0, j0, ni, nj
+      integer, intent(out) :: ov(4)              !< the overlap when not empty
+      ov(1) = max(a(3), b(3)); ov(2) = max(a(4), b(4))
+      ov(3) = min(a(3) + a(5), b(3) + b(5)) - ov(1)
+      ov(4) = min(a(4) + a(6), b(4) + b(6)) - ov(2)
+      overlap = ov(3) > 0 .and. ov(4) > 0
+   end function overlap
+
+   function shape_txt(box) result(s)
+      integer, intent(in) :: box(6)              !< a box; its global grid is printed
+      character(len=:), allocatable :: s
+      s = core_itoa(box(1))//'x'//core_itoa(box(2))
+   end function shape_txt
+
+end module obr_mpi_defs

@@ -1,0 +1,319 @@
+"""The MPI transport: components found by name in MPI_COMM_WORLD, fields routed
+point to point between the two sides' box decompositions.
+
+The sequence of collectives here is mirrored call for call by
+``bridge/fortran/obr_mpi.F90``; keep the two in step:
+
+1. init:   Allgather(component name, 64 chars) on MPI_COMM_WORLD;
+           Comm_split(world, color=first rank of that name, key=rank);
+           Comm_dup(world) for the bridge's own traffic.
+2. enddef: Allgather(record length), Allgatherv(records) on the bridge comm;
+           on a definition error, Barrier (so every side has printed) first.
+
+Each put sends, per route, a 2-integer header (step, tag) then the packed
+points, with the coupling index as tag; MPI's non-overtaking order keeps
+header and data paired. Puts are non-blocking and copy the data first, so the
+sender (the ocean) only pays a memcpy; a ring of ``RING`` buffers lets it run
+that many puts ahead of the receiver.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import numpy as np
+
+from .. import handshake
+from ..errors import BridgeError, BridgeTimeout, DefinitionError, FieldValueError
+from ..partition import BoxPartition
+from ..routing import Route, routes
+from .wait import wait_all
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = float(os.environ.get("OBRIDGE_TIMEOUT", "300"))
+NAN_POLICIES = ("error", "warn", "off")
+RING = 2
+
+
+def _mpi():
+    from mpi4py import MPI
+    return MPI
+
+
+def _abort_job_on_uncaught_exception(component: str, rank: int) -> None:
+    """Make an uncaught exception abort the whole MPMD job.
+
+    Without this, the interpreter's exit calls MPI_Finalize, which waits for
+    the other ranks forever: a coupled run would hang silently."""
+    previous = sys.excepthook
+    if getattr(previous, "_oceanbridge", False):
+        return
+
+    def hook(exc_type, exc, tb):
+        if isinstance(exc, BridgeError):
+            if not getattr(exc, "reported", False):
+                print(f"oceanbridge ERROR (component '{component}', world rank {rank}): {exc}",
+                      file=sys.stderr, flush=True)
+        else:
+            previous(exc_type, exc, tb)
+        sys.stderr.flush()
+        _mpi().COMM_WORLD.Abort(1)
+
+    hook._oceanbridge = True
+    sys.excepthook = hook
+
+
+class MpiComponent:
+    """One component (a set of ranks sharing a name) of the coupled MPMD job."""
+
+    def __init__(self, name: str, *, timeout: float = DEFAULT_TIMEOUT, nan_policy: str = "error", world=None):
+        MPI = _mpi()
+        if not name or len(name) > handshake.NAME_LEN or " " in name:
+            raise BridgeError(f"component name {name!r} must be 1..{handshake.NAME_LEN} characters without spaces")
+        if nan_policy not in NAN_POLICIES:
+            raise BridgeError(f"nan_policy {nan_policy!r} must be one of {NAN_POLICIES}")
+        self.name, self.timeout, self.nan_policy = name, float(timeout), nan_policy
+        world = MPI.COMM_WORLD if world is None else world
+        self.world_rank = world.Get_rank()
+        mine = np.frombuffer(name.ljust(handshake.NAME_LEN).encode("ascii"), dtype="S1").copy()
+        names = np.empty(handshake.NAME_LEN * world.Get_size(), dtype="S1")
+        req = world.Iallgather([mine, MPI.CHARACTER], [names, MPI.CHARACTER])
+        wait_all([req], self.timeout, lambda _: (
+            f"component '{name}' (world rank {self.world_rank}): init waited for the other ranks of the job; "
+            f"did every process of the MPMD launch start and call init?"))
+        self.world_names = [names[k:k + handshake.NAME_LEN].tobytes().decode().strip()
+                            for k in range(0, names.size, handshake.NAME_LEN)]
+        _abort_job_on_uncaught_exception(name, self.world_rank)
+        color = self.world_names.index(name)
+        self.local_comm = world.Split(color, self.world_rank)
+        self._comm = world.Dup()
+        self._box: BoxPartition | None = None
+        self._fields: dict[tuple[str, str], MpiField] = {}
+        self._ended = False
+
+    # -- definitions ---------------------------------------------------------
+    def def_partition(self, box: BoxPartition) -> None:
+        self._require_defining("def_partition")
+        self._box = box
+
+    def def_field(self, name: str, direction: str, nlev: int = 1, peer: str = "") -> "MpiField":
+        self._require_defining("def_field")
+        if direction not in handshake.DIRECTIONS:
+            raise BridgeError(f"field '{name}': direction {direction!r} must be 'in' or 'out'")
+        if not isinstance(nlev, int) or nlev < 1:
+            raise BridgeError(f"field '{name}': nlev must be a positive integer, got {nlev!r}")
+        if (name, peer) in self._fields:
+            raise BridgeError(f"field '{name}' (peer '{peer}') is defined twice on component '{self.name}'")
+        fdef = handshake.FieldDef(name, handshake.DIRECTIONS[direction], nlev, peer)
+        field = MpiField(self, fdef)
+        self._fields[(name, peer)] = field
+        return field
+
+    def enddef(self) -> None:
+        self._require_defining("enddef")
+        if self._box is None:
+            raise BridgeError(f"component '{self.name}' rank {self.world_rank}: enddef before def_partition")
+        defs = self._gather_definitions()
+        try:
+            couplings = handshake.validate(defs)
+        except DefinitionError as err:
+            if self.local_comm.Get_rank() == 0:  # one message per component, as the Fortran side
+                print(f"oceanbridge ERROR (component '{self.name}', world rank {self.world_rank}): "
+                      f"end of definitions: {err}", file=sys.stderr, flush=True)
+            err.reported = True
+            self._comm.Barrier()  # every side prints its message before anyone aborts
+            raise
+        for field in self._fields.values():
+            field._connect(couplings, defs)
+        self._ended = True
+
+    def _gather_definitions(self) -> list[handshake.RankDefs]:
+        MPI = _mpi()
+        mine = handshake.encode(self.name, self._box, [f.fdef for f in self._fields.values()])
+        size = self._comm.Get_size()
+        counts = np.empty(size, dtype=np.int32)
+        mylen = np.array([len(mine)], dtype=np.int32)
+        self._wait_collective(self._comm.Iallgather([mylen, MPI.INTEGER], [counts, MPI.INTEGER]))
+        displs = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
+        allrecs = np.empty(int(counts.sum()), dtype="S1")
+        self._wait_collective(self._comm.Iallgatherv([np.frombuffer(mine, dtype="S1"), MPI.CHARACTER],
+                                                     [allrecs, (counts, displs), MPI.CHARACTER]))
+        raw = allrecs.tobytes()
+        return [handshake.decode(r, raw[displs[r]:displs[r] + counts[r]]) for r in range(size)]
+
+    def _wait_collective(self, req) -> None:
+        wait_all([req], self.timeout, lambda _: (
+            f"component '{self.name}' (world rank {self.world_rank}): end of definitions waited for the other "
+            f"components; did every process of the MPMD launch reach enddef?"))
+
+    def _require_defining(self, what: str) -> None:
+        if self._ended:
+            raise BridgeError(f"component '{self.name}': {what} after enddef")
+
+    # -- run time ------------------------------------------------------------
+    def field(self, name: str, peer: str = "") -> "MpiField":
+        try:
+            return self._fields[(name, peer)]
+        except KeyError:
+            known = ", ".join(f"'{n}'" + (f" (peer '{p}')" if p else "") for n, p in self._fields)
+            raise BridgeError(f"component '{self.name}': unknown field '{name}'"
+                              + (f" with peer '{peer}'" if peer else "") + f"; defined: {known}") from None
+
+    def finalize(self) -> None:
+        """Complete outstanding sends (bounded by the timeout), then free the bridge's
+        communicator. ``local_comm`` stays valid: the host owns it from init on."""
+        errors = []
+        for field in self._fields.values():
+            try:
+                field._drain()
+            except BridgeTimeout as err:
+                errors.append(str(err))
+        if self._comm is not None:
+            self._comm.Free()
+            self._comm = None
+        if errors:
+            raise BridgeTimeout("; ".join(errors))
+
+
+class MpiField:
+    """A field of one component: ``put`` (direction out) or ``get`` (direction in).
+
+    Arrays are float64 ``(nlev, nj, ni)`` C-order, the memory of Fortran
+    ``a(ni, nj, nlev)``; a 2-D ``(nj, ni)`` array is accepted when nlev is 1."""
+
+    def __init__(self, component: MpiComponent, fdef: handshake.FieldDef):
+        self.component, self.fdef = component, fdef
+        self.name, self.nlev, self.peer = fdef.name, fdef.nlev, fdef.peer
+        self.direction = handshake.DIRECTION_NAMES[fdef.direction]
+        self.routes: list[Route] = []
+        self.peer_component = ""
+        self.tag = -1
+        self.rejected = 0  # puts refused for NaN/Inf
+        self._ring: list[tuple] = [() for _ in range(RING)]
+        self._ring_steps = [None] * RING
+        self._next = 0
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        box = self.component._box
+        return (self.nlev, box.nj, box.ni)
+
+    def _connect(self, couplings: list[handshake.Coupling], defs: list[handshake.RankDefs]) -> None:
+        me = self.component.name
+        side = "src" if self.fdef.direction == handshake.OUT else "dst"
+        coupling = next(c for c in couplings if getattr(c, side) == me and getattr(c, side + "_field") == self.fdef)
+        self.tag = coupling.tag
+        self.peer_component = coupling.dst if side == "src" else coupling.src
+        peer_boxes = {d.rank: d.box for d in defs if d.component == self.peer_component}
+        self.routes = routes(self.component._box, peer_boxes)
+        self._slices = [self.component._box.local_slices(r.box) for r in self.routes]
+        self._recv_types = [self._subarray(r.box) for r in self.routes] if side == "dst" else []
+
+    def _subarray(self, sub: BoxPartition):
+        MPI = _mpi()
+        box = self.component._box
+        dtype = MPI.REAL8.Create_subarray([self.nlev, box.nj, box.ni], [self.nlev, sub.nj, sub.ni],
+                                          [0, sub.j0 - box.j0, sub.i0 - box.i0])
+        dtype.Commit()
+        return dtype
+
+    # -- put -----------------------------------------------------------------
+    def put(self, step: int, array: np.ndarray) -> None:
+        """Send ``array`` for ``step``; returns once it is copied (non-blocking)."""
+        self._check_ready("put", handshake.OUT)
+        data = self._as_field_array(array)
+        if not self._values_ok(step, data):
+            return
+        MPI = _mpi()
+        slot = self._next
+        self._wait_slot(slot)
+        comm, reqs, buffers = self.component._comm, [], []
+        for route, (js, is_) in zip(self.routes, self._slices):
+            header = np.array([step, self.tag], dtype=np.int64)
+            packed = np.ascontiguousarray(data[:, js, is_])
+            reqs.append(comm.Isend([header, MPI.INTEGER8], dest=route.peer, tag=self.tag))
+            reqs.append(comm.Isend([packed, MPI.REAL8], dest=route.peer, tag=self.tag))
+            buffers.append((header, packed))
+        self._ring[slot] = (reqs, buffers)  # the buffers stay alive until the sends complete
+        self._ring_steps[slot] = step
+        self._next = (slot + 1) % RING
+
+    def _as_field_array(self, array) -> np.ndarray:
+        data = np.asarray(array, dtype=np.float64)
+        if data.ndim == 2 and self.nlev == 1:
+            data = data[np.newaxis]
+        if data.shape != self.shape:
+            raise BridgeError(f"field '{self.name}' of component '{self.component.name}' (rank "
+                              f"{self.component.world_rank}): array shape {np.shape(array)} does not match "
+                              f"the partition, expected {self.shape} (nlev, nj, ni)")
+        return data
+
+    def _values_ok(self, step: int, data: np.ndarray) -> bool:
+        policy = self.component.nan_policy
+        if policy == "off" or np.isfinite(data.sum()):  # a single pass; NaN/Inf propagate into the sum
+            return True
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        if bad == 0:  # the sum overflowed on finite values
+            return True
+        self.rejected += 1
+        msg = (f"field '{self.name}' of component '{self.component.name}' (rank {self.component.world_rank}): "
+               f"put at step {step} holds {bad} NaN/Inf value(s)")
+        if policy == "error":
+            raise FieldValueError(msg)
+        log.warning("%s; sent anyway (nan_policy='warn')", msg)
+        return True
+
+    def _wait_slot(self, slot: int) -> None:
+        pending = self._ring[slot]
+        if not pending:
+            return
+        reqs, _buffers = pending
+        old_step = self._ring_steps[slot]
+        wait_all(reqs, self.component.timeout, lambda idx: (
+            f"field '{self.name}' of component '{self.component.name}' (rank {self.component.world_rank}): "
+            f"the send of step {old_step} to rank(s) {self._route_ranks(idx)} of component "
+            f"'{self.peer_component}' did not complete; is the peer alive and calling get?"))
+        self._ring[slot] = ()
+
+    def _drain(self) -> None:
+        for slot in range(RING):
+            self._wait_slot(slot)
+
+    # -- get -----------------------------------------------------------------
+    def get(self, step: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Receive the field for ``step`` into ``out`` (allocated if None), waiting
+        at most the component's timeout."""
+        self._check_ready("get", handshake.IN)
+        MPI = _mpi()
+        if out is None:
+            out = np.empty(self.shape, dtype=np.float64)
+        elif out.shape != self.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
+            raise BridgeError(f"field '{self.name}': get needs a C-contiguous float64 array of shape {self.shape}")
+        comm = self.component._comm
+        headers = np.zeros((len(self.routes), 2), dtype=np.int64)
+        reqs = []
+        for k, route in enumerate(self.routes):
+            reqs.append(comm.Irecv([headers[k], MPI.INTEGER8], source=route.peer, tag=self.tag))
+            reqs.append(comm.Irecv([out, 1, self._recv_types[k]], source=route.peer, tag=self.tag))
+        wait_all(reqs, self.component.timeout, lambda idx: (
+            f"field '{self.name}' of component '{self.component.name}' (rank {self.component.world_rank}): "
+            f"get at step {step} received nothing from rank(s) {self._route_ranks(idx)} of component "
+            f"'{self.peer_component}'; is the peer alive and calling put?"))
+        for k, route in enumerate(self.routes):
+            if headers[k, 0] != step:
+                raise BridgeError(f"field '{self.name}' of component '{self.component.name}': get at step {step} "
+                                  f"received step {headers[k, 0]} from rank {route.peer} of "
+                                  f"'{self.peer_component}'; the two sides call put/get at different steps")
+        return out
+
+    def _route_ranks(self, request_indices: list[int]) -> list[int]:
+        return sorted({self.routes[k // 2].peer for k in request_indices})
+
+    def _check_ready(self, what: str, direction: int) -> None:
+        if not self.component._ended:
+            raise BridgeError(f"field '{self.name}': {what} before enddef")
+        if self.fdef.direction != direction:
+            raise BridgeError(f"field '{self.name}' of component '{self.component.name}' is direction "
+                              f"'{self.direction}'; {what} is not allowed on it")
