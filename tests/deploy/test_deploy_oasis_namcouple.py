@@ -1,0 +1,102 @@
+"""The namcouple preprod writes, read by a real OASIS3-MCT: 2 members x 2 ranks + 1 worker rank.
+
+Fortran stand-ins (tests/deploy/oasis_standins) play the ocean members and
+the worker, so this needs only an OASIS3-MCT build (Fortran libraries and
+modules under $OASIS_DIR), not pyoasis.  It checks that OASIS accepts the
+file, matches every symbolic name, exchanges at the configured periods and
+delivers every value exactly.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bridge.deploy.config import load_config
+from bridge.deploy.preprod import preprod
+from bridge.mpirun import mpirun_prefix
+
+pytestmark = pytest.mark.oasis
+HERE = Path(__file__).resolve().parent
+
+CONFIG = """\
+[run]
+backend = "oasis"
+run_dir = "run"
+dt = 100
+steps = 12
+[ocean]
+model = "gyre"
+executable = "ocean.exe"
+ranks = 2
+members = 2
+nx = 8
+ny = 6
+[worker]
+modes = ["train", "emulate"]
+[[fields]]
+name = "ssh"
+direction = "ocean_to_worker"
+freq = 2
+[[fields]]
+name = "u"
+direction = "ocean_to_worker"
+nlev = 3
+freq = 2
+[[fields]]
+name = "ssh_emu"
+direction = "worker_to_ocean"
+freq = 4
+[[fields]]
+name = "u_emu"
+direction = "worker_to_ocean"
+nlev = 3
+freq = 4
+"""
+
+
+def _oasis_build() -> tuple[Path, Path]:
+    """(folder of mod_oasis.mod, folder of libpsmile.MPI1.a) under $OASIS_DIR, or skip."""
+    root = os.environ.get("OASIS_DIR")
+    if not root or not Path(root).is_dir():
+        pytest.skip("OASIS_DIR is not set: point it at an OASIS3-MCT build (see deploy/README.md)")
+    mods = sorted(Path(root).rglob("mod_oasis.mod"))
+    libs = sorted(Path(root).rglob("libpsmile.MPI1.a"))
+    if not mods or not libs or not shutil.which("mpif90"):
+        pytest.skip(f"no mod_oasis.mod / libpsmile.MPI1.a under OASIS_DIR={root}, or no mpif90")
+    return mods[0].parent, libs[0].parent
+
+
+def _compile(tmp: Path, mods: Path, libdir: Path) -> None:
+    netcdf = subprocess.run(["nf-config", "--flibs"], capture_output=True, text=True).stdout.split()
+    flags = ["-fallow-argument-mismatch", f"-I{mods}", f"-I{mods.parent / 'mct'}"]
+    libs = [f"-L{libdir}", "-lpsmile.MPI1", "-lmct", "-lmpeu", "-lscrip", *netcdf]
+    src = HERE / "oasis_standins"
+    subprocess.run(["mpif90", *flags, "-c", str(src / "standin_common.F90")], cwd=tmp, check=True)
+    for name in ("ocean", "worker"):
+        subprocess.run(["mpif90", *flags, str(src / f"standin_{name}.F90"), "standin_common.o", *libs,
+                        "-o", f"{name}.exe"], cwd=tmp, check=True)
+
+
+def test_oasis_reads_the_written_namcouple(tmp_path):
+    mods, libdir = _oasis_build()
+    _compile(tmp_path, mods, libdir)
+    (tmp_path / "cfg.toml").write_text(CONFIG)
+    cfg = load_config(tmp_path / "cfg.toml")
+    preprod(cfg)
+    members = [(cfg.member_dir(k), comp, k) for k, comp in enumerate(cfg.components, start=1)]
+    cmd = mpirun_prefix(5)
+    for wdir, comp, k in members:
+        cmd += ["-np", "2", "-wdir", str(wdir), str(tmp_path / "ocean.exe"), comp, str(k), ":"]
+    cmd += ["-np", "1", "-wdir", str(cfg.run.run_dir), str(tmp_path / "worker.exe")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    # 2 members x 2 fields x 6 puts (every 2 of 12 steps), every value exact
+    assert "worker receptions: 24 wrong values: 0" in out, out
+    for comp in cfg.components:
+        assert out.count(f"{comp} rank ") == 2 and f"{comp} rank 0 bad emu receptions: 0" in out, out
+        emu_times = sorted(line.split("t=")[1].split()[0] for line in out.splitlines()
+                           if line.startswith(f"{comp} SSH_EMU get"))
+        assert emu_times == ["0", "400", "800"], out  # every 4 steps of 100 s
