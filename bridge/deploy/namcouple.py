@@ -178,10 +178,13 @@ def _coupling_from(first: tuple[int, str], grid: tuple[int, str], where: str) ->
         raise NamcoupleError(f"{where}:{grid[0]}: expected 'NX NY NX NY GRID GRID [LAG=..] [SEQ=..]', "
                              f"got {grid[1]!r}")
     dims = [_int(grid, i, where) for i in range(4)]
+    try:
+        lag, seq = int(opts.get("LAG", 0)), int(opts.get("SEQ", 1))
+    except ValueError:
+        raise NamcoupleError(f"{where}:{grid[0]}: LAG and SEQ must be integers, got {grid[1]!r}") from None
     return Coupling(source=words[0], target=words[1], period=_int(first, 3, where),
                     restart=words[5], src_nx=dims[0], src_ny=dims[1], dst_nx=dims[2], dst_ny=dims[3],
-                    src_grid=plain[4], dst_grid=plain[5], lag=int(opts.get("LAG", 0)),
-                    seq=int(opts.get("SEQ", 1)), status=words[6], ntrans=0)
+                    src_grid=plain[4], dst_grid=plain[5], lag=lag, seq=seq, status=words[6], ntrans=0)
 
 
 def _next(it, where: str, name: str) -> tuple[int, str]:
