@@ -225,7 +225,8 @@ class DeployConfig:
         return self.ocean.namelist or self.run.run_dir / self.ocean.host.namelist
 
     def member_namelist(self, k: int) -> Path:
-        return self.member_dir(k) / self.namelist_template.name
+        """The namelist member ``k`` reads its switches from (the name the model opens)."""
+        return self.member_dir(k) / self.ocean.host.namelist
 
     def fields_with_role(self, role: str) -> tuple[FieldSpec, ...]:
         return tuple(f for f in self.fields if f.role == role)

@@ -121,8 +121,8 @@ def _prepare_member(cfg: "DeployConfig", k: int, theta: np.ndarray) -> list[Path
     folder = cfg.member_dir(k)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for src in _linked_inputs(cfg):
-        written += _link(src, folder / src.name)
+    for src, name in _linked_inputs(cfg):
+        written += _link(src, folder / name)
     template, target = cfg.namelist_template, cfg.member_namelist(k)
     patch = member_patch(cfg, k, theta)
     if template.is_file():
@@ -135,9 +135,10 @@ def _prepare_member(cfg: "DeployConfig", k: int, theta: np.ndarray) -> list[Path
     return written
 
 
-def _linked_inputs(cfg: "DeployConfig") -> list[Path]:
-    ref = [cfg.ocean.namelist_ref] if cfg.ocean.namelist_ref else []
-    return [*ref, *cfg.ocean.inputs]
+def _linked_inputs(cfg: "DeployConfig") -> list[tuple[Path, str]]:
+    """(file, name of its link in a member folder); the model reads the reference as 'namelist_ref'."""
+    ref = [(cfg.ocean.namelist_ref, "namelist_ref")] if cfg.ocean.namelist_ref else []
+    return [*ref, *((src, src.name) for src in cfg.ocean.inputs)]
 
 
 def _link(src: Path, dst: Path) -> list[Path]:
@@ -165,8 +166,8 @@ def check_members(cfg: "DeployConfig") -> list[str]:
             continue
         problems += namelist_diffs(target, member_patch(cfg, k, theta))
         problems += unknown_switches(target)
-        problems += [f"{folder / src.name}: missing (a link to {src})"
-                     for src in _linked_inputs(cfg) if not (folder / src.name).exists()]
+        problems += [f"{folder / name}: missing (a link to {src})"
+                     for src, name in _linked_inputs(cfg) if not (folder / name).exists()]
         problems += _check_reference(cfg, folder)
     return problems
 

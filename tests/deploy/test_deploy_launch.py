@@ -215,3 +215,21 @@ def test_cli_errors(write_config, tree, capsys):
     assert "oceanbridge launch: error: " in capsys.readouterr().err
     assert slurm_main([str(good)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"submit with: sbatch {tree / 'run' / 'oceanbridge.sbatch'}"
+
+
+@pytest.mark.mpi
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="needs mpirun")
+def test_launch_starts_every_program_in_its_folder(write_config, tree):
+    """A real mpirun: stand-in programs record where they ran (members in member_k, worker in run_dir)."""
+    exe = tree / "bin" / "gyre.exe"
+    exe.write_text('#!/bin/sh\npwd > "where.$OMPI_COMM_WORLD_RANK"\n')
+    worker = tree / "bin" / "worker.sh"
+    worker.write_text('#!/bin/sh\necho "$@" > "worker.$OMPI_COMM_WORLD_RANK"\n')
+    worker.chmod(0o755)
+    path = write_config(ocean={"members": 2, "ranks": 1}, worker={"python": str(worker)})
+    assert preprod_main([str(path)]) == 0
+    assert launch_main(["--launcher", "mpirun", str(path)]) == 0
+    run = tree / "run"
+    assert (run / "member_1" / "where.0").read_text() == f"{run / 'member_1'}\n"
+    assert (run / "member_2" / "where.1").read_text() == f"{run / 'member_2'}\n"
+    assert (run / "worker.2").read_text() == f"-m bridge.cli worker --config {path}\n"

@@ -185,3 +185,13 @@ def test_send_list_clears_the_reference_entries(make_config, tree):
     nml = f90nml.read(tree / "run" / "namelist_cfg")
     assert nml["namobridge"]["cn_obr_send"] == ["ssh", "", "", ""]
     assert check_members(cfg) == []
+
+
+def test_files_get_the_names_the_model_opens(make_config, tree):
+    (tree / "tmpl" / "namelist_ref").rename(tree / "tmpl" / "ref.gyre")
+    (tree / "tmpl" / "namelist_cfg").rename(tree / "tmpl" / "cfg.gyre")
+    cfg = make_config(ocean={"members": 2, "namelist": "tmpl/cfg.gyre", "namelist_ref": "tmpl/ref.gyre"})
+    written = preprod(cfg)
+    member = tree / "run" / "member_1"
+    assert written[:2] == [member / "namelist_ref", member / "namelist_cfg"]
+    assert check_members(cfg) == []
