@@ -18,6 +18,10 @@ RECORD_LEN = 160
 NAME_LEN = 64
 INT_WIDTH = 12
 IN, OUT = 1, 2
+# A route of at least this many points per level travels as one message per
+# level: each level is contiguous on both sides, so MPI can move it with a
+# single copy (CMA) straight into the receiver's array.
+CHUNK_MIN_POINTS = 8192
 DIRECTIONS = {"in": IN, "out": OUT}
 DIRECTION_NAMES = {IN: "in", OUT: "out"}
 
@@ -52,6 +56,11 @@ class Coupling:
     dst: str
     src_field: FieldDef
     dst_field: FieldDef
+
+
+def messages_per_route(box: BoxPartition, nlev: int) -> int:
+    """How many data messages carry one route's points (the Fortran side agrees)."""
+    return nlev if nlev > 1 and box.ni * box.nj >= CHUNK_MIN_POINTS else 1
 
 
 def _text(value: str, width: int = NAME_LEN) -> str:

@@ -35,7 +35,9 @@ module obr_backend
       type(route_t), allocatable :: routes(:)           !< overlaps with peer ranks
       integer :: nroutes = 0
       type(buf_t), allocatable :: buf(:, :)             !< (route, slot) messages
-      integer, allocatable :: req(:, :)                 !< (2*route, slot) requests
+      integer, allocatable :: req(:, :)                 !< (message, slot) requests
+      integer, allocatable :: req_route(:)              !< route of each message
+      integer, allocatable :: chunks(:)                 !< data messages per route
       integer :: slot_step(RING) = -huge(1)             !< step sent from each slot
       logical :: busy(RING) = .false.
       integer :: next = 1
@@ -197,6 +199,15 @@ contains
       write (core_last_error, '(a,f0.1,a)') trim(what)//' (timeout ', core_timeout, ' s)'
    end subroutine wait_collective
 
+   !> Data messages per route: one per level when levels are large (as handshake.messages_per_route).
+   pure integer function messages_per_route(rt, nlev)
+      type(route_t), intent(in) :: rt            !< the route
+      integer, intent(in) :: nlev                !< levels
+      integer, parameter :: CHUNK_MIN_POINTS = 8192
+      messages_per_route = 1
+      if (nlev > 1 .and. rt%ni*rt%nj >= CHUNK_MIN_POINTS) messages_per_route = nlev
+   end function messages_per_route
+
    subroutine connect(fld, rd, cpl)
       type(field_t), intent(inout) :: fld        !< a field of this component
       type(rankdefs_t), intent(in) :: rd(0:)     !< all definitions
@@ -213,7 +224,12 @@ contains
       end do
       fld%peer_comp = rd(peer)%comp
       call defs_routes(rd, core_world_rank, peer, fld%routes, fld%nroutes)
-      allocate (fld%buf(fld%nroutes, RING), fld%req(2*fld%nroutes, RING))
+      allocate (fld%buf(fld%nroutes, RING), fld%chunks(fld%nroutes))
+      do r = 1, fld%nroutes
+         fld%chunks(r) = messages_per_route(fld%routes(r), fld%def%nlev)
+      end do
+      allocate (fld%req(sum(1 + fld%chunks), RING), fld%req_route(sum(1 + fld%chunks)))
+      fld%req_route = [(spread(r, 1, 1 + fld%chunks(r)), r=1, fld%nroutes)]
       do r = 1, fld%nroutes
          do c = 1, RING
             allocate (fld%buf(r, c)%a(fld%routes(r)%ni*fld%routes(r)%nj*fld%def%nlev))
@@ -230,7 +246,7 @@ contains
       character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
       real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field (ni, nj)
       real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field (ni, nj, nlev)
-      integer :: slot, r, ierr, nbad
+      integer :: slot, r, ierr, nbad, m, c, npts
       call check_call(id, OBR_OUT, 'put', step, kinfo, msg, f2, f3); if (kinfo < 0) return
       associate (fld => fields(id))
          slot = fld%next
@@ -249,12 +265,18 @@ contains
             end if
             call core_warn(trim(msg)//'; sent anyway (NaN policy warn)')
          end if
+         m = 0
          do r = 1, fld%nroutes
             fld%buf(r, slot)%hdr = [int(step, i8), int(fld%tag, i8)]
+            m = m + 1
             call MPI_Isend(fld%buf(r, slot)%hdr, 2, MPI_INTEGER8, fld%routes(r)%peer, fld%tag, bcomm, &
-                           fld%req(2*r - 1, slot), ierr)
-            call MPI_Isend(fld%buf(r, slot)%a, size(fld%buf(r, slot)%a), MPI_REAL8, fld%routes(r)%peer, &
-                           fld%tag, bcomm, fld%req(2*r, slot), ierr)
+                           fld%req(m, slot), ierr)
+            npts = size(fld%buf(r, slot)%a)/fld%chunks(r)
+            do c = 1, fld%chunks(r)
+               m = m + 1
+               call MPI_Isend(fld%buf(r, slot)%a((c - 1)*npts + 1), npts, MPI_REAL8, fld%routes(r)%peer, &
+                              fld%tag, bcomm, fld%req(m, slot), ierr)
+            end do
          end do
          fld%busy(slot) = .true.
          fld%slot_step(slot) = step
@@ -271,14 +293,20 @@ contains
       character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
       real(dp), intent(inout), optional :: f2(:, :)    !< a 2-D field (ni, nj)
       real(dp), intent(inout), optional :: f3(:, :, :) !< a 3-D field (ni, nj, nlev)
-      integer :: r, ierr
+      integer :: r, ierr, m, c, npts
       call check_call(id, OBR_IN, 'get', step, kinfo, msg, f2, f3); if (kinfo < 0) return
       associate (fld => fields(id))
+         m = 0
          do r = 1, fld%nroutes
+            m = m + 1
             call MPI_Irecv(fld%buf(r, 1)%hdr, 2, MPI_INTEGER8, fld%routes(r)%peer, fld%tag, bcomm, &
-                           fld%req(2*r - 1, 1), ierr)
-            call MPI_Irecv(fld%buf(r, 1)%a, size(fld%buf(r, 1)%a), MPI_REAL8, fld%routes(r)%peer, fld%tag, &
-                           bcomm, fld%req(2*r, 1), ierr)
+                           fld%req(m, 1), ierr)
+            npts = size(fld%buf(r, 1)%a)/fld%chunks(r)
+            do c = 1, fld%chunks(r)
+               m = m + 1
+               call MPI_Irecv(fld%buf(r, 1)%a((c - 1)*npts + 1), npts, MPI_REAL8, fld%routes(r)%peer, &
+                              fld%tag, bcomm, fld%req(m, 1), ierr)
+            end do
          end do
          call wait_requests(fld, 1, 'get at step '//core_itoa(step)//' received nothing from', &
                             'is the peer alive and calling put?', kinfo, msg)
@@ -422,27 +450,34 @@ contains
       character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
       integer :: n, outcount, ierr, k, pause
       integer :: indices(size(fld%req, 1))
+      logical :: streaming, pending(size(fld%routes))
       real(dp) :: t0
       character(len=:), allocatable :: peers
       n = size(fld%req, 1)
       t0 = MPI_Wtime()
       pause = 0
+      streaming = .false.
       kinfo = OBR_OK
       msg = ''
       do
          call MPI_Testsome(n, fld%req(:, slot), outcount, indices, MPI_STATUSES_IGNORE, ierr)
          if (outcount == MPI_UNDEFINED .or. all(fld%req(:, slot) == MPI_REQUEST_NULL)) return
-         if (outcount > 0) pause = 0
+         if (outcount > 0) streaming = .true.   ! the rest of the transfer follows: spin
          if (MPI_Wtime() - t0 > core_timeout) exit
+         if (streaming) cycle
          if (pause > 0) ierr = c_usleep(int(pause, c_int))
          pause = min(max(2*pause, 10), 1000)
       end do
-      peers = ''
+      pending = .false.
       do k = 1, n
          if (fld%req(k, slot) == MPI_REQUEST_NULL) cycle
-         if (mod(k, 2) == 0) peers = peers//' '//core_itoa(fld%routes(k/2)%peer)
+         pending(fld%req_route(k)) = .true.
          call MPI_Cancel(fld%req(k, slot), ierr)
          call MPI_Request_free(fld%req(k, slot), ierr)
+      end do
+      peers = ''
+      do k = 1, size(pending)
+         if (pending(k)) peers = peers//' '//core_itoa(fld%routes(k)%peer)
       end do
       kinfo = OBR_ERR_TIMEOUT
       write (msg, '(a,f0.1,a)') 'field '''//trim(fld%def%name)//''': '//what//' world rank(s)'//peers// &

@@ -209,15 +209,7 @@ class MpiField:
         peer_boxes = {d.rank: d.box for d in defs if d.component == self.peer_component}
         self.routes = routes(self.component._box, peer_boxes)
         self._slices = [self.component._box.local_slices(r.box) for r in self.routes]
-        self._recv_types = [self._subarray(r.box) for r in self.routes] if side == "dst" else []
-
-    def _subarray(self, sub: BoxPartition):
-        MPI = _mpi()
-        box = self.component._box
-        dtype = MPI.REAL8.Create_subarray([self.nlev, box.nj, box.ni], [self.nlev, sub.nj, sub.ni],
-                                          [0, sub.j0 - box.j0, sub.i0 - box.i0])
-        dtype.Commit()
-        return dtype
+        self._chunks = [handshake.messages_per_route(r.box, self.nlev) for r in self.routes]
 
     # -- put -----------------------------------------------------------------
     def put(self, step: int, array: np.ndarray) -> None:
@@ -229,14 +221,16 @@ class MpiField:
         MPI = _mpi()
         slot = self._next
         self._wait_slot(slot)
-        comm, reqs, buffers = self.component._comm, [], []
-        for route, (js, is_) in zip(self.routes, self._slices):
+        comm, reqs, buffers, req_route = self.component._comm, [], [], []
+        for k, (route, (js, is_)) in enumerate(zip(self.routes, self._slices)):
             header = np.array([step, self.tag], dtype=np.int64)
             packed = np.ascontiguousarray(data[:, js, is_])
+            pieces = list(packed) if self._chunks[k] > 1 else [packed]
             reqs.append(comm.Isend([header, MPI.INTEGER8], dest=route.peer, tag=self.tag))
-            reqs.append(comm.Isend([packed, MPI.REAL8], dest=route.peer, tag=self.tag))
+            reqs += [comm.Isend([piece, MPI.REAL8], dest=route.peer, tag=self.tag) for piece in pieces]
+            req_route += [k] * (1 + len(pieces))
             buffers.append((header, packed))
-        self._ring[slot] = (reqs, buffers)  # the buffers stay alive until the sends complete
+        self._ring[slot] = (reqs, buffers, req_route)  # the buffers stay alive until the sends complete
         self._ring_steps[slot] = step
         self._next = (slot + 1) % RING
 
@@ -269,11 +263,11 @@ class MpiField:
         pending = self._ring[slot]
         if not pending:
             return
-        reqs, _buffers = pending
+        reqs, _buffers, req_route = pending
         old_step = self._ring_steps[slot]
         wait_all(reqs, self.component.timeout, lambda idx: (
             f"field '{self.name}' of component '{self.component.name}' (rank {self.component.world_rank}): "
-            f"the send of step {old_step} to rank(s) {self._route_ranks(idx)} of component "
+            f"the send of step {old_step} to rank(s) {self._route_ranks(idx, req_route)} of component "
             f"'{self.peer_component}' did not complete; is the peer alive and calling get?"))
         self._ring[slot] = ()
 
@@ -293,14 +287,23 @@ class MpiField:
             raise BridgeError(f"field '{self.name}': get needs a C-contiguous float64 array of shape {self.shape}")
         comm = self.component._comm
         headers = np.zeros((len(self.routes), 2), dtype=np.int64)
-        reqs = []
-        for k, route in enumerate(self.routes):
+        reqs, staged, req_route = [], [], []
+        for k, (route, (js, is_)) in enumerate(zip(self.routes, self._slices)):
             reqs.append(comm.Irecv([headers[k], MPI.INTEGER8], source=route.peer, tag=self.tag))
-            reqs.append(comm.Irecv([out, 1, self._recv_types[k]], source=route.peer, tag=self.tag))
+            targets = [out[lev, js, is_] for lev in range(self.nlev)] if self._chunks[k] > 1 else [out[:, js, is_]]
+            for target in targets:
+                # receive straight into the array where the piece is contiguous there, else stage and copy
+                buf = target if target.flags.c_contiguous else np.empty(target.shape)
+                if buf is not target:
+                    staged.append((target, buf))
+                reqs.append(comm.Irecv([buf, MPI.REAL8], source=route.peer, tag=self.tag))
+            req_route += [k] * (1 + len(targets))
         wait_all(reqs, self.component.timeout, lambda idx: (
             f"field '{self.name}' of component '{self.component.name}' (rank {self.component.world_rank}): "
-            f"get at step {step} received nothing from rank(s) {self._route_ranks(idx)} of component "
+            f"get at step {step} received nothing from rank(s) {self._route_ranks(idx, req_route)} of component "
             f"'{self.peer_component}'; is the peer alive and calling put?"))
+        for target, buf in staged:
+            target[...] = buf
         for k, route in enumerate(self.routes):
             if headers[k, 0] != step:
                 raise BridgeError(f"field '{self.name}' of component '{self.component.name}': get at step {step} "
@@ -308,8 +311,8 @@ class MpiField:
                                   f"'{self.peer_component}'; the two sides call put/get at different steps")
         return out
 
-    def _route_ranks(self, request_indices: list[int]) -> list[int]:
-        return sorted({self.routes[k // 2].peer for k in request_indices})
+    def _route_ranks(self, request_indices: list[int], req_route: list[int]) -> list[int]:
+        return sorted({self.routes[req_route[k]].peer for k in request_indices})
 
     def _check_ready(self, what: str, direction: int) -> None:
         if not self.component._ended:

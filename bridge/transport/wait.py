@@ -1,8 +1,8 @@
 """Waiting on MPI requests with a deadline, so no exchange hangs silently.
 
 Polling backs off from a tight spin to short sleeps while nothing arrives, so
-an idle receiver leaves the cores to the ocean, and drops back to spinning as
-soon as a piece completes, so a large transfer keeps streaming.
+an idle receiver leaves the cores to the ocean, and spins once the first
+piece has completed, so the rest of a large transfer streams at full speed.
 """
 from __future__ import annotations
 
@@ -24,19 +24,21 @@ def wait_all(requests: Sequence, timeout: float, describe: Callable[[list[int]],
     reqs = list(requests)
     done = [False] * len(reqs)
     deadline = time.monotonic() + timeout
-    pause = 0.0
+    pause, streaming = 0.0, False
     while True:
         finished = MPI.Request.Testsome(reqs)
         if finished:
             for k in finished:
                 done[k] = True
-            pause = 0.0
+            streaming = True
         if all(done):
             return
         if time.monotonic() > deadline:
             pending = [k for k, ok in enumerate(done) if not ok]
             _cancel(reqs, pending)
             raise BridgeTimeout(describe(pending) + f" (timeout {timeout:g} s)")
+        if streaming:
+            continue
         if pause:
             time.sleep(pause)
         pause = min(max(pause * 2, 1e-5), MAX_SLEEP)
