@@ -12,7 +12,7 @@ module obr_core
    public :: OBR_ERR_DEF, OBR_ERR_TIMEOUT, OBR_ERR_VALUE, OBR_ERR_USAGE, OBR_ERR_MPI
    public :: OBR_NAME_LEN, OBR_MSG_LEN
    public :: OBR_NAN_OFF, OBR_NAN_WARN, OBR_NAN_ERROR
-   public :: core_timeout, core_nan_policy, core_name, core_world_rank, core_last_error
+   public :: core_timeout, core_nan_policy, core_put_direct, core_name, core_world_rank, core_last_error
    public :: core_read_env, core_fail, core_abort, core_warn, core_report, core_count_bad, core_itoa
 
    integer, parameter :: OBR_IN = 1            !< field received by this component
@@ -31,6 +31,7 @@ module obr_core
 
    real(dp) :: core_timeout = 300._dp                  !< seconds for every blocking wait
    integer :: core_nan_policy = OBR_NAN_ERROR          !< what a put does with NaN/Inf
+   logical :: core_put_direct = .false.                !< put sends from the caller's array and waits (no copy)
    character(len=OBR_NAME_LEN) :: core_name = '?'      !< this component's name
    integer :: core_world_rank = -1                     !< rank in MPI_COMM_WORLD
    character(len=OBR_MSG_LEN) :: core_last_error = ''  !< message of the last error returned through kinfo
@@ -47,6 +48,8 @@ contains
          read (val, *, iostat=ios) t
          if (ios == 0 .and. t > 0) core_timeout = t
       end if
+      call get_environment_variable('OBRIDGE_PUT_MODE', val, status=stat)
+      if (stat == 0) core_put_direct = trim(val) == 'direct'
       call get_environment_variable('OBRIDGE_NAN_POLICY', val, status=stat)
       if (stat == 0) then
          select case (trim(val))

@@ -11,6 +11,7 @@
 !! so the ocean only pays a memcpy; gets wait with the timeout.
 module obr_backend
    use, intrinsic :: iso_c_binding, only: c_int
+   use, intrinsic :: ieee_arithmetic, only: ieee_is_finite
    use obr_core
    use obr_mpi_defs
    use mpi
@@ -248,6 +249,12 @@ contains
       real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field (ni, nj, nlev)
       integer :: slot, r, ierr, nbad, m, c, npts
       call check_call(id, OBR_OUT, 'put', step, kinfo, msg, f2, f3); if (kinfo < 0) return
+      if (core_put_direct) then
+         if (direct_possible(fields(id), f2, f3)) then
+            call put_direct(fields(id), step, kinfo, msg, f2, f3)
+            return
+         end if
+      end if
       associate (fld => fields(id))
          slot = fld%next
          call wait_slot(fld, slot, kinfo, msg); if (kinfo < 0) return
@@ -256,15 +263,7 @@ contains
             call pack(fld%routes(r), fld%def%nlev, fld%buf(r, slot)%a, f2, f3)
             nbad = nbad + core_count_bad(fld%buf(r, slot)%a)
          end do
-         if (nbad > 0 .and. core_nan_policy /= OBR_NAN_OFF) then
-            msg = 'field '''//trim(fld%def%name)//''': put at step '//core_itoa(step)//' holds '// &
-                  core_itoa(nbad)//' NaN/Inf value(s)'
-            if (core_nan_policy == OBR_NAN_ERROR) then
-               kinfo = OBR_ERR_VALUE
-               return
-            end if
-            call core_warn(trim(msg)//'; sent anyway (NaN policy warn)')
-         end if
+         call check_values(fld, step, nbad, kinfo, msg); if (kinfo < 0) return
          m = 0
          do r = 1, fld%nroutes
             fld%buf(r, slot)%hdr = [int(step, i8), int(fld%tag, i8)]
@@ -284,6 +283,84 @@ contains
       end associate
       kinfo = OBR_SENT
    end subroutine backend_put
+
+   !> True when every message of a put is a contiguous run of the caller's array.
+   logical function direct_possible(fld, f2, f3)
+      type(field_t), intent(in) :: fld                 !< the field
+      real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field
+      real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field
+      integer :: r
+      if (present(f3)) then
+         direct_possible = is_contiguous(f3)
+      else
+         direct_possible = is_contiguous(f2)
+      end if
+      do r = 1, fld%nroutes
+         direct_possible = direct_possible .and. fld%routes(r)%ni == mybox(5) .and. &
+                           (fld%chunks(r) > 1 .or. fld%def%nlev == 1 .or. fld%routes(r)%nj == mybox(6))
+      end do
+   end function direct_possible
+
+   !> Put without a copy: send straight from the caller's array, then wait until it
+   !! may be reused (the direct put mode; the ocean then waits for the receiver).
+   subroutine put_direct(fld, step, kinfo, msg, f2, f3)
+      type(field_t), intent(inout) :: fld              !< the field
+      integer, intent(in) :: step                      !< host model step
+      integer, intent(out) :: kinfo                    !< OBR_SENT or an error code
+      character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
+      real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field (contiguous)
+      real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field (contiguous)
+      integer :: slot, r, m, c, npts, lj, ierr, nbad
+      slot = fld%next
+      call wait_slot(fld, slot, kinfo, msg); if (kinfo < 0) return
+      if (present(f3)) then
+         nbad = count(.not. ieee_is_finite(f3))
+      else
+         nbad = count(.not. ieee_is_finite(f2))
+      end if
+      call check_values(fld, step, nbad, kinfo, msg); if (kinfo < 0) return
+      m = 0
+      do r = 1, fld%nroutes
+         fld%buf(r, slot)%hdr = [int(step, i8), int(fld%tag, i8)]
+         m = m + 1
+         call MPI_Isend(fld%buf(r, slot)%hdr, 2, MPI_INTEGER8, fld%routes(r)%peer, fld%tag, bcomm, &
+                        fld%req(m, slot), ierr)
+         lj = fld%routes(r)%j0 - mybox(4)
+         npts = fld%routes(r)%ni*fld%routes(r)%nj*fld%def%nlev/fld%chunks(r)
+         do c = 1, fld%chunks(r)
+            m = m + 1
+            if (present(f3)) then
+               call MPI_Isend(f3(1, lj + 1, c), npts, MPI_REAL8, fld%routes(r)%peer, fld%tag, bcomm, &
+                              fld%req(m, slot), ierr)
+            else
+               call MPI_Isend(f2(1, lj + 1), npts, MPI_REAL8, fld%routes(r)%peer, fld%tag, bcomm, &
+                              fld%req(m, slot), ierr)
+            end if
+         end do
+      end do
+      call wait_requests(fld, slot, 'the direct send of step '//core_itoa(step)//' did not complete to', &
+                         'is the peer alive and calling get?', kinfo, msg)
+      if (kinfo >= 0) kinfo = OBR_SENT
+   end subroutine put_direct
+
+   !> Apply the NaN policy to a put holding nbad NaN/Inf values.
+   subroutine check_values(fld, step, nbad, kinfo, msg)
+      type(field_t), intent(in) :: fld                 !< the field
+      integer, intent(in) :: step                      !< host model step
+      integer, intent(in) :: nbad                      !< NaN/Inf values found
+      integer, intent(out) :: kinfo                    !< OBR_OK or OBR_ERR_VALUE
+      character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
+      kinfo = OBR_OK
+      msg = ''
+      if (nbad == 0 .or. core_nan_policy == OBR_NAN_OFF) return
+      msg = 'field '''//trim(fld%def%name)//''': put at step '//core_itoa(step)//' holds '// &
+            core_itoa(nbad)//' NaN/Inf value(s)'
+      if (core_nan_policy == OBR_NAN_ERROR) then
+         kinfo = OBR_ERR_VALUE
+      else
+         call core_warn(trim(msg)//'; sent anyway (NaN policy warn)')
+      end if
+   end subroutine check_values
 
    !> Receive this rank's part of a field for a step, waiting at most the timeout.
    subroutine backend_get(id, step, kinfo, msg, f2, f3)

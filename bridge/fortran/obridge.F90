@@ -22,7 +22,7 @@ module obridge
    private
 
    public :: obr_init, obr_def_partition, obr_def_field, obr_enddef, obr_put, obr_get, obr_finalize
-   public :: obr_abort, obr_set_timeout, obr_set_nan_policy, obr_last_error
+   public :: obr_abort, obr_set_timeout, obr_set_nan_policy, obr_set_put_mode, obr_last_error
    public :: OBR_IN, OBR_OUT, OBR_OK, OBR_RECVD, OBR_SENT
    public :: OBR_ERR_DEF, OBR_ERR_TIMEOUT, OBR_ERR_VALUE, OBR_ERR_USAGE, OBR_ERR_MPI, OBR_NAME_LEN
 
@@ -179,6 +179,22 @@ contains
       end select
       if (present(kinfo)) kinfo = OBR_OK
    end subroutine obr_set_nan_policy
+
+   !> How obr_put sends: 'copy' (default: copy and return at once, the ocean never waits
+   !! for the worker) or 'direct' (no copy: send from the array and wait until the
+   !! worker has it; falls back to copy where the pieces are not contiguous).
+   subroutine obr_set_put_mode(mode, kinfo)
+      character(len=*), intent(in) :: mode       !< 'copy' or 'direct'
+      integer, intent(out), optional :: kinfo    !< status: OBR_OK or OBR_ERR_USAGE
+      select case (mode)
+      case ('copy'); core_put_direct = .false.
+      case ('direct'); core_put_direct = .true.
+      case default
+         call core_fail(OBR_ERR_USAGE, 'obr_set_put_mode: '''//mode//''' is not copy or direct', kinfo)
+         return
+      end select
+      if (present(kinfo)) kinfo = OBR_OK
+   end subroutine obr_set_put_mode
 
    !> The message of the last error returned through kinfo.
    function obr_last_error() result(msg)

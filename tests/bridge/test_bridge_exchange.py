@@ -18,11 +18,12 @@ WORKER = str(REPO / "tests" / "bridge" / "exchange_worker.py")
 
 
 def exchange(fortran_build, n_ocean=2, n_worker=2, ocean_mode="normal", worker_mode="normal", env=None, timeout=120,
-             keep_going=False):
+             keep_going=False, grid=(NX, NY, NLEV)):
     px, py = OCEAN_LAYOUTS[n_ocean]
     wx, wy = WORKER_LAYOUTS[n_worker]
-    ocean = [str(fortran_build / "bin" / "obr_exchange_ocean"), *map(str, (NX, NY, NLEV, px, py, NSTEPS)), ocean_mode]
-    worker = [PYTHON, WORKER, *map(str, (NX, NY, NLEV, NSTEPS, wx, wy)), worker_mode]
+    nx, ny, nlev = grid
+    ocean = [str(fortran_build / "bin" / "obr_exchange_ocean"), *map(str, (nx, ny, nlev, px, py, NSTEPS)), ocean_mode]
+    worker = [PYTHON, WORKER, *map(str, (nx, ny, nlev, NSTEPS, wx, wy)), worker_mode]
     return run_mpmd([(n_ocean, ocean), (n_worker, worker)], env=env, timeout=timeout, keep_going=keep_going)
 
 
@@ -36,6 +37,18 @@ def test_bit_exact_both_directions(fortran_build, n_ocean, n_worker):
     # ranks' lines may interleave on one line of the merged output
     received = sum(int(n) for n in re.findall(r"worker rank \d+: \d+ steps, (\d+) values received", run.stdout))
     assert received == NSTEPS * NX * NY * (1 + NLEV)  # every point of a2 and b3, every step, exactly once
+
+
+@pytest.mark.parametrize("put_mode", ["copy", "direct"])
+@pytest.mark.parametrize("n_ocean,n_worker", [(1, 1), (2, 1), (2, 2)])
+def test_bit_exact_large_levels_one_message_per_level(fortran_build, n_ocean, n_worker, put_mode):
+    """Routes of >= 8192 points per level travel one level per message; the direct
+    put mode sends straight from the Fortran array. Both stay bit-exact."""
+    grid = (200, 100, 3)
+    run = exchange(fortran_build, n_ocean, n_worker, env={"OBRIDGE_PUT_MODE": put_mode}, grid=grid)
+    assert run.returncode == 0, run.stdout
+    received = sum(int(n) for n in re.findall(r"worker rank \d+: \d+ steps, (\d+) values received", run.stdout))
+    assert received == NSTEPS * 200 * 100 * (1 + 3)
 
 
 def test_shape_mismatch_stops_both_sides_naming_field_and_shapes(fortran_build):

@@ -3,7 +3,8 @@
 !!
 !! The ocean ranks split the grid in j. Each repetition times, on the Python
 !! side, NITER raw MPI_Send/Recv of exactly the bytes each pair of ranks shares,
-!! then NITER bridge put/get of the same field, each phase between barriers.
+!! then NITER bridge put/get of the same field in the copy put mode, then in
+!! the direct put mode, each phase between barriers.
 !! Usage: bandwidth_ocean NX NY NLEV PXW PYW NITER NREP
 !!   PXW x PYW: the Python side's layout, to size the raw messages.
 program bandwidth_ocean
@@ -11,7 +12,7 @@ program bandwidth_ocean
    use, intrinsic :: iso_fortran_env, only: dp => real64
    use mpi
    implicit none
-   integer :: nx, ny, nlev, pxw, pyw, niter, nrep, comm, rank, nranks, ierr, id, rep, it, q, nw
+   integer :: nx, ny, nlev, pxw, pyw, niter, nrep, comm, rank, nranks, ierr, id, rep, it, q, nw, mode
    integer :: i0, j0, ni, nj, wi0, wj0, wni, wnj, ov_i, ov_j
    real(dp), allocatable :: fld(:, :, :)
    type :: msg_t
@@ -54,11 +55,14 @@ program bandwidth_ocean
          end do
       end do
       call MPI_Barrier(MPI_COMM_WORLD, ierr)
-      call MPI_Barrier(MPI_COMM_WORLD, ierr)
-      do it = 1, niter
-         call obr_put(id, (rep - 1)*niter + it, fld)
+      do mode = 1, 2   ! the bridge, copy then direct put mode
+         call obr_set_put_mode(trim(merge('copy  ', 'direct', mode == 1)))
+         call MPI_Barrier(MPI_COMM_WORLD, ierr)
+         do it = 1, niter
+            call obr_put(id, ((rep - 1)*2 + mode - 1)*niter + it, fld)
+         end do
+         call MPI_Barrier(MPI_COMM_WORLD, ierr)
       end do
-      call MPI_Barrier(MPI_COMM_WORLD, ierr)
    end do
    call obr_finalize()
 
