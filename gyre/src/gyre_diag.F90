@@ -14,7 +14,7 @@ module gyre_diag
 
    public :: dia_init, dia_step, dia_close
 
-   integer :: ncid = -1, nrec = 0, nvt, nvs, nvke, nvvol, nvdvol, nvheat, nvumax
+   integer :: ncid = -1, nrec = 0, nvt, nvs, nvke, nvvol, nvdvol, nvheat, nvumax, nvhmin
    real(wp), allocatable :: zwk(:,:,:), zglo(:,:)
 
 contains
@@ -41,6 +41,7 @@ contains
       call defv('volume_anomaly', 'volume minus the rest volume, rgfac * sum(ssh) dx dy', 'm3', nvdvol)
       call defv('heat', 'heat content of the upper layer, rho0 cp sum(h T) dx dy', 'J', nvheat)
       call defv('umax', 'maximum speed |u| or |v| on velocity points', 'm s-1', nvumax)
+      call defv('hmin', 'minimum layer thickness over the ocean (the layer outcrops at 0)', 'm', nvhmin)
       call nc_put_params(ncid, .true.)
       call global_atts(ncid, 'oceanbridge gyre: diagnostics time series')
       call nccheck(nf90_enddef(ncid), 'enddef '//trim(clf))
@@ -62,7 +63,7 @@ contains
       real(wp), intent(in) :: px(1-nn_hls:, 1-nn_hls:, :)   !< state with valid halos
       logical, intent(in) :: ld_print           !< also print the values on stdout
       integer :: ji, jj, jw
-      real(wp) :: zh, zs(3), zdA, zumax
+      real(wp) :: zh, zs(3), zdA, zumax, zhmin
       if (nn_diag == 0) return
       if (mod(kt, nn_diag) /= 0 .and. .not. ld_print) return
       do jj = 1, nj
@@ -76,6 +77,9 @@ contains
       end do
       zumax = max(maxval(abs(px(1:ni,1:nj,jp_u))), maxval(abs(px(1:ni,1:nj,jp_v))))
       call umax_reduce(zumax)
+      zhmin = -minval(rn_h0 + rgfac * px(1:ni,1:nj,jp_ssh), mask=tmask(1:ni,1:nj) > 0.5_wp)
+      call umax_reduce(zhmin)
+      zhmin = -zhmin
       do jw = 1, 3
          call mpp_gather(zwk(:,:,jw), zglo)
          if (lwp) zs(jw) = nsum(zglo)
@@ -94,10 +98,11 @@ contains
          call nccheck(nf90_put_var(ncid, nvdvol, [zs(2)], start=[nrec]), 'put volume_anomaly')
          call nccheck(nf90_put_var(ncid, nvheat, [zs(3)], start=[nrec]), 'put heat')
          call nccheck(nf90_put_var(ncid, nvumax, [zumax], start=[nrec]), 'put umax')
+         call nccheck(nf90_put_var(ncid, nvhmin, [zhmin], start=[nrec]), 'put hmin')
          call nccheck(nf90_sync(ncid), 'sync diag')
       end if
-      if (ld_print) write(*, '(a,i9,a,f10.2,a,es13.6,a,es13.6,a,es13.6,a,f7.3)') ' kt=', kt, ' day=', kt*rn_dt/rday, &
-         & ' ke=', zs(1), ' dvol=', zs(2), ' heat=', zs(3), ' umax=', zumax
+      if (ld_print) write(*, '(a,i9,a,f10.2,a,es13.6,a,es10.3,a,es13.6,a,f7.3,a,f8.2)') ' kt=', kt, ' day=', &
+         & kt*rn_dt/rday, ' ke=', zs(1), ' dvol=', zs(2), ' heat=', zs(3), ' umax=', zumax, ' hmin=', zhmin
    end subroutine dia_step
 
    !> Rest volume of the upper layer (m3).
@@ -106,7 +111,7 @@ contains
       rvol0 = real(nocean, wp) * rn_h0 * rn_dx * rn_dy
    end function rvol0
 
-   !> Global maximum of a speed (order-independent).
+   !> Global maximum of a scalar (order-independent).
    subroutine umax_reduce(pu)
       use gyre_mpp, only: mpp_max
       real(wp), intent(inout) :: pu             !< local max in, global max out

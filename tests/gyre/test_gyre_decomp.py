@@ -55,5 +55,5 @@ def test_decomposition_independence(gyre_exe, tmp_path, variant):
         for name in FIELDS:
             assert np.array_equal(f[name], ref_f[name]), f"{name} of the fields file differs on {layout}"
             assert np.array_equal(r[name], ref_r[name]), f"{name} of the restart differs on {layout}"
-        for name in ("ke", "volume", "volume_anomaly", "heat", "umax"):
+        for name in ("ke", "volume", "volume_anomaly", "heat", "umax", "hmin"):
             assert np.array_equal(d[name], ref_d[name]), f"diagnostic {name} differs on {layout}"

@@ -1,0 +1,120 @@
+"""Benchmark of the embedded ocean (gyre): speed and coupling overhead.
+
+1. steps per second of the time loop at 128x128 and 256x256 on 1 and 2 ranks, coupling off;
+2. coupling overhead: steps/s with every field (ssh, u, v, temp) sent every step to a Python receiver,
+   against coupling off, measured in the same benchmark run by alternating the two (A B A B ...) and
+   keeping the best of each, printed as ratios (target: coupled/uncoupled >= 0.95, i.e. <= 5% overhead).
+
+usage: python benchmarks/bench_gyre.py [--repeats 3] [--quick] [--json PATH] [--coupled-ranks 1]
+The figures are gyre's own timing of its time loop (MPI_Wtime, initialisation and finalisation excluded).
+Needs `make fortran` (build/bin/gyre.exe linked with the bridge). Timings are never asserted anywhere.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "gyre" / "tools"))
+
+import gyrerun  # noqa: E402
+
+FIELDS = ["ssh", "u", "v", "temp"]
+
+
+def receiver_main(argv: list[str]) -> int:
+    """The Python side of the coupled runs: get every field at every step, keep nothing."""
+    nx, ny, it000, itend = map(int, argv)
+    from bridge import BoxPartition, Component
+    comp = Component("worker", timeout=120.0)
+    comp.def_partition(BoxPartition.whole(nx, ny))
+    fields = [comp.def_field(n, "in", nlev=1, peer="gyre") for n in FIELDS]
+    comp.enddef()
+    bufs = [f.get(it000 - 1) for f in fields]
+    for kt in range(it000, itend + 1):
+        for f, b in zip(fields, bufs):
+            f.get(kt, b)
+    comp.finalize()
+    return 0
+
+
+def config(n: int, nsteps: int, ranks: int, coupled: bool) -> dict:
+    """A benchmark configuration: n x n, no output except the final timing line."""
+    cfg = {
+        "namrun": {"nn_itend": nsteps, "rn_dt": 1200.0 * 128 / n, "nn_write": 0, "nn_diag": 0, "ln_rst_end": False},
+        "namdom": {"nn_nx": n, "nn_ny": n, "rn_dx": 15.0e3 * 128 / n, "rn_dy": 15.0e3 * 128 / n,
+                   "jpni": ranks, "jpnj": 1},
+    }
+    if coupled:
+        cfg["namobridge"] = {"ln_obridge": True, "nn_obr_freq": 1, "cn_obr_send": FIELDS, "rn_obr_timeout": 120.0}
+    return cfg
+
+
+def run_once(workdir: Path, n: int, nsteps: int, ranks: int, coupled: bool) -> float:
+    """steps/s of one run."""
+    rd = gyrerun.make_rundir(workdir / f"n{n}_r{ranks}_{'cpl' if coupled else 'off'}", config(n, nsteps, ranks, coupled))
+    worker = [sys.executable, str(Path(__file__).resolve()), "--receiver", str(n), str(n), "1", str(nsteps)] \
+        if coupled else None
+    res = gyrerun.run_gyre(rd, ranks, worker=worker, timeout=600)
+    m = re.search(r"time loop of (\d+) steps in ([0-9.]+) s = ([0-9.]+) steps/s", res.stdout)
+    if res.returncode != 0 or not m:
+        raise RuntimeError(f"gyre run failed in {rd}:\n{res.output}")
+    return float(m.group(3))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each case (the best is kept)")
+    ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
+    ap.add_argument("--json", type=Path, help="write the figures to this file")
+    ap.add_argument("--coupled-ranks", type=int, default=1, help="gyre ranks in the coupling-overhead runs")
+    ap.add_argument("--receiver", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.receiver:
+        return receiver_main(args.receiver)
+    exe = gyrerun.default_exe()
+    if not exe.exists():
+        print(f"{exe} is missing: run `make fortran` first", file=sys.stderr)
+        return 1
+    steps = {128: 2000, 256: 500} if not args.quick else {128: 200, 256: 50}
+    results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+                     "speed": [], "coupling": []}
+    with tempfile.TemporaryDirectory(prefix="bench_gyre_") as tmp:
+        work = Path(tmp)
+        print(f"gyre speed, coupling off (best of {args.repeats}; {os.cpu_count()} cores)")
+        print(f"{'grid':>9} {'ranks':>5} {'steps':>6} {'steps/s':>9} {'ms/step':>8} {'Mpts*steps/s':>13}")
+        for n in (128, 256):
+            for ranks in (1, 2):
+                best = max(run_once(work, n, steps[n], ranks, False) for _ in range(args.repeats))
+                results["speed"].append({"n": n, "ranks": ranks, "steps": steps[n], "steps_per_s": best})
+                print(f"{n:>4}x{n:<4} {ranks:>5} {steps[n]:>6} {best:>9.1f} {1e3 / best:>8.3f} {best * n * n / 1e6:>13.2f}")
+        r = args.coupled_ranks
+        print(f"\ncoupling overhead: all of {', '.join(FIELDS)} sent every step to a Python receiver, "
+              f"{r} gyre rank(s) + 1 receiver; runs alternate off/on, best of {args.repeats}")
+        print(f"{'grid':>9} {'off steps/s':>12} {'on steps/s':>11} {'on/off':>7} {'overhead':>9} {'target':>7}")
+        for n in (128, 256):
+            off, on = [], []
+            for _ in range(args.repeats):
+                off.append(run_once(work, n, steps[n], r, False))
+                on.append(run_once(work, n, steps[n], r, True))
+            ratio = max(on) / max(off)
+            ok = "ok" if ratio >= 0.95 else "MISSED"
+            results["coupling"].append({"n": n, "ranks": r, "steps": steps[n], "off_steps_per_s": max(off),
+                                        "on_steps_per_s": max(on), "ratio": ratio, "overhead": 1 - ratio,
+                                        "all_off": off, "all_on": on, "target_ratio": 0.95})
+            print(f"{n:>4}x{n:<4} {max(off):>12.1f} {max(on):>11.1f} {ratio:>7.3f} {100 * (1 - ratio):>8.1f}% {ok:>7}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
