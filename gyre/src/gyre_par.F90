@@ -39,21 +39,21 @@ module gyre_par
    ! ---------------- &namdom: grid and decomposition ----------------
    integer  :: nn_nx = 128                     !< global interior points in x
    integer  :: nn_ny = 128                     !< global interior points in y
-   real(wp) :: rn_dx = 20.e3_wp                !< grid spacing in x (m)
-   real(wp) :: rn_dy = 20.e3_wp                !< grid spacing in y (m)
+   real(wp) :: rn_dx = 15.e3_wp                !< grid spacing in x (m)
+   real(wp) :: rn_dy = 15.e3_wp                !< grid spacing in y (m)
    integer  :: jpni = 0                        !< ranks in x (0: chosen by MPI_Dims_create)
    integer  :: jpnj = 0                        !< ranks in y (0: chosen by MPI_Dims_create)
 
    ! ---------------- &namphys: physical parameters (the surrogate's conditioning vector) ----------------
-   real(wp) :: rn_tau0 = 0.1_wp                !< wind stress amplitude (N m-2)
-   real(wp) :: rn_ahm = 200._wp                !< Laplacian lateral viscosity (m2 s-1)
-   real(wp) :: rn_bhm = 0._wp                  !< biharmonic lateral viscosity (m4 s-1), used with ln_dynldf_blp
+   real(wp) :: rn_tau0 = 0.15_wp                !< wind stress amplitude (N m-2)
+   real(wp) :: rn_ahm = 75._wp                !< Laplacian lateral viscosity (m2 s-1)
+   real(wp) :: rn_bhm = 2.e11_wp                  !< biharmonic lateral viscosity (m4 s-1), used with ln_dynldf_blp
    logical  :: ln_dynldf_lap = .true.          !< use the Laplacian viscosity rn_ahm
-   logical  :: ln_dynldf_blp = .false.         !< use the biharmonic viscosity rn_bhm
-   real(wp) :: rn_gprime = 0.02_wp             !< reduced gravity (m s-2)
+   logical  :: ln_dynldf_blp = .true.         !< use the biharmonic viscosity rn_bhm
+   real(wp) :: rn_gprime = 0.03_wp             !< reduced gravity (m s-2)
    real(wp) :: rn_rdrag = 1.e-7_wp             !< linear (interfacial) drag (s-1)
    real(wp) :: rn_trelax = 30._wp              !< temperature relaxation time (days)
-   real(wp) :: rn_h0 = 500._wp                 !< upper-layer rest thickness (m)
+   real(wp) :: rn_h0 = 600._wp                 !< upper-layer rest thickness (m)
    real(wp) :: rn_f0 = 7.e-5_wp                !< Coriolis parameter at mid-basin (s-1)
    real(wp) :: rn_beta = 2.e-11_wp             !< beta (m-1 s-1)
    real(wp) :: rn_rho0 = 1025._wp              !< reference density (kg m-3)
@@ -87,6 +87,6 @@ module gyre_par
    ! ---------------- derived run quantities (set at initialisation) ----------------
    integer  :: nit000 = 1                      !< first step of this run segment
    integer  :: nitend = 100                    !< last step of this run segment
-   real(wp) :: rgfac = 490.5_wp                !< grav / rn_gprime: layer-thickness anomaly per metre of ssh
+   real(wp) :: rgfac = 327._wp                !< grav / rn_gprime: layer-thickness anomaly per metre of ssh
 
 end module gyre_par
