@@ -1,4 +1,4 @@
-"""Python side of the bridge's end-to-end test (see bridge/fortran/examples/exchange_ocean.F90).
+"""Python side of the bridge example and end-to-end test (see bridge/fortran/examples/exchange_ocean.F90).
 
 Usage: python exchange_worker.py NX NY NLEV NSTEPS PX PY [MODE]
 Each Python rank owns a box of a PX x PY decomposition (different from the

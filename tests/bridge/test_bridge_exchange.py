@@ -14,7 +14,7 @@ pytestmark = pytest.mark.mpi
 NX, NY, NLEV, NSTEPS = 13, 11, 4, 3
 OCEAN_LAYOUTS = {1: (1, 1), 2: (2, 1), 3: (1, 3), 4: (2, 2)}  # uneven: 13 = 7+6, 11 = 4+4+3
 WORKER_LAYOUTS = {1: (1, 1), 2: (1, 2)}
-WORKER = str(REPO / "tests" / "bridge" / "exchange_worker.py")
+WORKER = str(REPO / "bridge" / "examples" / "exchange_worker.py")
 
 
 def exchange(fortran_build, n_ocean=2, n_worker=2, ocean_mode="normal", worker_mode="normal", env=None, timeout=120,
