@@ -1,0 +1,276 @@
+"""Diffusion vs MSE surrogate at equal training budget (DESIGN.md §5 targets).
+
+    python benchmarks/bench_surrogate.py --synthetic --out out/bench_surrogate --json out/bench_surrogate.json
+    python benchmarks/bench_surrogate.py --data run*/gyre_*.nc --test-data test/gyre_*.nc --steps 4000
+
+Trains the EDM diffusion surrogate and the MSE baseline (same U-Net, same steps, batch
+size and learning rate) on next-state emulation p(x_{t+lag} | x_t, θ), then scores both
+on held-out trajectories: ensemble-mean RMSE, fair CRPS, spread/skill, the upper-half
+wavenumber energy ratio, NFE per sample against a 256-step reference, training
+samples/s and ms per sample on CPU (and CUDA when present).
+
+``--synthetic`` stands in for the eddying gyre: stochastically forced 2-D turbulence
+(models/synthetic.py) whose small scales are not predictable from the previous record,
+which is exactly where an MSE surrogate regresses to the mean.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models import metrics as M  # noqa: E402
+from models.data import Batch, PairDataset  # noqa: E402
+from models.plots import plot_fields, plot_rank_histogram, plot_spectra  # noqa: E402
+from models.sampling import SamplerConfig  # noqa: E402
+from models.surrogate import Surrogate, SurrogateConfig  # noqa: E402
+from models.synthetic import write_turbulence  # noqa: E402
+from models.train import TrainConfig, Trainer  # noqa: E402
+
+log = logging.getLogger("bench_surrogate")
+TARGETS = {"high_k_ratio": (0.8, 1.25), "spread_skill": (0.8, 1.2), "nfe": 35}
+# (noise amplitude, drag) of the synthetic members: θ changes eddy energy and spectral slope
+SYNTHETIC_THETA = [(0.7, 0.05), (1.0, 0.1), (1.4, 0.2), (1.0, 0.05)]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", nargs="+", help="training files (gyre output, eddying regime)")
+    src.add_argument("--synthetic", action="store_true", help="generate the 2-D turbulence stand-in")
+    p.add_argument("--test-data", nargs="+", help="held-out files (default with --data: the last --data file)")
+    p.add_argument("--variables", nargs="+", default=["ssh", "u", "v", "temp"])
+    p.add_argument("--lag", type=int, default=1)
+    p.add_argument("--grid", type=int, default=32, help="synthetic grid size")
+    p.add_argument("--records", type=int, default=300, help="synthetic records per training member")
+    p.add_argument("--steps-per-record", type=int, default=40,
+                   help="synthetic model steps between records: sets how much of the small scales is unpredictable")
+    p.add_argument("--steps", type=int, default=800, help="optimizer steps for each model (equal budget)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--channels", type=int, default=16, help="U-Net base channels")
+    p.add_argument("--channel-mult", default="1,2,2")
+    p.add_argument("--cases", type=int, default=48, help="held-out (x_t, x_t+lag) pairs scored")
+    p.add_argument("--members", type=int, default=8, help="ensemble members per case")
+    p.add_argument("--num-steps", type=int, default=18, help="Heun steps (NFE = 2N - 1)")
+    p.add_argument("--churn", type=float, default=0.0, help="S_churn of the main sampler")
+    p.add_argument("--ref-steps", type=int, default=256, help="reference sampler steps")
+    p.add_argument("--ref-cases", type=int, default=4, help="cases re-sampled with the reference")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="out/bench_surrogate", help="folder for data, checkpoints and PNGs")
+    p.add_argument("--json", default=None, help="write the figures as JSON here")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def synthetic_files(out: Path, args) -> tuple[list[str], list[str]]:
+    """One training and one independent test trajectory per θ."""
+    out.mkdir(parents=True, exist_ok=True)
+    train, test = [], []
+    for k, (noise, r) in enumerate(SYNTHETIC_THETA):
+        kw = dict(n=args.grid, noise_amp=noise, r=r, steps_per_record=args.steps_per_record)
+        train.append(str(write_turbulence(out / f"train_{k}.nc", n_records=args.records, seed=100 + k, **kw)))
+        test.append(str(write_turbulence(out / f"test_{k}.nc", n_records=max(args.cases // 2, 8), seed=200 + k, **kw)))
+    return train, test
+
+
+def split_files(args) -> tuple[list[str], list[str]]:
+    if args.synthetic:
+        return synthetic_files(Path(args.out) / "data", args)
+    if args.test_data:
+        return args.data, args.test_data
+    if len(args.data) < 2:
+        raise SystemExit("bench_surrogate: give --test-data or at least two --data files (the last is held out)")
+    return args.data[:-1], args.data[-1:]
+
+
+def held_out_cases(test: PairDataset, n_cases: int) -> Batch:
+    rows = torch.linspace(0, len(test) - 1, min(n_cases, len(test))).round().long()
+    return test.batch(rows)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def train(objective: str, dataset: PairDataset, args) -> Trainer:
+    cfg = SurrogateConfig(dataset.spec, objective=objective, lag=args.lag, model_channels=args.channels,
+                          channel_mult=tuple(int(m) for m in args.channel_mult.split(",")))
+    trainer = Trainer(Surrogate(cfg), TrainConfig(batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                                   device=args.device))
+    trainer.fit(dataset, args.steps, checkpoint=Path(args.out) / f"{objective}.pt", checkpoint_every=args.steps,
+                progress=not args.no_progress)
+    return trainer
+
+
+def predict(trainer: Trainer, cases: Batch, members: int, sampler: SamplerConfig, seed: int,
+            chunk: int = 64) -> tuple[np.ndarray, float]:
+    """(M, B, C, ny, nx) samples and the wall time per sample in ms."""
+    gen = torch.Generator(trainer.device).manual_seed(seed)
+    per = max(1, chunk // members)
+    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    parts = [trainer.sample(cases.select(torch.arange(i, min(i + per, len(cases)), device=cases.state.device)),
+                            members, sampler, gen) for i in range(0, len(cases), per)]
+    sync()
+    elapsed = time.perf_counter() - t0
+    out = torch.cat(parts).transpose(0, 1).cpu().numpy()
+    return out, 1000 * elapsed / (len(cases) * (1 if trainer.model.config.objective == "mse" else members))
+
+
+def score(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray, channels, dx: float) -> dict:
+    per = {c: M.summarize(pred[:, :, i], truth[:, i], mask, dx, dx) for i, c in enumerate(channels)}
+    keys = set.intersection(*(set(s) for s in per.values()))
+    # RMSE and CRPS are divided by each channel's truth std so that channels in different units average
+    std = {c: float(truth[:, i][:, mask > 0].std()) for i, c in enumerate(channels)}
+    mean = {k: float(np.mean([s[k] / (std[c] if k in ("rmse", "crps", "spread", "skill") else 1)
+                              for c, s in per.items()])) for k in keys}
+    return {"channels": per, "mean": mean}
+
+
+def timing(trainer: Trainer, dataset: PairDataset, cases: Batch, device: str, sampler: SamplerConfig,
+           members: int) -> dict:
+    """Training samples/s and ms per sample of a copy of the trained model on ``device``."""
+    clone = Trainer(copy.deepcopy(trainer.model).cpu(), replace(trainer.config, device=device))
+    clone.ema.load_state_dict(trainer.ema.state_dict())
+    dataset.to(clone.device)
+    sync = torch.cuda.synchronize if clone.device.type == "cuda" else (lambda: None)
+    batches = [dataset.random_batch(clone.config.batch_size, clone.data_gen) for _ in range(6)]
+    clone.train_step(batches[0])  # warm-up (allocations, autotuning)
+    sync()
+    t0 = time.perf_counter()
+    for b in batches[1:]:
+        clone.train_step(b)
+    sync()
+    train_sps = 5 * clone.config.batch_size / (time.perf_counter() - t0)
+    small = cases.select(torch.arange(min(4, len(cases)), device=cases.state.device)).to(clone.device)
+    _, ms = predict(clone, small, members, sampler, seed=1)
+    dataset.to(trainer.device)
+    return {"train_samples_per_s": train_sps, "ms_per_sample": ms}
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def nfe_study(diff: Trainer, cases: Batch, args, mask, channels, dx) -> dict:
+    """Same latents through the 35-NFE sampler and the reference: scores and sample distance."""
+    sub = cases.select(torch.arange(min(args.ref_cases, len(cases)), device=cases.state.device))
+    truth = sub.target.cpu().numpy()
+    fast_cfg = SamplerConfig(num_steps=args.num_steps, S_churn=args.churn)
+    ref_cfg = SamplerConfig(num_steps=args.ref_steps, S_churn=args.churn)
+    fast, _ = predict(diff, sub, args.members, fast_cfg, seed=args.seed + 7)
+    ref, ms_ref = predict(diff, sub, args.members, ref_cfg, seed=args.seed + 7)
+    spread = np.sqrt(np.mean(np.var(ref, axis=0, ddof=1)[:, :, mask > 0]))
+    return {"nfe": fast_cfg.nfe, "nfe_reference": ref_cfg.nfe, "ms_per_sample_reference": ms_ref,
+            "fast": score(fast, truth, mask, channels, dx)["mean"], "reference": score(ref, truth, mask, channels, dx)["mean"],
+            "sample_distance_over_spread": float(np.sqrt(np.mean((fast - ref)[:, :, :, mask > 0] ** 2)) / spread)}
+
+
+def figures(out: Path, truth, diff, mse, mask, channels, dx) -> list[str]:
+    paths = []
+    k_nyq = 0.5 / dx
+    for i, c in enumerate(channels):
+        panels = [("truth", truth[0, i]), ("diffusion #1", diff[0, 0, i]), ("diffusion #2", diff[1, 0, i]),
+                  ("diffusion mean", diff[:, 0, i].mean(0)), ("MSE", mse[0, 0, i])]
+        paths.append(plot_fields(out / f"fields_{c}.png", panels, mask, title=f"{c}: one held-out case"))
+        k, e_true = M.power_spectrum(truth[:, i], dx, dx, mask)
+        curves = {"truth": (k, e_true), "diffusion": M.power_spectrum(diff[:, :, i], dx, dx, mask),
+                  "MSE": M.power_spectrum(mse[0, :, i], dx, dx, mask)}
+        paths.append(plot_spectra(out / f"spectra_{c}.png", curves, title=c, k_nyq=k_nyq))
+        paths.append(plot_rank_histogram(out / f"rank_histogram_{c}.png", M.rank_histogram(diff[:, :, i], truth[:, i], mask),
+                                         title=f"diffusion, {c}"))
+    return [str(p) for p in paths]
+
+
+def table(res: dict) -> str:
+    rows = [("", "diffusion", "MSE", "target")]
+    d, m = res["diffusion"]["mean"], res["mse"]["mean"]
+    rows += [("RMSE / std", f"{d['rmse']:.3f}", f"{m['rmse']:.3f}", "lower"),
+             ("CRPS / std", f"{d['crps']:.3f}", f"{m['crps']:.3f}", "lower"),
+             ("spread/skill", f"{d['spread_skill']:.3f}", "0 (deterministic)", "[0.8, 1.2]"),
+             ("high-k energy ratio", f"{d['high_k_ratio']:.3f}", f"{m['high_k_ratio']:.3f}", "[0.8, 1.25]; MSE lower")]
+    for c, s in res["diffusion"]["channels"].items():
+        rows.append((f"  high-k {c}", f"{s['high_k_ratio']:.3f}", f"{res['mse']['channels'][c]['high_k_ratio']:.3f}", ""))
+    for c, s in res["diffusion"]["channels"].items():
+        rows.append((f"  spread/skill {c}", f"{s['spread_skill']:.3f}", "", ""))
+    n = res["nfe"]
+    rows += [("NFE per sample", str(n["nfe"]), "1", "<= 35"),
+             (f"CRPS/std at {n['nfe_reference']} NFE", f"{n['reference']['crps']:.3f} (35 NFE: {n['fast']['crps']:.3f})",
+              "", "same"),
+             ("  high-k ratio at ref.", f"{n['reference']['high_k_ratio']:.3f} (35 NFE: {n['fast']['high_k_ratio']:.3f})",
+              "", "same"),
+             ("  |x35 - xref| / spread", f"{n['sample_distance_over_spread']:.3f}", "", "small")]
+    for dev, t in res["timing"].items():
+        rows += [(f"train samples/s ({dev})", f"{t['diffusion']['train_samples_per_s']:.1f}",
+                  f"{t['mse']['train_samples_per_s']:.1f}", ""),
+                 (f"ms/sample ({dev})", f"{t['diffusion']['ms_per_sample']:.1f}", f"{t['mse']['ms_per_sample']:.2f}", "")]
+    width = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, width)) for r in rows)
+
+
+def verdict(res: dict) -> dict:
+    d, m = res["diffusion"]["mean"], res["mse"]["mean"]
+    lo, hi = TARGETS["high_k_ratio"]
+    s_lo, s_hi = TARGETS["spread_skill"]
+    return {"diffusion_high_k_in_range": lo <= d["high_k_ratio"] <= hi,
+            "mse_high_k_visibly_lower": m["high_k_ratio"] < min(lo, d["high_k_ratio"] - 0.1),
+            "spread_skill_in_range": s_lo <= d["spread_skill"] <= s_hi,
+            "nfe_at_most_35": res["nfe"]["nfe"] <= TARGETS["nfe"],
+            "diffusion_crps_below_mse": d["crps"] < m["crps"]}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    t_start = time.perf_counter()
+    train_files, test_files = split_files(args)
+    dataset = PairDataset(train_files, args.variables, lag=args.lag)
+    test = PairDataset(test_files, args.variables, lag=args.lag)
+    log.info("train: %d pairs from %d files; test: %d pairs; %s", len(dataset), len(train_files), len(test),
+             dataset.spec.describe())
+    models = {obj: train(obj, dataset, args) for obj in ("diffusion", "mse")}
+    cases = held_out_cases(test.to(models["diffusion"].device), args.cases)
+    truth, mask = cases.target.cpu().numpy(), test.members[0].mask
+    channels, dx = dataset.spec.channels, float(np.diff(test.members[0].x[:2])[0])
+    sampler = SamplerConfig(num_steps=args.num_steps, S_churn=args.churn)
+    preds = {obj: predict(tr, cases, args.members, sampler, args.seed + 1)[0] for obj, tr in models.items()}
+    res = {obj: score(p, truth, mask, channels, dx) for obj, p in preds.items()}
+    res["nfe"] = nfe_study(models["diffusion"], cases, args, mask, channels, dx)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    res["timing"] = {dev: {obj: timing(tr, dataset, cases, dev, sampler, args.members) for obj, tr in models.items()}
+                     for dev in devices}
+    res["figures"] = figures(out, truth, preds["diffusion"], preds["mse"][:1], mask, channels, dx)
+    res["verdict"] = verdict(res)
+    res["config"] = {k: v for k, v in vars(args).items()}
+    res["data"] = {"train": train_files, "test": test_files, "rejected": dataset.rejected + test.rejected,
+                   "synthetic_stand_in": bool(args.synthetic)}
+    res["wall_s"] = time.perf_counter() - t_start
+    print(table(res))
+    print("targets: " + ", ".join(f"{k}={'PASS' if v else 'FAIL'}" for k, v in res["verdict"].items()))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
