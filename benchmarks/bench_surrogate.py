@@ -125,8 +125,7 @@ def predict(trainer: Trainer, cases: Batch, members: int, sampler: SamplerConfig
     sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
     sync()
     t0 = time.perf_counter()
-    parts = [trainer.sample(cases.select(torch.arange(i, min(i + per, len(cases)), device=cases.state.device)),
-                            members, sampler, gen) for i in range(0, len(cases), per)]
+    parts = [trainer.sample(part, members, sampler, gen) for part in cases.split(per)]
     sync()
     elapsed = time.perf_counter() - t0
     out = torch.cat(parts).transpose(0, 1).cpu().numpy()
@@ -158,7 +157,7 @@ def timing(trainer: Trainer, dataset: PairDataset, cases: Batch, device: str, sa
         clone.train_step(b)
     sync()
     train_sps = 5 * clone.config.batch_size / (time.perf_counter() - t0)
-    small = cases.select(torch.arange(min(4, len(cases)), device=cases.state.device)).to(clone.device)
+    small = cases.split(4)[0].to(clone.device)
     _, ms = predict(clone, small, members, sampler, seed=1)
     dataset.to(trainer.device)
     return {"train_samples_per_s": train_sps, "ms_per_sample": ms}
@@ -169,7 +168,7 @@ def timing(trainer: Trainer, dataset: PairDataset, cases: Batch, device: str, sa
 
 def nfe_study(diff: Trainer, cases: Batch, args, mask, channels, dx) -> dict:
     """Same latents through the 35-NFE sampler and the reference: scores and sample distance."""
-    sub = cases.select(torch.arange(min(args.ref_cases, len(cases)), device=cases.state.device))
+    sub = cases.split(args.ref_cases)[0]
     truth = sub.target.cpu().numpy()
     fast_cfg = SamplerConfig(num_steps=args.num_steps, S_churn=args.churn)
     ref_cfg = SamplerConfig(num_steps=args.ref_steps, S_churn=args.churn)

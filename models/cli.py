@@ -211,12 +211,9 @@ def sample_main(argv) -> int:
 
 
 def _progress_draw(model, batch, args, sampler, gen) -> torch.Tensor:
-    per = max(1, args.chunk // args.members)
-    parts = []
-    for i in tqdm(range(0, len(batch), per), desc="sample", disable=args.no_progress, unit="chunk"):
-        parts.append(model.sample(batch.select(torch.arange(i, min(i + per, len(batch)), device=batch.state.device)),
-                                  args.members, sampler, gen))
-    return torch.cat(parts)
+    parts = batch.split(max(1, args.chunk // args.members))
+    return torch.cat([model.sample(part, args.members, sampler, gen)
+                      for part in tqdm(parts, desc="sample", disable=args.no_progress, unit="chunk")])
 
 
 def _rollout(model, start, theta, mask, args, sampler, gen, n_records, first, lag):

@@ -74,9 +74,18 @@ class Batch:
     def to(self, device) -> "Batch":
         return self._map(lambda t: t.to(device))
 
+    def _per_sample(self, fn) -> "Batch":
+        """Apply ``fn`` to per-sample tensors; grid-wide ones (batch 1, e.g. the mask) are shared."""
+        n = len(self)
+        return self._map(lambda t: fn(t) if t.shape[0] == n else t)
+
     def select(self, keep: torch.Tensor) -> "Batch":
-        """Rows where ``keep`` is True; per-grid tensors with batch 1 are shared."""
-        return self._map(lambda t: t[keep] if t.shape[0] > 1 or t.shape[0] == keep.shape[0] else t)
+        """Rows picked by a boolean mask or an index tensor."""
+        return self._per_sample(lambda t: t[keep.to(t.device)])
+
+    def split(self, size: int) -> list["Batch"]:
+        """Consecutive chunks of at most ``size`` samples (bounded memory per network call)."""
+        return [self._per_sample(lambda t, i=i: t[i:i + size]) for i in range(0, max(len(self), 1), size)]
 
     def __len__(self) -> int:
         ref = self.target if self.target is not None else self.state if self.state is not None else self.theta
@@ -89,7 +98,8 @@ def finite_rows(batch: Batch) -> torch.Tensor:
     Used on files and on streams alike: a NaN from a blown-up ocean run must never
     reach the optimizer or the running statistics.
     """
-    ok = torch.ones(len(batch), dtype=torch.bool, device=(batch.target if batch.target is not None else batch.theta).device)
+    ref = next(t for t in (batch.target, batch.state, batch.theta) if t is not None)
+    ok = torch.ones(len(batch), dtype=torch.bool, device=ref.device)
     ocean = None if batch.mask is None else batch.mask.to(torch.bool)
     for t in (batch.target, batch.state):
         if t is not None:
@@ -237,7 +247,11 @@ class PairDataset:
                 src = t - self.lag if self.task == "emulate" else 0
                 rows.append((k, offsets[k] + src, offsets[k] + t))
         index = torch.tensor(rows, dtype=torch.long).reshape(-1, 3)
-        keep = finite_rows(self._gather(index))
+        # Screen records (not pairs): each record is checked once, whatever the lag
+        record_ok = finite_rows(Batch(target=self.fields, mask=self.mask))
+        theta_ok = finite_rows(Batch(target=None, theta=self.theta)) if self.theta.shape[1] else \
+            torch.ones(len(self.members), dtype=torch.bool)
+        keep = record_ok[index[:, 1]] & record_ok[index[:, 2]] & theta_ok[index[:, 0]]
         self.rejected = int((~keep).sum())
         self.index = index[keep]
         if self.rejected:

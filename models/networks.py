@@ -46,9 +46,6 @@ class Cond:
         """Each condition repeated ``n`` times along the batch: the layout of an ensemble."""
         return self._map(lambda t: t.repeat_interleave(n, dim=0) if t.shape[0] > 1 else t)
 
-    def select(self, index) -> "Cond":
-        return self._map(lambda t: t[index] if t.shape[0] > 1 else t)
-
 
 # ----------------------------------------------------------------------------- config
 

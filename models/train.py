@@ -77,6 +77,8 @@ class Trainer:
     """
 
     def __init__(self, surrogate: Surrogate, config: TrainConfig = TrainConfig()):
+        if config.tile is not None and not surrogate.config.use_position:
+            raise ValueError("TrainConfig.tile needs a surrogate with use_position=True (tiles must know where they are)")
         self.config = config
         self.device = resolve_device(config.device)
         self.model = surrogate.to(self.device)
