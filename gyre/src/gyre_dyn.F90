@@ -17,6 +17,8 @@ module gyre_dyn
 
    real(wp), allocatable :: qf(:,:)     ! potential vorticity at F points (m-1 s-1)
    real(wp), allocatable :: bern(:,:)   ! Bernoulli function g*ssh + KE at T points (m2 s-2)
+   real(wp), allocatable :: wet(:,:)    ! 1 where q is defined (an ocean T point around the F point)
+   real(wp), allocatable :: zqa(:,:)    ! upwind-biased potential vorticity
 
 contains
 
@@ -41,22 +43,45 @@ contains
       real(wp), intent(inout) :: pt(1-nn_hls:, 1-nn_hls:, :)   !< tendencies; the u and v slots are set
       integer, parameter :: h = nn_hls
       integer :: ji, jj
-      real(wp) :: zrdx, zrdy, zn, zhf, zcor, zpg, zwind, zrr
-      if (.not. allocated(qf)) allocate(qf(1-h:ni+h, 1-h:nj+h), bern(1-h:ni+h, 1-h:nj+h))
+      real(wp) :: zrdx, zrdy, zn, zhf, zcor, zpg, zwind, zrr, zuf, zvf, zsp, zgx, zgy
+      if (.not. allocated(qf)) allocate(qf(1-h:ni+h, 1-h:nj+h), bern(1-h:ni+h, 1-h:nj+h), wet(1-h:ni+h, 1-h:nj+h), &
+         &                              zqa(1-h:ni+h, 1-h:nj+h))
       zrdx = 1._wp / rn_dx ; zrdy = 1._wp / rn_dy ; zrr = 1._wp / rn_rho0
       ! potential vorticity at F points: thickness averaged over the surrounding ocean T points
-      do jj = 0, nj
-         do ji = 0, ni
+      do jj = -1, nj+1
+         do ji = -1, ni+1
             zn  = tmask(ji,jj) + tmask(ji+1,jj) + tmask(ji,jj+1) + tmask(ji+1,jj+1)
             zhf = ht(ji,jj) * tmask(ji,jj) + ht(ji+1,jj) * tmask(ji+1,jj) + ht(ji,jj+1) * tmask(ji,jj+1) &
                &  + ht(ji+1,jj+1) * tmask(ji+1,jj+1)
             if (zn > 0.5_wp) then
                qf(ji,jj) = (ff_f(ji,jj) + zeta(ji,jj)) * zn / zhf
+               wet(ji,jj) = 1._wp
             else
                qf(ji,jj) = 0._wp
+               wet(ji,jj) = 0._wp
             end if
          end do
       end do
+      ! upwind-biased PV (anticipated potential vorticity method): q - rn_apvm dx (u/|u|).grad q, a scale-selective
+      ! sink of enstrophy that removes grid-scale noise without damping the eddies; one-sided next to land
+      if (rn_apvm > 0._wp) then
+         do jj = 0, nj
+            do ji = 0, ni
+               zuf = 0.5_wp * (px(ji,jj,jp_u) + px(ji,jj+1,jp_u))
+               zvf = 0.5_wp * (px(ji,jj,jp_v) + px(ji+1,jj,jp_v))
+               zsp = sqrt(zuf**2 + zvf**2)
+               zqa(ji,jj) = qf(ji,jj)
+               if (zsp > 1.e-6_wp .and. wet(ji,jj) > 0.5_wp) then
+                  zgx = 0.5_wp * (wet(ji+1,jj) * (qf(ji+1,jj) - qf(ji,jj)) + wet(ji-1,jj) * (qf(ji,jj) - qf(ji-1,jj))) &
+                     &  / max(wet(ji+1,jj) + wet(ji-1,jj), 1._wp) * 2._wp
+                  zgy = 0.5_wp * (wet(ji,jj+1) * (qf(ji,jj+1) - qf(ji,jj)) + wet(ji,jj-1) * (qf(ji,jj) - qf(ji,jj-1))) &
+                     &  / max(wet(ji,jj+1) + wet(ji,jj-1), 1._wp) * 2._wp
+                  zqa(ji,jj) = qf(ji,jj) - rn_apvm * (zuf * zgx + zvf * zgy) / zsp
+               end if
+            end do
+         end do
+         qf(0:ni, 0:nj) = zqa(0:ni, 0:nj)
+      end if
       ! Bernoulli function
       do jj = 1, nj+1
          do ji = 1, ni+1

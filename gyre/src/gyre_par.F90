@@ -46,8 +46,8 @@ module gyre_par
 
    ! ---------------- &namphys: physical parameters (the surrogate's conditioning vector) ----------------
    real(wp) :: rn_tau0 = 0.15_wp                !< wind stress amplitude (N m-2)
-   real(wp) :: rn_ahm = 75._wp                !< Laplacian lateral viscosity (m2 s-1)
-   real(wp) :: rn_bhm = 2.e11_wp                  !< biharmonic lateral viscosity (m4 s-1), used with ln_dynldf_blp
+   real(wp) :: rn_ahm = 50._wp                !< Laplacian lateral viscosity (m2 s-1)
+   real(wp) :: rn_bhm = 2.e10_wp                  !< biharmonic lateral viscosity (m4 s-1), used with ln_dynldf_blp
    logical  :: ln_dynldf_lap = .true.          !< use the Laplacian viscosity rn_ahm
    logical  :: ln_dynldf_blp = .true.         !< use the biharmonic viscosity rn_bhm
    real(wp) :: rn_gprime = 0.03_wp             !< reduced gravity (m s-2)
@@ -58,7 +58,8 @@ module gyre_par
    real(wp) :: rn_beta = 2.e-11_wp             !< beta (m-1 s-1)
    real(wp) :: rn_rho0 = 1025._wp              !< reference density (kg m-3)
    real(wp) :: rn_aht = 100._wp                !< tracer lateral diffusivity (m2 s-1)
-   real(wp) :: rn_shlat = 2._wp                !< lateral boundary condition: 0 free slip, 2 no slip
+   real(wp) :: rn_shlat = 0._wp                !< lateral boundary condition: 0 free slip, 2 no slip
+   real(wp) :: rn_apvm = 0._wp                 !< upwind bias of the potential vorticity (APVM), in grid steps (0: off)
    real(wp) :: rn_tsouth = 25._wp              !< relaxation temperature at the southern wall (degC)
    real(wp) :: rn_tnorth = 5._wp               !< relaxation temperature at the northern wall (degC)
 

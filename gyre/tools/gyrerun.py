@@ -79,7 +79,8 @@ class RunResult:
 
 def mpirun_command(nranks: int, exe: Path | None = None, worker: list[str] | None = None, nworker: int = 1) -> list[str]:
     """mpirun -np N gyre.exe [: -np M worker...]."""
-    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(nranks), str(exe or default_exe())]
+    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
+           "-np", str(nranks), str(exe or default_exe())]
     if worker:
         cmd += [":", "-np", str(nworker)] + list(worker)
     return cmd

@@ -71,7 +71,10 @@ def test_blowup_stops_naming_step_and_field_and_keeps_last_restart(gyre_exe, run
         assert np.all(np.isfinite(good[name]))
     if namctl:   # thresholds off: the last finite state is wild (the CFL check at restart would rightly stop it)
         return
-    # the last good restart restarts
+    # the last good restart is a valid start: read, checked (CFL, NaN / blow-up) and accepted (zero steps: with the
+    # same forcing the next step blows up again, as it should)
     cfg = _blowup_cfg(**namctl)
-    cfg["namrun"].update(ln_rstart=True, cn_ocerst_in=f"../blowup/{last}", nn_itend=int(good["kt"]) + 1)
-    assert_ok(gyrerun.run_gyre(rundir("again", cfg), 1, exe=gyre_exe, timeout=60))
+    cfg["namrun"].update(ln_rstart=True, cn_ocerst_in=f"../blowup/{last}", nn_itend=int(good["kt"]))
+    res = gyrerun.run_gyre(rundir("again", cfg), 1, exe=gyre_exe, timeout=60)
+    assert_ok(res)
+    assert f"this run starts at step {int(good['kt']) + 1}" in res.stdout
