@@ -60,6 +60,8 @@ def mpi_env() -> dict[str, str]:
     """Environment for mpirun as root on a small machine."""
     env = dict(os.environ)
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+    # ranks that wait yield their core: on a shared 2-core machine, busy-polling ranks would starve each other
+    env.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
     # the worker imports the project's packages from the checkout
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     return env
