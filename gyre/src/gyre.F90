@@ -11,7 +11,7 @@ program gyre
    use gyre_sbc,  only: sbc_init, tstar
    use gyre_oce,  only: oce_alloc, xn, xmsk
    use gyre_ctl,  only: ctl_cfl, stp_ctl
-   use gyre_cpl,  only: cpl_init, cpl_define, cpl_spinup, cpl_send, cpl_finalize
+   use gyre_cpl,  only: cpl_init, cpl_define, cpl_spinup, cpl_send, cpl_finalize, rcpl_time
    use gyre_diag, only: dia_init, dia_step, dia_close
    use gyre_io,   only: io_init, io_write, io_close
    use gyre_rst,  only: rst_read
@@ -84,6 +84,8 @@ contains
       if (lwp) then
          write(*, '(a,i0,a,f0.3,a,f0.2,a)') ' gyre: time loop of ', instp, ' steps in ', ptime, ' s = ', &
             & real(instp, wp) / max(ptime, 1.e-9_wp), ' steps/s'
+         if (ln_obridge) write(*, '(a,f0.3,a,f0.2,a)') ' gyre: coupling calls in the time loop: ', rcpl_time, &
+            & ' s on rank 0 (', 100._wp * rcpl_time / max(ptime, 1.e-9_wp), '% of the loop)'
          write(*, '(a)') ' gyre: normal end'
          flush(6)
       end if

@@ -26,6 +26,7 @@ module gyre_cpl
    public :: cpl_init, cpl_define, cpl_spinup, cpl_send, cpl_emulate, cpl_finalize
 
    logical, public :: lk_cpl = .false.          !< the bridge is in use and healthy
+   real(wp), public :: rcpl_time = 0._wp        !< wall time spent in the coupling calls of the time loop (s)
    integer :: nsend = 0                         ! number of coupled fields
    integer :: ifld(jp_maxsend) = 0              ! state index (jp_ssh...) of each coupled field
    character(len=16) :: cname(jp_maxsend) = ''  ! wire name of each coupled field
@@ -101,8 +102,10 @@ contains
       real(wp), intent(in) :: px(1-nn_hls:, 1-nn_hls:, :)   !< state
 #if ! defined GYRE_NO_OBRIDGE
       integer :: jf, info, iworst
+      real(wp) :: zt0
       if (.not. lk_cpl) return
       if (mod(kt, nn_obr_freq) /= 0) return
+      zt0 = MPI_Wtime()
       iworst = OBR_OK
       do jf = 1, nsend
          call obr_put(id_out(jf), kt, px(1:ni, 1:nj, ifld(jf)), info)
@@ -112,6 +115,7 @@ contains
          end if
       end do
       call cpl_check(iworst, 'put', kt)
+      rcpl_time = rcpl_time + (MPI_Wtime() - zt0)
 #endif
    end subroutine cpl_send
 
@@ -120,13 +124,16 @@ contains
       integer, intent(in) :: kt                 !< time step index of the state
       real(wp), intent(inout) :: px(1-nn_hls:, 1-nn_hls:, :)   !< state, halos refreshed when applied
       real(wp), intent(in)    :: pmsk(1-nn_hls:, 1-nn_hls:, :) !< mask of each field
+      real(wp) :: zt0
       cpl_emulate = .false.
       if (.not. (lk_cpl .and. ln_obr_emulator)) return
       if (mod(kt, nn_obr_emu_freq) /= 0) return
+      zt0 = MPI_Wtime()
       if (receive(id_emu, kt, 'emulator get')) then
          call apply(px, pmsk, cn_obr_emu_mode == 'increment')
          cpl_emulate = .true.
       end if
+      rcpl_time = rcpl_time + (MPI_Wtime() - zt0)
    end function cpl_emulate
 
    !> Get every coupled field of a kind into zbuf; .true. when all ranks received all of them.
