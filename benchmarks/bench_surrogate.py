@@ -60,6 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--channels", type=int, default=16, help="U-Net base channels")
     p.add_argument("--channel-mult", default="1,2,2")
+    p.add_argument("--P-mean", type=float, default=None,
+                   help="EDM training noise ln(sigma) ~ N(P_mean, P_std^2); default: the surrogate's (0.6 for emulation)")
+    p.add_argument("--P-std", type=float, default=1.2)
     p.add_argument("--cases", type=int, default=48, help="held-out (x_t, x_t+lag) pairs scored")
     p.add_argument("--members", type=int, default=8, help="ensemble members per case")
     p.add_argument("--num-steps", type=int, default=18, help="Heun steps (NFE = 2N - 1)")
@@ -79,14 +82,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def synthetic_files(out: Path, args) -> tuple[list[str], list[str]]:
-    """One training and one independent test trajectory per θ."""
+    """One training and one independent test trajectory per θ; files are reused when the
+    generating settings (encoded in their names) are unchanged."""
     out.mkdir(parents=True, exist_ok=True)
-    train, test = [], []
+    files = {"train": [], "test": []}
     for k, (noise, r) in enumerate(SYNTHETIC_THETA):
         kw = dict(n=args.grid, noise_amp=noise, r=r, steps_per_record=args.steps_per_record)
-        train.append(str(write_turbulence(out / f"train_{k}.nc", n_records=args.records, seed=100 + k, **kw)))
-        test.append(str(write_turbulence(out / f"test_{k}.nc", n_records=max(args.cases // 2, 8), seed=200 + k, **kw)))
-    return train, test
+        for split, n_records, seed in (("train", args.records, 100 + k), ("test", max(args.cases // 2, 8), 200 + k)):
+            path = out / f"{split}_{k}_n{args.grid}_r{n_records}_s{args.steps_per_record}.nc"
+            if not path.exists():
+                write_turbulence(path, n_records=n_records, seed=seed, **kw)
+            files[split].append(str(path))
+    return files["train"], files["test"]
 
 
 def split_files(args) -> tuple[list[str], list[str]]:
@@ -109,6 +116,7 @@ def held_out_cases(test: PairDataset, n_cases: int) -> Batch:
 
 def train(objective: str, dataset: PairDataset, args) -> Trainer:
     cfg = SurrogateConfig(dataset.spec, objective=objective, lag=args.lag, model_channels=args.channels,
+                          P_mean=args.P_mean, P_std=args.P_std,
                           channel_mult=tuple(int(m) for m in args.channel_mult.split(",")))
     trainer = Trainer(Surrogate(cfg), TrainConfig(batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                                    device=args.device))
