@@ -18,17 +18,19 @@ program gyre
    use gyre_stp,  only: stp
    implicit none
    integer :: kt
-   real(wp) :: zt0, zt1
+   real(wp) :: zt0, zt1, zc0, zc1
 
    call gyre_init()
    call mpp_barrier()
    zt0 = MPI_Wtime()
+   call cpu_time(zc0)
    do kt = nit000, nitend
       call stp(kt)
    end do
+   call cpu_time(zc1)
    call mpp_barrier()
    zt1 = MPI_Wtime()
-   call gyre_finalize(zt1 - zt0)
+   call gyre_finalize(zt1 - zt0, zc1 - zc0)
 
 contains
 
@@ -75,8 +77,9 @@ contains
    end subroutine gyre_init
 
    !> Close files, report the timing, leave the coupled job / MPI.
-   subroutine gyre_finalize(ptime)
+   subroutine gyre_finalize(ptime, pcpu)
       real(wp), intent(in) :: ptime             !< wall time of the time loop (s)
+      real(wp), intent(in) :: pcpu              !< processor time of rank 0 in the time loop (s)
       integer :: instp
       call io_close()
       call dia_close()
@@ -84,6 +87,7 @@ contains
       if (lwp) then
          write(*, '(a,i0,a,f0.3,a,f0.2,a)') ' gyre: time loop of ', instp, ' steps in ', ptime, ' s = ', &
             & real(instp, wp) / max(ptime, 1.e-9_wp), ' steps/s'
+         write(*, '(a,f0.3,a)') ' gyre: processor time of rank 0 in the time loop: ', pcpu, ' s'
          if (ln_obridge) write(*, '(a,f0.3,a,f0.2,a)') ' gyre: coupling calls in the time loop: ', rcpl_time, &
             & ' s on rank 0 (', 100._wp * rcpl_time / max(ptime, 1.e-9_wp), '% of the loop)'
          write(*, '(a)') ' gyre: normal end'

@@ -69,6 +69,8 @@ contains
       end do
       allocate(zbuf(ni, nj, max(nsend, 1)))
       call obr_set_timeout(real(rn_obr_timeout, 8))
+      ! stp_ctl already stops on NaN/Inf before every put when nn_ctl = 1: skip the bridge's second scan
+      if (nn_ctl == 1) call obr_set_nan_policy('off')
       info = OBR_OK
       call obr_def_partition(nn_nx, nn_ny, nimpp, njmpp, ni, nj, info(1))
       do jf = 1, nsend
