@@ -48,9 +48,12 @@ contains
       call nc_put_params(ncid, .false.)
       nrec = 0
    contains
+      !> Define one time-series variable.
       subroutine defv(cd_n, cd_l, cd_u, kv)
-         character(len=*), intent(in) :: cd_n, cd_l, cd_u   ! name, long name, units
-         integer, intent(out) :: kv                          ! variable id
+         character(len=*), intent(in) :: cd_n   !< variable name
+         character(len=*), intent(in) :: cd_l   !< long name
+         character(len=*), intent(in) :: cd_u   !< units
+         integer, intent(out) :: kv             !< variable id
          call nccheck(nf90_def_var(ncid, cd_n, NF90_DOUBLE, [idt], kv), 'def_var '//cd_n)
          call nccheck(nf90_put_att(ncid, kv, 'long_name', cd_l), 'att')
          call nccheck(nf90_put_att(ncid, kv, 'units', cd_u), 'att')

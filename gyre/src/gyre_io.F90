@@ -35,11 +35,11 @@ contains
       if (kerr /= NF90_NOERR) call ctl_stop('netCDF: '//cd_ctx//': '//trim(nf90_strerror(kerr)), ld_local=.true.)
    end subroutine nccheck
 
-   !> Space-separated names of the physical parameters written as scalars.
+   !> Space-separated names of the surrogate's physical parameters (global attribute `parameters`); the
+   !! biharmonic viscosity bhm is written as a scalar too, for information, but is not one of them.
    function io_param_list() result(cl)
-      character(len=64) :: cl                   !< e.g. 'tau0 ahm gprime rdrag trelax'
+      character(len=64) :: cl                   !< 'tau0 ahm gprime rdrag trelax'
       cl = 'tau0 ahm gprime rdrag trelax'
-      if (ln_dynldf_blp) cl = trim(cl)//' bhm'
    end function io_param_list
 
    !> Define x, y dimensions and coordinate variables (define mode); returns the dimension ids.
@@ -70,12 +70,16 @@ contains
       call one('gprime', 'reduced gravity',                   'm s-2',  rn_gprime)
       call one('rdrag',  'linear drag coefficient',           's-1',    rn_rdrag)
       call one('trelax', 'temperature relaxation time',       'days',   rn_trelax)
-      if (ln_dynldf_blp) call one('bhm', 'biharmonic lateral viscosity', 'm4 s-1', rn_bhm)
+      call one('bhm', 'biharmonic lateral viscosity (not a surrogate parameter)', 'm4 s-1', &
+         &     merge(rn_bhm, 0._wp, ln_dynldf_blp))
       if (ld_def) call nccheck(nf90_put_att(kid, NF90_GLOBAL, 'parameters', trim(io_param_list())), 'att parameters')
    contains
+      !> Define or write one scalar parameter.
       subroutine one(cd_n, cd_l, cd_u, pv)
-         character(len=*), intent(in) :: cd_n, cd_l, cd_u   ! name, long name, units
-         real(wp), intent(in) :: pv                         ! value
+         character(len=*), intent(in) :: cd_n   !< variable name
+         character(len=*), intent(in) :: cd_l   !< long name
+         character(len=*), intent(in) :: cd_u   !< units
+         real(wp), intent(in) :: pv             !< value
          integer :: iv
          if (ld_def) then
             call nccheck(nf90_def_var(kid, cd_n, NF90_DOUBLE, iv), 'def_var '//cd_n)

@@ -88,9 +88,13 @@ contains
       call split1d(nn_nx, jpni, ii, ki0, kni)
       call split1d(nn_ny, jpnj, ij, kj0, knj)
    contains
+      !> Split kn points into kp parts, the first mod(kn,kp) one point longer.
       pure subroutine split1d(kn, kp, kk, k0, kl)
-         integer, intent(in)  :: kn, kp, kk     ! global size, parts, part index
-         integer, intent(out) :: k0, kl         ! offset, length
+         integer, intent(in)  :: kn             !< number of points
+         integer, intent(in)  :: kp             !< number of parts
+         integer, intent(in)  :: kk             !< part index (0-based)
+         integer, intent(out) :: k0             !< 0-based offset of the part
+         integer, intent(out) :: kl             !< length of the part
          integer :: ib, ir
          ib = kn / kp ; ir = mod(kn, kp)
          kl = ib + merge(1, 0, kk < ir)

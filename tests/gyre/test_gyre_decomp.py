@@ -57,3 +57,24 @@ def test_decomposition_independence(gyre_exe, tmp_path, variant):
             assert np.array_equal(r[name], ref_r[name]), f"{name} of the restart differs on {layout}"
         for name in ("ke", "volume", "volume_anomaly", "heat", "umax", "hmin"):
             assert np.array_equal(d[name], ref_d[name]), f"diagnostic {name} differs on {layout}"
+
+
+@pytest.mark.mpi
+def test_fields_file_convention(gyre_exe, rundir):
+    """The fields file follows the convention the ML code reads (names, units, parameters)."""
+    import netCDF4
+    rd = rundir("cf")
+    assert_ok(gyrerun.run_gyre(rd, 1, exe=gyre_exe))
+    with netCDF4.Dataset(rd / "gyre_fields.nc") as ds:
+        assert ds.dimensions["time"].isunlimited()
+        assert ds["time"].units == "seconds since 2000-01-01 00:00:00"
+        assert ds["x"].units == "m" and ds["y"].units == "m"
+        for name, std, units in (("ssh", "sea_surface_height_above_geoid", "m"), ("u", "sea_water_x_velocity", "m s-1"),
+                                 ("v", "sea_water_y_velocity", "m s-1"), ("temp", "sea_surface_temperature", "degC")):
+            assert ds[name].dimensions == ("time", "y", "x")
+            assert (ds[name].standard_name, ds[name].units) == (std, units)
+        assert ds["mask"].dimensions == ("y", "x")
+        assert ds.parameters.split() == ["tau0", "ahm", "gprime", "rdrag", "trelax"]
+        assert float(ds["tau0"][...]) == 0.5 and ds["tau0"].units == "N m-2"
+        assert all(ds[p].long_name and ds[p].units for p in ds.parameters.split())
+        assert list(ds["time"][:]) == [k * 2400.0 for k in ds["step"][:]]
