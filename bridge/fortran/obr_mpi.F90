@@ -261,7 +261,7 @@ contains
          nbad = 0
          do r = 1, fld%nroutes
             call pack(fld%routes(r), fld%def%nlev, fld%buf(r, slot)%a, f2, f3)
-            nbad = nbad + core_count_bad(fld%buf(r, slot)%a)
+            if (core_nan_policy /= OBR_NAN_OFF) nbad = nbad + core_count_bad(fld%buf(r, slot)%a)  ! no scan when off
          end do
          call check_values(fld, step, nbad, kinfo, msg); if (kinfo < 0) return
          m = 0
