@@ -50,7 +50,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     src.add_argument("--synthetic", action="store_true", help="generate the 2-D turbulence stand-in")
     p.add_argument("--test-data", nargs="+", help="held-out files (default with --data: the last --data file)")
     p.add_argument("--variables", nargs="+", default=["ssh", "u", "v", "temp"])
-    p.add_argument("--lag", type=int, default=1)
+    p.add_argument("--lag", type=int, default=1, help="records between x_t and the predicted state")
+    p.add_argument("--skip", type=int, default=0, help="leading records of each file left out (spin-up)")
+    p.add_argument("--tile", type=int, default=None,
+                   help="train on random tiles of this size with their global position; score on whole grids")
     p.add_argument("--grid", type=int, default=32, help="synthetic grid size")
     p.add_argument("--records", type=int, default=300, help="synthetic records per training member")
     p.add_argument("--steps-per-record", type=int, default=40,
@@ -106,9 +109,11 @@ def split_files(args) -> tuple[list[str], list[str]]:
     return args.data[:-1], args.data[-1:]
 
 
-def held_out_cases(test: PairDataset, n_cases: int) -> Batch:
+def held_out_cases(test: PairDataset, n_cases: int, with_position: bool) -> Batch:
     rows = torch.linspace(0, len(test) - 1, min(n_cases, len(test))).round().long()
-    return test.batch(rows)
+    batch = test.batch(rows)
+    batch.pos = test.full_position() if with_position else None
+    return batch
 
 
 # ----------------------------------------------------------------------------- models
@@ -116,10 +121,10 @@ def held_out_cases(test: PairDataset, n_cases: int) -> Batch:
 
 def train(objective: str, dataset: PairDataset, args) -> Trainer:
     cfg = SurrogateConfig(dataset.spec, objective=objective, lag=args.lag, model_channels=args.channels,
-                          P_mean=args.P_mean, P_std=args.P_std,
+                          P_mean=args.P_mean, P_std=args.P_std, use_position=args.tile is not None,
                           channel_mult=tuple(int(m) for m in args.channel_mult.split(",")))
     trainer = Trainer(Surrogate(cfg), TrainConfig(batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                                   device=args.device))
+                                                   device=args.device, tile=args.tile))
     trainer.fit(dataset, args.steps, checkpoint=Path(args.out) / f"{objective}.pt", checkpoint_every=args.steps,
                 progress=not args.no_progress)
     return trainer
@@ -157,7 +162,7 @@ def timing(trainer: Trainer, dataset: PairDataset, cases: Batch, device: str, sa
     clone.ema.load_state_dict(trainer.ema.state_dict())
     dataset.to(clone.device)
     sync = torch.cuda.synchronize if clone.device.type == "cuda" else (lambda: None)
-    batches = [dataset.random_batch(clone.config.batch_size, clone.data_gen) for _ in range(6)]
+    batches = [dataset.random_batch(clone.config.batch_size, clone.data_gen, clone.config.tile) for _ in range(6)]
     clone.train_step(batches[0])  # warm-up (allocations, autotuning)
     sync()
     t0 = time.perf_counter()
@@ -254,12 +259,12 @@ def main(argv=None) -> int:
     out = Path(args.out)
     t_start = time.perf_counter()
     train_files, test_files = split_files(args)
-    dataset = PairDataset(train_files, args.variables, lag=args.lag)
-    test = PairDataset(test_files, args.variables, lag=args.lag)
+    dataset = PairDataset(train_files, args.variables, lag=args.lag, skip=args.skip)
+    test = PairDataset(test_files, args.variables, lag=args.lag, skip=args.skip)
     log.info("train: %d pairs from %d files; test: %d pairs; %s", len(dataset), len(train_files), len(test),
              dataset.spec.describe())
     models = {obj: train(obj, dataset, args) for obj in ("diffusion", "mse")}
-    cases = held_out_cases(test.to(models["diffusion"].device), args.cases)
+    cases = held_out_cases(test.to(models["diffusion"].device), args.cases, args.tile is not None)
     truth, mask = cases.target.cpu().numpy(), test.members[0].mask
     channels, dx = dataset.spec.channels, float(np.diff(test.members[0].x[:2])[0])
     sampler = SamplerConfig(num_steps=args.num_steps, S_churn=args.churn)
