@@ -70,6 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--members", type=int, default=8, help="ensemble members per case")
     p.add_argument("--num-steps", type=int, default=18, help="Heun steps (NFE = 2N - 1)")
     p.add_argument("--churn", type=float, default=0.0, help="S_churn of the main sampler")
+    p.add_argument("--sigma-min", type=float, default=0.002, help="smallest noise level of the samplers")
     p.add_argument("--ref-steps", type=int, default=256, help="reference sampler steps")
     p.add_argument("--ref-cases", type=int, default=4, help="cases re-sampled with the reference")
     p.add_argument("--device", default="auto")
@@ -183,8 +184,8 @@ def nfe_study(diff: Trainer, cases: Batch, args, mask, channels, dx) -> dict:
     """Same latents through the 35-NFE sampler and the reference: scores and sample distance."""
     sub = cases.split(args.ref_cases)[0]
     truth = sub.target.cpu().numpy()
-    fast_cfg = SamplerConfig(num_steps=args.num_steps, S_churn=args.churn)
-    ref_cfg = SamplerConfig(num_steps=args.ref_steps, S_churn=args.churn)
+    fast_cfg = SamplerConfig(num_steps=args.num_steps, S_churn=args.churn, sigma_min=args.sigma_min)
+    ref_cfg = SamplerConfig(num_steps=args.ref_steps, S_churn=args.churn, sigma_min=args.sigma_min)
     fast, _ = predict(diff, sub, args.members, fast_cfg, seed=args.seed + 7)
     ref, ms_ref = predict(diff, sub, args.members, ref_cfg, seed=args.seed + 7)
     spread = np.sqrt(np.mean(np.var(ref, axis=0, ddof=1)[:, :, mask > 0]))
@@ -267,7 +268,7 @@ def main(argv=None) -> int:
     cases = held_out_cases(test.to(models["diffusion"].device), args.cases, args.tile is not None)
     truth, mask = cases.target.cpu().numpy(), test.members[0].mask
     channels, dx = dataset.spec.channels, float(np.diff(test.members[0].x[:2])[0])
-    sampler = SamplerConfig(num_steps=args.num_steps, S_churn=args.churn)
+    sampler = SamplerConfig(num_steps=args.num_steps, S_churn=args.churn, sigma_min=args.sigma_min)
     preds = {obj: predict(tr, cases, args.members, sampler, args.seed + 1)[0] for obj, tr in models.items()}
     res = {obj: score(p, truth, mask, channels, dx) for obj, p in preds.items()}
     res["nfe"] = nfe_study(models["diffusion"], cases, args, mask, channels, dx)

@@ -17,6 +17,7 @@ from .networks import Cond, UNet, UNetConfig
 from .normalize import Normalizer
 from .precond import EDMPrecond, Regressor
 from .sampling import SamplerConfig, edm_sampler
+from .tiling import TiledDenoiser
 
 __all__ = ["SurrogateConfig", "Surrogate"]
 
@@ -170,14 +171,16 @@ class Surrogate(nn.Module):
 
     @torch.no_grad()
     def sample(self, batch: Batch, n: int = 1, sampler: SamplerConfig | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, tile: int | None = None) -> torch.Tensor:
         """``n`` samples per condition in physical units: (B, n, C, ny, nx).
 
         ``batch`` holds the conditions (state, theta, mask, pos; target is ignored) and
-        fixes the grid: any ny x nx works, e.g. a tile. The MSE baseline returns its
+        fixes the grid: any ny x nx works. ``tile``: denoise on overlapping tiles of this
+        size and blend (for networks trained on tiles). The MSE baseline returns its
         single prediction ``n`` times.
         """
         sampler = sampler or SamplerConfig()
+        net = self.net if tile is None else TiledDenoiser(self.net, tile)
         cond = self.condition(batch)
         ref = next((t for t in (batch.state, batch.mask, batch.pos) if t is not None), None)
         grid = (self.spec.ny, self.spec.nx) if ref is None else tuple(ref.shape[-2:])
@@ -185,10 +188,10 @@ class Surrogate(nn.Module):
         b = max(len(batch), 1)
         shape = (b, len(self.spec.channels), *grid)
         if self.config.objective == "mse":
-            y = self.net(torch.zeros(shape, device=device), None, cond)
+            y = net(torch.zeros(shape, device=device), None, cond)
             return self.decode(y, batch).unsqueeze(1).expand(-1, n, -1, -1, -1)
         latents = torch.randn((b * n,) + shape[1:], generator=generator, device=device)
-        y = edm_sampler(self.net, latents, cond.repeat_interleave(n), sampler, generator)
+        y = edm_sampler(net, latents, cond.repeat_interleave(n), sampler, generator)
         expanded = Batch(target=None, state=None if batch.state is None else batch.state.repeat_interleave(n, 0),
                          mask=batch.mask if batch.mask is None or batch.mask.shape[0] == 1
                          else batch.mask.repeat_interleave(n, 0))
