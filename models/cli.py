@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import Batch, DataSpec, MissingVariableError, PairDataset, base_variables, describe_file, read_member
+from .data import (Batch, DataSpec, MissingVariableError, PairDataset, base_variables, describe_file, grid_position,
+                   read_member)
 from .evaluate import CHANNEL_ATTR, evaluate, read_samples, write_evaluation
 from .ncio import cf_attrs, write_ensemble
 from .sampling import SamplerConfig
@@ -186,21 +187,28 @@ def sample_main(argv) -> int:
     dev = trainer.device
     theta = _theta(member, args.theta).to(dev) if cfg.spec.params else None
     mask = torch.from_numpy(member.mask)[None, None].to(dev)
+    pos = grid_position(0, 0, cfg.spec.nx, cfg.spec.ny, cfg.spec.nx, cfg.spec.ny)[None].to(dev) \
+        if cfg.use_position else None
     fields = torch.from_numpy(member.fields).to(dev)
-    lag = cfg.lag
+
+    def draw(state: torch.Tensor | None, n: int) -> torch.Tensor:
+        b = 1 if state is None else len(state)
+        cond = Batch(None, state, None if theta is None else theta.expand(b, -1), mask, pos)
+        return model.sample(cond, n, sampler, gen, tile=trainer.config.tile)
+
     t0 = time.perf_counter()
     if cfg.task == "generate":
-        state = fields[:1] if cfg.has_state else None
-        out = model.sample(Batch(None, state, theta, mask), args.members, sampler, gen)  # (1, n, ...)
-        targets = np.array([-1])
+        out, targets = draw(fields[:1] if cfg.has_state else None, args.members), np.array([-1])
     elif args.rollout > 1:
         first = _records(args.records, len(fields))[0]
-        out, targets = _rollout(model, fields[first], theta, mask, args, sampler, gen, len(fields), first, lag)
+        out, targets = _rollout(draw, fields[first], args, len(fields), first, cfg.lag)
     else:
-        recs = [r for r in _records(args.records, len(fields) - lag) if np.isfinite(member.fields[r]).all()]
-        batch = Batch(None, fields[recs], None if theta is None else theta.expand(len(recs), -1), mask)
-        out = _progress_draw(model, batch, args, sampler, gen)
-        targets = np.array(recs) + lag
+        recs = [r for r in _records(args.records, len(fields) - cfg.lag) if np.isfinite(member.fields[r]).all()]
+        per = max(1, args.chunk // args.members)
+        chunks = [recs[i:i + per] for i in range(0, len(recs), per)]
+        out = torch.cat([draw(fields[c], args.members)
+                         for c in tqdm(chunks, desc="sample", disable=args.no_progress, unit="chunk")])
+        targets = np.array(recs) + cfg.lag
     elapsed = time.perf_counter() - t0
     n_samples = out.shape[0] * out.shape[1]
     members = out.permute(1, 0, 2, 3, 4).cpu().numpy()  # (n, T, C, ny, nx)
@@ -210,20 +218,12 @@ def sample_main(argv) -> int:
     return 0
 
 
-def _progress_draw(model, batch, args, sampler, gen) -> torch.Tensor:
-    parts = batch.split(max(1, args.chunk // args.members))
-    return torch.cat([model.sample(part, args.members, sampler, gen)
-                      for part in tqdm(parts, desc="sample", disable=args.no_progress, unit="chunk")])
-
-
-def _rollout(model, start, theta, mask, args, sampler, gen, n_records, first, lag):
+def _rollout(draw, start, args, n_records, first, lag):
     """Autoregressive trajectories, one per member: each step conditions on the member's own previous state."""
-    n = args.members
-    state = start.unsqueeze(0).expand(n, -1, -1, -1)
+    state = start.unsqueeze(0).expand(args.members, -1, -1, -1)
     steps = []
     for _ in tqdm(range(args.rollout), desc="rollout", disable=args.no_progress, unit="step"):
-        state = model.sample(Batch(None, state, None if theta is None else theta.expand(n, -1), mask), 1,
-                             sampler, gen)[:, 0]
+        state = draw(state, 1)[:, 0]
         steps.append(state)
     out = torch.stack(steps, dim=1).permute(1, 0, 2, 3, 4)  # (T, n, ...)
     targets = np.array([first + (k + 1) * lag for k in range(args.rollout)])

@@ -100,3 +100,15 @@ def test_rollout_and_help(run, tmp_path, capsys):
     with pytest.raises(SystemExit):
         oceanbridge(["train", "--help"])
     assert "usage: oceanbridge train" in capsys.readouterr().out
+
+
+def test_tile_training_then_whole_grid_sampling(run, tmp_path):
+    d, _ = run
+    ck, out = tmp_path / "tile.pt", tmp_path / "tile.nc"
+    assert oceanbridge(["train", "--data", str(d / "b.nc"), "--variables", "ssh", "temp", "--out", str(ck),
+                        "--tile", "8", "--steps", "2", "--channels", "8", "--channel-mult", "1,2", "--batch-size", "4",
+                        "--no-progress"]) == 0
+    assert oceanbridge(["sample", "--checkpoint", str(ck), "--data", str(d / "b.nc"), "--out", str(out),
+                        "--records", "0:2", "--members", "2", "--num-steps", "2", "--no-progress"]) == 0
+    with netCDF4.Dataset(out) as ds:
+        assert ds["temp"].shape == (2, 2, 12, 16)
