@@ -237,7 +237,10 @@ def table(res: dict) -> str:
                   f"{t['mse']['train_samples_per_s']:.1f}", ""),
                  (f"ms/sample ({dev})", f"{t['diffusion']['ms_per_sample']:.1f}", f"{t['mse']['ms_per_sample']:.2f}", "")]
     width = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, width)) for r in rows)
+    m = res["config"]["members"]
+    note = (f"(RMSE of a {m}-member mean: even a perfect ensemble sits sqrt(1 + 1/{m}) = {np.sqrt(1 + 1 / m):.3f} "
+            "times above the best deterministic RMSE; CRPS is the proper score)")
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, width)) for r in rows) + "\n" + note
 
 
 def verdict(res: dict) -> dict:
