@@ -313,10 +313,13 @@ contains
       integer :: slot, r, m, c, npts, lj, ierr, nbad
       slot = fld%next
       call wait_slot(fld, slot, kinfo, msg); if (kinfo < 0) return
-      if (present(f3)) then
-         nbad = count(.not. ieee_is_finite(f3))
-      else
-         nbad = count(.not. ieee_is_finite(f2))
+      nbad = 0
+      if (core_nan_policy /= OBR_NAN_OFF) then   ! no scan when the policy is off, as in the copy mode
+         if (present(f3)) then
+            nbad = count(.not. ieee_is_finite(f3))
+         else
+            nbad = count(.not. ieee_is_finite(f2))
+         end if
       end if
       call check_values(fld, step, nbad, kinfo, msg); if (kinfo < 0) return
       m = 0
