@@ -18,6 +18,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "launch": ("bridge.deploy.cli:launch_main", "check namcouple/namelists against the config, then start the MPMD job"),
     "slurm": ("bridge.deploy.cli:slurm_main", "write a SLURM batch script for a deploy config"),
     "worker": ("bridge.worker:main", "run the Python worker inside an MPMD job"),
+    "install": ("bridge.install:main", "copy the bridge patches into a NEMO configuration or a CROCO run folder"),
     "train": ("models.cli:train_main", "train a surrogate offline from netCDF"),
     "sample": ("models.cli:sample_main", "sample a trained surrogate to netCDF"),
     "evaluate": ("models.cli:evaluate_main", "score samples against truth (RMSE, CRPS, spectra)"),
