@@ -151,6 +151,9 @@ class Buffer:
     def _need(self, batch_size: int) -> int:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        if batch_size > self.config.capacity:
+            raise ValueError(f"batch_size {batch_size} exceeds the {self.kind} buffer's capacity "
+                             f"{self.config.capacity}: it would never be ready")
         return 1 if self.closed else max(self.config.watermark, batch_size)
 
     def _ready(self, batch_size: int) -> bool:
