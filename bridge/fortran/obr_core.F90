@@ -14,6 +14,7 @@ module obr_core
    public :: OBR_NAN_OFF, OBR_NAN_WARN, OBR_NAN_ERROR
    public :: core_timeout, core_nan_policy, core_put_direct, core_name, core_world_rank, core_last_error
    public :: core_read_env, core_fail, core_abort, core_warn, core_report, core_count_bad, core_itoa
+   public :: core_nit000, core_dt, core_check_field, core_nan_verdict, core_oasis_time, core_valid_name
 
    integer, parameter :: OBR_IN = 1            !< field received by this component
    integer, parameter :: OBR_OUT = 2           !< field sent by this component
@@ -35,19 +36,20 @@ module obr_core
    character(len=OBR_NAME_LEN) :: core_name = '?'      !< this component's name
    integer :: core_world_rank = -1                     !< rank in MPI_COMM_WORLD
    character(len=OBR_MSG_LEN) :: core_last_error = ''  !< message of the last error returned through kinfo
+   integer :: core_nit000 = 0                          !< host's first step index (obr_def_time)
+   real(dp) :: core_dt = 0._dp                         !< host's time step in seconds, 0 = not given (obr_def_time)
 
 contains
 
-   !> Take defaults from OBRIDGE_TIMEOUT and OBRIDGE_NAN_POLICY when set.
+   !> Take defaults from OBRIDGE_TIMEOUT, OBRIDGE_PUT_MODE, OBRIDGE_NAN_POLICY, and the
+   !! OASIS time axis from OBRIDGE_NIT000 / OBRIDGE_DT (for hosts that do not call obr_def_time).
    subroutine core_read_env()
       character(len=64) :: val
-      integer :: stat, ios
+      integer :: stat
       real(dp) :: t
-      call get_environment_variable('OBRIDGE_TIMEOUT', val, status=stat)
-      if (stat == 0) then
-         read (val, *, iostat=ios) t
-         if (ios == 0 .and. t > 0) core_timeout = t
-      end if
+      if (env_real('OBRIDGE_DT', t)) core_dt = t
+      if (env_real('OBRIDGE_NIT000', t)) core_nit000 = nint(t)
+      if (env_real('OBRIDGE_TIMEOUT', t)) core_timeout = t
       call get_environment_variable('OBRIDGE_PUT_MODE', val, status=stat)
       if (stat == 0) core_put_direct = trim(val) == 'direct'
       call get_environment_variable('OBRIDGE_NAN_POLICY', val, status=stat)
@@ -59,6 +61,26 @@ contains
          end select
       end if
    end subroutine core_read_env
+
+   !> True, with the value, when environment variable `name` holds a number (> 0 unless it is OBRIDGE_NIT000).
+   logical function env_real(name, t)
+      character(len=*), intent(in) :: name        !< the variable
+      real(dp), intent(out) :: t                  !< its value
+      character(len=64) :: val
+      integer :: stat, ios
+      t = 0
+      env_real = .false.
+      call get_environment_variable(name, val, status=stat)
+      if (stat /= 0) return
+      read (val, *, iostat=ios) t
+      env_real = ios == 0 .and. (t > 0 .or. name == 'OBRIDGE_NIT000')
+   end function env_real
+
+   !> True when `name` is a valid component or field name: 1..OBR_NAME_LEN characters, no blanks.
+   pure logical function core_valid_name(name)
+      character(len=*), intent(in) :: name        !< the name
+      core_valid_name = len_trim(name) > 0 .and. len_trim(name) <= OBR_NAME_LEN .and. index(trim(name), ' ') == 0
+   end function core_valid_name
 
    !> Report an error: through kinfo when the caller passed it, else abort the job.
    subroutine core_fail(code, msg, kinfo)
@@ -106,6 +128,74 @@ contains
       integer :: nbad
       nbad = count(.not. ieee_is_finite(a))
    end function core_count_bad
+
+   !> Check a put/get against its field: direction, and an array of shape (ni, nj[, nlev]).
+   subroutine core_check_field(name, fdir, nlev, extent, dir, what, kinfo, msg, f2, f3)
+      character(len=*), intent(in) :: name        !< field name
+      integer, intent(in) :: fdir, nlev           !< the field's direction and levels
+      integer, intent(in) :: extent(2)            !< this rank's ni, nj
+      integer, intent(in) :: dir                  !< the direction the call needs
+      character(len=*), intent(in) :: what        !< 'put' or 'get'
+      integer, intent(out) :: kinfo               !< OBR_OK or OBR_ERR_USAGE
+      character(len=*), intent(out) :: msg        !< the reason when kinfo < 0
+      real(dp), intent(in), optional :: f2(:, :)  !< a 2-D field
+      real(dp), intent(in), optional :: f3(:, :, :) !< a 3-D field
+      integer :: got(3)
+      kinfo = OBR_ERR_USAGE
+      msg = ''
+      got = 1
+      if (present(f2)) got(1:2) = shape(f2)
+      if (present(f3)) got = shape(f3)
+      if (fdir /= dir) then
+         msg = 'field '''//trim(name)//''': '//what//' on a field of the other direction'
+      else if (any(got /= [extent, nlev])) then
+         msg = 'field '''//trim(name)//''': '//what//' with an array of shape ('//core_itoa(got(1))//','// &
+               core_itoa(got(2))//','//core_itoa(got(3))//'), expected ('//core_itoa(extent(1))//','// &
+               core_itoa(extent(2))//','//core_itoa(nlev)//') = (ni, nj, nlev) of this rank''s partition'
+      else
+         kinfo = OBR_OK
+      end if
+   end subroutine core_check_field
+
+   !> Apply the NaN policy to a put holding nbad NaN/Inf values.
+   subroutine core_nan_verdict(name, step, nbad, kinfo, msg)
+      character(len=*), intent(in) :: name        !< field name
+      integer, intent(in) :: step                 !< host model step
+      integer, intent(in) :: nbad                 !< NaN/Inf values found
+      integer, intent(out) :: kinfo               !< OBR_OK or OBR_ERR_VALUE
+      character(len=*), intent(out) :: msg        !< the reason when kinfo < 0
+      kinfo = OBR_OK
+      msg = ''
+      if (nbad == 0 .or. core_nan_policy == OBR_NAN_OFF) return
+      msg = 'field '''//trim(name)//''': put at step '//core_itoa(step)//' holds '//core_itoa(nbad)//' NaN/Inf value(s)'
+      if (core_nan_policy == OBR_NAN_ERROR) then
+         kinfo = OBR_ERR_VALUE
+      else
+         call core_warn(trim(msg)//'; sent anyway (NaN policy warn)')
+      end if
+   end subroutine core_nan_verdict
+
+   !> OASIS time of a host step, (step - nit000)*dt seconds; an error past the 32-bit range.
+   subroutine core_oasis_time(name, step, tsec, kinfo, msg)
+      character(len=*), intent(in) :: name        !< field name, for the message
+      integer, intent(in) :: step                 !< host model step
+      integer, intent(out) :: tsec                !< seconds since the first step
+      integer, intent(out) :: kinfo               !< OBR_OK or OBR_ERR_USAGE
+      character(len=*), intent(out) :: msg        !< the reason when kinfo < 0
+      real(dp) :: t
+      t = real(step - core_nit000, dp)*core_dt
+      kinfo = OBR_OK
+      msg = ''
+      tsec = 0
+      if (step < core_nit000 .or. t > real(huge(tsec), dp)) then
+         kinfo = OBR_ERR_USAGE
+         write (msg, '(a,es10.3,a)') 'field '''//trim(name)//''': step '//core_itoa(step)//' is '// &
+            'before nit000 = '//core_itoa(core_nit000)//' or its time ', t, ' s overflows OASIS''s 32-bit '// &
+            'seconds (about 68 years): run long spin-ups in restart segments'
+      else
+         tsec = nint(t)
+      end if
+   end subroutine core_oasis_time
 
    !> An integer as trimmed text.
    pure function core_itoa(i) result(s)

@@ -4,6 +4,7 @@
 !! OASIS3-MCT with -Dkey_obridge_oasis; the calls are the same for both.
 !!
 !!   call obr_init('gyre', local_comm)                  ! before anything else; use local_comm, not MPI_COMM_WORLD
+!!   call obr_def_time(nit000, rdt)                     ! first step index, step length in seconds (OASIS needs it)
 !!   call obr_def_partition(nx, ny, i0, j0, ni, nj)     ! this rank's interior box, 0-based offsets
 !!   call obr_def_field('sst', OBR_OUT, 1, id_sst)      ! name, direction, levels
 !!   call obr_enddef()
@@ -14,6 +15,34 @@
 !! Every call takes an optional kinfo: with it, errors come back as negative
 !! codes and obr_last_error() says why; without it, they abort the job with a
 !! message naming the field, the rank and the cause.
+!!
+!! OASIS3-MCT backend (-Dkey_obridge_oasis), what differs:
+!!  - Time: oasis_put/oasis_get take seconds, t = (kt - nit000)*dt, so call
+!!    obr_def_time(nit000, dt) before obr_enddef (the MPI backend ignores it).
+!!    t is a 32-bit integer: about 68 simulated years per run segment.
+!!  - Names on the wire: UPPER(component_field), e.g. 'GYRE_1_SST' (as
+!!    bridge/deploy/naming.py::oasis_name and the namcouple of
+!!    'oceanbridge preprod'). A field missing from the namcouple stops obr_enddef
+!!    with a message naming the field and its OASIS name.
+!!  - put/get are called every step; OASIS acts only at the namcouple's
+!!    coupling times. kinfo is OBR_SENT / OBR_RECVD when it did, OBR_OK when
+!!    nothing was due (a get then leaves the array untouched).
+!!  - No receive timeout: OASIS waits inside MPI (see obr_oasis.F90);
+!!    obr_set_timeout applies to the MPI backend only.
+!!
+!! Host that initialised OASIS itself (NEMO with key_oasis3 calls
+!! cpl_init('oceanx') -> oasis_init_comp, and later oasis_enddef in
+!! sbc_cpl_init). Call order:
+!!   1. host: oasis_init_comp(ncomp_id, 'oceanx', ierr); oasis_get_localcomm(comm, ierr)
+!!   2. call obr_init_from_oasis('oceanx', ncomp_id, comm)   ! reuse the component
+!!   3. call obr_def_time(nit000, rn_Dt); obr_def_partition(...); obr_def_field(...)
+!!   4. call obr_enddef()        ! declares partition + variables, does NOT call oasis_enddef
+!!   5. host: its own oasis_def_var calls, then oasis_enddef(ierr)
+!!   6. time loop: obr_put / obr_get (after the host's oasis_enddef)
+!!   7. call obr_finalize()      ! does NOT call oasis_terminate; the host does
+!! So in NEMO, steps 2-4 go between cpl_init and the oasis_enddef of
+!! sbc_cpl_init. The namcouple must hold the entries of both the host and
+!! oceanbridge. With the MPI backend obr_init_from_oasis is an error.
 module obridge
    use obr_core
    use obr_mpi_defs, only: fdef_t
@@ -21,7 +50,7 @@ module obridge
    implicit none
    private
 
-   public :: obr_init, obr_def_partition, obr_def_field, obr_enddef, obr_put, obr_get, obr_finalize
+   public :: obr_init, obr_init_from_oasis, obr_def_time, obr_def_partition, obr_def_field, obr_enddef, obr_put, obr_get, obr_finalize
    public :: obr_abort, obr_set_timeout, obr_set_nan_policy, obr_set_put_mode, obr_last_error
    public :: OBR_IN, OBR_OUT, OBR_OK, OBR_RECVD, OBR_SENT
    public :: OBR_ERR_DEF, OBR_ERR_TIMEOUT, OBR_ERR_VALUE, OBR_ERR_USAGE, OBR_ERR_MPI, OBR_NAME_LEN
@@ -45,7 +74,7 @@ contains
       integer, intent(out), optional :: kinfo    !< status: OBR_OK or < 0
       integer :: code
       call core_read_env()
-      if (len_trim(name) == 0 .or. len_trim(name) > OBR_NAME_LEN .or. index(trim(name), ' ') > 0) then
+      if (.not. core_valid_name(name)) then
          call core_fail(OBR_ERR_USAGE, 'obr_init: component name '''//name//''' must be 1..64 characters '// &
                         'without blanks', kinfo)
          return
@@ -53,6 +82,44 @@ contains
       call backend_init(trim(name), local_comm, code)
       call finish(code, core_last_error, kinfo)
    end subroutine obr_init
+
+   !> Join the coupled job through an OASIS component the host already initialised (OASIS backend only).
+   subroutine obr_init_from_oasis(name, comp_id, local_comm, kinfo)
+      character(len=*), intent(in) :: name       !< the component name the host gave oasis_init_comp
+      integer, intent(in) :: comp_id             !< the component id oasis_init_comp returned to the host
+      integer, intent(in) :: local_comm          !< the host's communicator from oasis_get_localcomm (checked)
+      integer, intent(out), optional :: kinfo    !< status: OBR_OK or < 0
+      integer :: code
+      call core_read_env()
+      if (.not. core_valid_name(name)) then
+         call core_fail(OBR_ERR_USAGE, 'obr_init_from_oasis: component name '''//name//''' must be 1..64 '// &
+                        'characters without blanks', kinfo)
+         return
+      end if
+#if defined key_obridge_oasis
+      call backend_init_host(trim(name), comp_id, local_comm, code)
+      call finish(code, core_last_error, kinfo)
+#else
+      code = comp_id + local_comm   ! unused in the MPI backend
+      call core_fail(OBR_ERR_USAGE, 'obr_init_from_oasis(''' // trim(name) // '''): this oceanbridge was built '// &
+                     'with the MPI backend; rebuild it with -Dkey_obridge_oasis (make OBRIDGE_BACKEND=oasis '// &
+                     'OASIS_DIR=...) to couple through OASIS3-MCT', kinfo)
+#endif
+   end subroutine obr_init_from_oasis
+
+   !> Give the host's time axis: OASIS times are (step - nit000)*dt seconds (no-op for the MPI backend).
+   subroutine obr_def_time(nit000, dt, kinfo)
+      integer, intent(in) :: nit000              !< index of the host's first time step
+      real(dp), intent(in) :: dt                 !< length of one host time step in seconds, > 0
+      integer, intent(out), optional :: kinfo    !< status: OBR_OK or OBR_ERR_USAGE
+      if (.not. dt > 0) then
+         call core_fail(OBR_ERR_USAGE, 'obr_def_time: time step dt must be > 0 seconds', kinfo)
+         return
+      end if
+      core_nit000 = nit000
+      core_dt = dt
+      if (present(kinfo)) kinfo = OBR_OK
+   end subroutine obr_def_time
 
    !> Declare this rank's box of the global interior grid (no halos).
    subroutine obr_def_partition(nx_glob, ny_glob, i0, j0, ni, nj, kinfo)
