@@ -1,0 +1,116 @@
+"""``oceanbridge worker --config CONFIG``: join the MPMD job as the Python worker group.
+
+Launched by ``oceanbridge launch`` (see ``bridge.deploy.mpmd.worker_argv``), in
+the run folder, once per worker rank.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("bridge.worker")
+
+
+def member_parameters(cfg) -> dict[str, np.ndarray]:
+    """θ of every member, in the order of ``[[parameters]]``: from run_dir/parameters.csv
+    (written by preprod), else recomputed from the config (the draw is a pure function of it)."""
+    from bridge.deploy.ensemble import draw_parameters, read_parameters_csv
+    names = [p.name for p in cfg.parameters]
+    csv = cfg.run.run_dir / "parameters.csv"
+    if names and csv.is_file():
+        table = read_parameters_csv(csv)
+        missing = [c for c in cfg.components if c not in table]
+        if missing:
+            raise SystemExit(f"oceanbridge worker: {csv} has no row for member(s) {missing}; "
+                             f"run 'oceanbridge preprod {cfg.source}' again")
+        return {c: np.array([table[c][n] for n in names], dtype=np.float32) for c in cfg.components}
+    theta = draw_parameters(cfg) if names else np.zeros((len(cfg.components), 0))
+    return {c: theta[k].astype(np.float32) for k, c in enumerate(cfg.components)}
+
+
+def read_mask(settings, ny: int, nx: int) -> np.ndarray:
+    """The (ny, nx) land-sea mask of [model] mask_file, or all ocean."""
+    m = settings.model
+    if m.mask_file is None:
+        return np.ones((ny, nx), dtype=np.float32)
+    import netCDF4
+    with netCDF4.Dataset(m.mask_file) as ds:
+        if m.mask_var not in ds.variables:
+            raise SystemExit(f"oceanbridge worker: [model] mask_var '{m.mask_var}' not in {m.mask_file}")
+        mask = np.ma.filled(ds.variables[m.mask_var][:], 0).astype(np.float32)
+    if mask.shape != (ny, nx):
+        raise SystemExit(f"oceanbridge worker: mask {m.mask_file}:{m.mask_var} is {mask.shape}, the grid is {(ny, nx)}")
+    return (mask > 0).astype(np.float32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="oceanbridge worker", description=__doc__)
+    p.add_argument("--config", required=True, type=Path, help="deploy config (TOML)")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+
+    from bridge.deploy.config import load_config
+    from bridge.worker.settings import worker_settings
+    from bridge.worker.tunnel import Tunnel, channel_names
+
+    cfg = load_config(args.config)
+    settings = worker_settings(cfg)
+    tunnel = Tunnel(cfg)  # joins the job first: the ocean waits at its init for every component
+    summary = run_worker(cfg, settings, tunnel, fresh=args.fresh, progress=not args.no_progress,
+                         channels=channel_names(cfg))
+    tunnel.finalize()
+    if tunnel.rank == 0:
+        log.info("worker done: %s", {k: v for k, v in summary.items() if k != "losses"})
+    return 0
+
+
+def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels) -> dict:
+    """Everything after the tunnel exists: torch, the trainer, the buffer, the loop."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from bridge.worker.checkpoint import checkpoint_path, load_checkpoint, restore
+    from bridge.worker.ddp import DataParallel
+    from bridge.worker.engine import Engine, build_trainer, parse_device
+    from bridge.worker.learner import Learner
+    from bridge.worker.records import Counters
+    from bridge.worker.runtime import Runtime
+    from models.buffers import BufferConfig, make_buffer
+    from models.data import DataSpec
+    from models.train import Trainer
+
+    rank, size = tunnel.rank, tunnel.size
+    if "OMP_NUM_THREADS" not in os.environ:  # share the cores with the ocean ranks
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // (size + cfg.ocean.ranks * cfg.ocean.members)))
+    device = parse_device(cfg.worker.device, rank)
+    spec = DataSpec(channels, tuple(p.name for p in cfg.parameters), tunnel.box.nj, tunnel.box.ni)
+    trainer = build_trainer(spec, settings, device, use_position=size > 1, lag=tunnel.cfg.fields[0].freq)
+    b = settings.buffer
+    buffer = make_buffer(BufferConfig(kind=b.kind, capacity=b.capacity, watermark=b.watermark, seed=b.seed + rank))
+    ckpt = checkpoint_path(cfg.run.run_dir, settings.checkpoint.path, rank, size)
+    counters = Counters()
+    if ckpt.is_file() and settings.checkpoint.resume and not fresh:
+        counters = Counters.from_dict(restore(load_checkpoint(ckpt), trainer, buffer))
+        log.info("resumed from %s: train step %d, buffer %d sample(s) (n_put %d, n_got %d), counters %s", ckpt,
+                 trainer.step, len(buffer), buffer.n_put, buffer.n_got, counters.as_dict())
+    ddp = DataParallel(tunnel.local_comm, trainer.device, cfg.run.timeout)
+    ddp.attach(trainer.model)
+    mask = read_mask(settings, cfg.ocean.ny, cfg.ocean.nx)
+    engine = Engine(trainer, tunnel.box, mask, use_position=size > 1)
+    generator = Trainer.load(settings.spinup.checkpoint, device=device) if "spinup" in cfg.worker.modes else None
+    learner = Learner(engine, buffer, ddp, settings.train, settings.emulate, training="train" in cfg.worker.modes)
+    runtime = Runtime(cfg, settings, tunnel, engine, buffer, learner, counters, member_parameters(cfg), channels,
+                      ckpt, generator)
+    bar = tqdm(total=len(runtime.schedule.steps), desc="worker: ocean steps", unit="step", file=sys.stderr,
+               disable=not progress or rank != 0, mininterval=2.0)
+    try:
+        return runtime.run(bar)
+    finally:
+        bar.close()
+        ddp.close()

@@ -1,0 +1,79 @@
+"""Data-parallel training over the worker ranks (torch.distributed: gloo on CPU, NCCL on GPU).
+
+Every rank owns a tile of the domain (``tunnel.worker_box``), receives only
+that tile through the bridge and trains on it; this module keeps the ranks'
+models identical without gathering any field: parameters are broadcast from
+rank 0 at start, gradients are averaged in backward hooks, and the running
+normalization statistics are averaged while they are still learning.  The
+rendezvous address travels over the worker's MPI communicator, so no launcher
+environment (MASTER_ADDR, ...) is needed.  With one rank nothing here runs.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import socket
+
+import torch
+import torch.distributed as dist
+
+log = logging.getLogger(__name__)
+
+
+class DataParallel:
+    """Lock-step helpers for ``size`` ranks; a no-op group when ``size == 1``."""
+
+    def __init__(self, comm, device: torch.device, timeout: float):
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.device = device
+        if self.size == 1:
+            return
+        address = None
+        if self.rank == 0:
+            with socket.socket() as s:  # a free port on rank 0's host
+                s.bind(("", 0))
+                address = f"tcp://{socket.gethostbyname(socket.gethostname())}:{s.getsockname()[1]}"
+        address = comm.bcast(address, root=0)
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, init_method=address, rank=self.rank, world_size=self.size,
+                                timeout=datetime.timedelta(seconds=timeout))
+        log.info("data parallel: rank %d/%d, backend %s, rendezvous %s", self.rank, self.size, backend, address)
+
+    @property
+    def active(self) -> bool:
+        return self.size > 1
+
+    def attach(self, model: torch.nn.Module) -> None:
+        """Broadcast rank 0's weights, then average every gradient across ranks in backward."""
+        if not self.active:
+            return
+        for p in model.parameters():
+            dist.broadcast(p.data, src=0)
+            if p.requires_grad:
+                p.register_hook(self._average)
+
+    def _average(self, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad / self.size
+
+    def average_buffers(self, module: torch.nn.Module) -> None:
+        """Average floating buffers (normalizer statistics) across ranks."""
+        if not self.active:
+            return
+        for b in module.buffers():
+            if b.is_floating_point():
+                dist.all_reduce(b.data)
+                b.data /= self.size
+
+    def agree(self, ready: bool, stop: bool) -> tuple[bool, bool]:
+        """(every rank ready, some rank stopping): the lock-step decision of one trainer iteration."""
+        if not self.active:
+            return ready, stop
+        flags = torch.tensor([0 if ready else 1, 1 if stop else 0], dtype=torch.int32, device=self.device)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        return bool(flags[0] == 0), bool(flags[1] == 1)
+
+    def close(self) -> None:
+        if self.active and dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,91 @@
+"""``Engine``: the ML side of the worker (torch), behind plain numpy in and out.
+
+It turns buffered samples ``(member, θ, x_t, x_{t+Δ})`` into ``models`` batches
+for one optimizer step, and draws emulated states from the EMA weights.  With
+several worker ranks every rank trains on its own tile (the surrogate then
+sees the tile's position) and the gradients are averaged by ``ddp``.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from models.data import Batch, DataSpec, grid_position
+from models.sampling import SamplerConfig
+from models.surrogate import Surrogate, SurrogateConfig
+from models.train import Trainer, TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def build_trainer(spec: DataSpec, settings, device: str, use_position: bool, lag: int) -> Trainer:
+    """A fresh trainer from the [model] and [worker.train] settings."""
+    m, t = settings.model, settings.train
+    config = SurrogateConfig(spec, task="emulate", objective=m.objective, use_position=use_position, lag=lag,
+                             model_channels=m.model_channels, channel_mult=m.channel_mult,
+                             num_res_blocks=m.num_res_blocks)
+    train = TrainConfig(batch_size=t.batch_size, lr=t.lr, lr_warmup_steps=t.lr_warmup_steps,
+                        norm_warmup_steps=t.norm_warmup_steps, ema_halflife_steps=t.ema_halflife_steps,
+                        seed=t.seed, device=device)
+    return Trainer(Surrogate(config), train)
+
+
+class Engine:
+    """Trainer + this rank's tile geometry + mask; numpy (C, nj, ni) at the boundary."""
+
+    def __init__(self, trainer: Trainer, box, mask: np.ndarray, use_position: bool):
+        self.trainer, self.box = trainer, box
+        self.device = trainer.device
+        self.mask = torch.as_tensor(mask[box.j0:box.j0 + box.nj, box.i0:box.i0 + box.ni],
+                                    dtype=torch.float32)[None, None].to(self.device)
+        self.pos = grid_position(box.i0, box.j0, box.ni, box.nj, box.nx, box.ny)[None].to(self.device) \
+            if use_position else None
+
+    def batch(self, samples) -> Batch:
+        """A physical batch from buffered samples ``(member, θ, x_t, x_next)``."""
+        theta = torch.as_tensor(np.stack([s[1] for s in samples]), dtype=torch.float32)
+        state = torch.as_tensor(np.stack([s[2] for s in samples]), dtype=torch.float32)
+        target = torch.as_tensor(np.stack([s[3] for s in samples]), dtype=torch.float32)
+        return Batch(target=target, state=state, theta=theta, mask=self.mask, pos=self.pos).to(self.device)
+
+    def train(self, samples) -> dict | None:
+        return self.trainer.train_step(self.batch(samples))
+
+    def loss(self, samples) -> float:
+        """Training loss of ``samples`` without a step (for tests and validation)."""
+        with torch.no_grad():
+            self.trainer.model.eval()
+            return float(self.trainer.model.loss(self.batch(samples), torch.Generator(self.device).manual_seed(0)))
+
+    def emulate(self, state: np.ndarray, theta: np.ndarray, n: int, num_steps: int,
+                seed: int) -> np.ndarray:
+        """(n, C, nj, ni) float64 samples of x_{t+Δ} given x_t and θ."""
+        batch = Batch(target=None, state=torch.as_tensor(state[None], dtype=torch.float32),
+                      theta=torch.as_tensor(theta[None], dtype=torch.float32), mask=self.mask, pos=self.pos)
+        gen = torch.Generator(self.device).manual_seed(seed)
+        out = self.trainer.sample(batch, n=n, sampler=SamplerConfig(num_steps=num_steps), generator=gen)
+        return out[0].double().cpu().numpy()
+
+
+def generate_state(generator: Trainer, theta: np.ndarray, engine: Engine, num_steps: int, seed: int) -> np.ndarray:
+    """A generated whole-grid state for θ from a 'generate' surrogate, cut to this rank's tile: (C, nj, ni)."""
+    spec = generator.spec
+    if generator.model.config.task != "generate" or generator.model.config.cond_on_initial:
+        raise ValueError("[worker.spinup] checkpoint must hold a 'generate' surrogate without cond_on_initial")
+    full_mask = torch.ones((1, 1, spec.ny, spec.nx), device=generator.device)
+    batch = Batch(target=None, theta=torch.as_tensor(theta[None], dtype=torch.float32), mask=full_mask)
+    gen = torch.Generator(generator.device).manual_seed(seed)
+    out = generator.sample(batch, n=1, sampler=SamplerConfig(num_steps=num_steps), generator=gen)[0, 0]
+    box = engine.box
+    return out[:, box.j0:box.j0 + box.nj, box.i0:box.i0 + box.ni].double().cpu().numpy()
+
+
+def parse_device(name: str, rank: int) -> str:
+    """'auto' -> cuda:<rank mod GPUs> when CUDA is present, else cpu."""
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{rank % torch.cuda.device_count()}"
+    if name == "cuda":
+        raise RuntimeError("[worker] device = 'cuda' but torch sees no CUDA device")
+    return "cpu"

@@ -1,0 +1,156 @@
+"""``Learner``: the training thread.  It trains on the buffer while the main
+thread receives from the ocean, and serves emulation requests first, so the
+ocean waits as little as possible.
+
+Training and receiving overlap because torch releases the GIL in its kernels
+and the bridge's receive polls with short sleeps.  The thread keeps its own
+clock: time spent in optimizer steps, in sampling, and waiting for data.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+IDLE_WAIT = 0.005  # s between checks when there is nothing to do
+
+
+class LearnerError(RuntimeError):
+    """The training thread failed; the message carries its exception."""
+
+
+class Learner(threading.Thread):
+    def __init__(self, engine, buffer, ddp, train, emulate, *, training: bool):
+        super().__init__(name="oceanbridge-learner", daemon=True)
+        self.engine, self.buffer, self.ddp = engine, buffer, ddp
+        self.train_cfg, self.emu_cfg, self.training = train, emulate, training
+        self._requests: queue.Queue = queue.Queue()
+        self._results: dict = {}
+        self._done = threading.Condition()
+        self._stopping = threading.Event()
+        self.lock = threading.Lock()  # held during a step or a sample; a checkpoint takes it too
+        self.error: BaseException | None = None
+        self.history: list[tuple[int, float]] = []  # (optimizer step, loss)
+        self.train_s = self.sample_s = self.wait_s = 0.0
+        self.wall_s = 0.0
+        self._t0 = None
+
+    # -- called from the main (communication) thread ---------------------------
+    def request(self, key, state: np.ndarray, theta: np.ndarray, seed: int) -> None:
+        """Ask for emulated samples of the state following ``state`` (non-blocking)."""
+        self._requests.put((key, state, theta, seed))
+
+    def result(self, key, timeout: float) -> np.ndarray:
+        """The samples of request ``key``: (n, C, nj, ni); waits at most ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        with self._done:
+            while key not in self._results:
+                self._raise_if_failed()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"emulated state {key} not ready after {timeout:g} s")
+                self._done.wait(min(left, 0.5))
+            return self._results.pop(key)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def finish_training(self, min_steps: int, timeout: float) -> None:
+        """After the stream: let the trainer reach ``min_steps`` on what the buffer holds."""
+        trainer = self.engine.trainer
+        if not self.training or trainer.step >= min_steps or len(self.buffer) == 0:
+            return
+        self.buffer.close()  # the watermark no longer applies
+        log.info("the ocean has finished; training on the buffer from step %d to %d", trainer.step, min_steps)
+        deadline = time.monotonic() + timeout
+        while trainer.step < min_steps and self.is_alive() and len(self.buffer) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def _raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise LearnerError(f"training thread failed: {self.error!r}") from self.error
+
+    # -- the thread --------------------------------------------------------------
+    def run(self) -> None:
+        self._t0 = t0 = time.perf_counter()
+        try:
+            self._loop()
+        except BaseException as err:  # reported to the main thread by result()/check()
+            log.exception("training thread failed")
+            self.error = err
+        finally:
+            self.wall_s = time.perf_counter() - t0
+            with self._done:
+                self._done.notify_all()
+
+    def check(self) -> None:
+        self._raise_if_failed()
+
+    def _loop(self) -> None:
+        bs = self.train_cfg.batch_size
+        while True:
+            self._serve_requests()
+            ready = self._wants_training() and self.buffer.ready(bs)
+            all_ready, stop = self.ddp.agree(ready, self._stopping.is_set())
+            if stop:
+                return
+            if all_ready:
+                self._train_step(self.buffer.get(bs))
+            else:
+                t = time.perf_counter()
+                try:  # sleep until a request arrives, or a short while
+                    request = self._requests.get(timeout=IDLE_WAIT)
+                except queue.Empty:
+                    request = None
+                self.wait_s += time.perf_counter() - t
+                if request is not None:
+                    self._serve(request)
+
+    def _wants_training(self) -> bool:
+        steps = self.train_cfg.max_steps
+        return self.training and (steps == 0 or self.engine.trainer.step < steps) and len(self.buffer) > 0
+
+    def _train_step(self, samples) -> None:
+        t = time.perf_counter()
+        trainer = self.engine.trainer
+        with self.lock:
+            stats = self.engine.train(samples)
+            if trainer.step <= self.train_cfg.norm_warmup_steps:
+                self.ddp.average_buffers(trainer.model)
+        self.train_s += time.perf_counter() - t
+        if stats is None:
+            return
+        self.history.append((trainer.step, stats["loss"]))
+        if trainer.step % self.train_cfg.log_every == 0:
+            recent = [loss for _, loss in self.history[-self.train_cfg.log_every:]]
+            log.info("train step %d: loss %.4f (mean of last %d), buffer %s", trainer.step, float(np.mean(recent)),
+                     len(recent), self.buffer.stats())
+
+    def _serve_requests(self) -> None:
+        while True:
+            try:
+                self._serve(self._requests.get_nowait())
+            except queue.Empty:
+                return
+
+    def _serve(self, request) -> None:
+        key, state, theta, seed = request
+        t = time.perf_counter()
+        with self.lock:
+            out = self.engine.emulate(state, theta, self.emu_cfg.samples, self.emu_cfg.num_steps, seed)
+        self.sample_s += time.perf_counter() - t
+        with self._done:
+            self._results[key] = out
+            self._done.notify_all()
+
+    def timing(self) -> dict:
+        """Seconds training, sampling and waiting, and their share of the thread's wall time so far."""
+        wall = self.wall_s if not self.is_alive() or self._t0 is None else time.perf_counter() - self._t0
+        wall = max(wall, 1e-12)
+        return {"learner_wall_s": wall, "train_s": self.train_s, "sample_s": self.sample_s,
+                "wait_s": self.wait_s, "train_fraction": self.train_s / wall,
+                "busy_fraction": (self.train_s + self.sample_s) / wall}

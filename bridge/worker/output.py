@@ -1,0 +1,103 @@
+"""The worker's netCDF products (CF names and units, atomic writes).
+
+- ``ensemble.nc`` (mode ``ensemble``): at every state step, the mean, standard
+  deviation and quantiles over the K members of each received field.
+- ``emulated.nc`` (mode ``emulate``): per member and emulator step, the state
+  the worker sent, the ocean's own step from the same start (the truth of that
+  step) and, with several samples, the spread of the diffusion samples.
+
+With several worker ranks each rank writes its own tile (``_r<rank>`` before
+the suffix, tile offsets in the global attributes): no field is gathered.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+
+from models.ncio import CALENDAR, TIME_UNITS, atomic_write, cf_attrs
+
+
+def rank_path(path: Path, rank: int, size: int) -> Path:
+    return path if size == 1 else path.with_name(f"{path.stem}_r{rank}{path.suffix}")
+
+
+def _grid(ds, box, dx: float, dy: float, mask: np.ndarray, times: np.ndarray) -> None:
+    ds.createDimension("time", None)
+    ds.createDimension("y", box.nj)
+    ds.createDimension("x", box.ni)
+    for name, n, off, d, axis in (("x", box.ni, box.i0, dx, "X"), ("y", box.nj, box.j0, dy, "Y")):
+        var = ds.createVariable(name, "f8", (name,))
+        var.setncatts({"units": "m", "axis": axis, "standard_name": f"projection_{name}_coordinate"})
+        var[:] = (off + np.arange(n) + 0.5) * d
+    m = ds.createVariable("mask", "i1", ("y", "x"))
+    m.setncatts({"long_name": "land-sea mask", "flag_values": np.array([0, 1], "i1"), "flag_meanings": "land ocean"})
+    m[:] = mask
+    t = ds.createVariable("time", "f8", ("time",))
+    t.setncatts({"units": TIME_UNITS, "calendar": CALENDAR, "standard_name": "time", "axis": "T"})
+    t[:] = times
+
+
+def _var(ds, name: str, dims: tuple[str, ...], values: np.ndarray, attrs: dict) -> None:
+    var = ds.createVariable(name, "f4", dims, zlib=True)
+    var.setncatts(attrs)
+    var[:] = values
+
+
+def _header(ds, box, title: str, steps: np.ndarray) -> None:
+    ds.setncatts({"Conventions": "CF-1.8", "title": title, "source": "oceanbridge worker",
+                  "tile_i0": box.i0, "tile_j0": box.j0, "nx_global": box.nx, "ny_global": box.ny})
+    s = ds.createVariable("step", "i8", ("time",))
+    s.setncatts({"long_name": "ocean time step index"})
+    s[:] = steps
+
+
+def write_ensemble_stats(path: Path, channels, steps, states: np.ndarray, quantiles, box, dx, dy, dt,
+                         mask: np.ndarray) -> Path:
+    """``states`` (T, K, C, nj, ni): statistics over the member axis K."""
+    def write(tmp: str) -> None:
+        with netCDF4.Dataset(tmp, "w") as ds:
+            _grid(ds, box, dx, dy, mask, np.asarray(steps, float) * dt)
+            _header(ds, box, f"oceanbridge ensemble statistics over {states.shape[1]} members", np.asarray(steps))
+            ds.createDimension("quantile", len(quantiles))
+            q = ds.createVariable("quantile", "f8", ("quantile",))
+            q.setncatts({"long_name": "quantile level", "units": "1"})
+            q[:] = quantiles
+            k = states.shape[1]
+            for c, name in enumerate(channels):
+                a = cf_attrs(name)
+                cf = {key: a[key] for key in ("standard_name", "units") if key in a}
+                x = states[:, :, c]
+                _var(ds, f"{name}_mean", ("time", "y", "x"), x.mean(1),
+                     {**cf, "long_name": f"ensemble mean of {a['long_name']}", "cell_methods": "realization: mean"})
+                _var(ds, f"{name}_std", ("time", "y", "x"), x.std(1, ddof=1) if k > 1 else np.zeros_like(x[:, 0]),
+                     {"units": a["units"], "long_name": f"ensemble standard deviation of {a['long_name']}",
+                      "cell_methods": "realization: standard_deviation"})
+                _var(ds, f"{name}_quantile", ("quantile", "time", "y", "x"), np.quantile(x, quantiles, axis=1),
+                     {**cf, "long_name": f"ensemble quantiles of {a['long_name']}", "cell_methods": "realization: quantile"})
+    return atomic_write(path, write)
+
+
+def write_emulation(path: Path, channels, members, steps, sent: np.ndarray, ocean: np.ndarray,
+                    spread: np.ndarray | None, box, dx, dy, dt, mask: np.ndarray) -> Path:
+    """``sent``/``ocean``/``spread``: (K, T, C, nj, ni)."""
+    def write(tmp: str) -> None:
+        with netCDF4.Dataset(tmp, "w") as ds:
+            _grid(ds, box, dx, dy, mask, np.asarray(steps, float) * dt)
+            _header(ds, box, "oceanbridge emulated states and the ocean's own steps", np.asarray(steps))
+            ds.setncattr("members", " ".join(members))
+            ds.createDimension("member", len(members))
+            dims = ("member", "time", "y", "x")
+            for c, name in enumerate(channels):
+                a = cf_attrs(name)
+                cf = {key: a[key] for key in ("standard_name", "units") if key in a}
+                _var(ds, f"{name}_emulated", dims, sent[:, :, c],
+                     {**cf, "long_name": f"{a['long_name']} sent by the worker (diffusion sample)"})
+                _var(ds, f"{name}_ocean", dims, ocean[:, :, c],
+                     {**cf, "long_name": f"{a['long_name']} after the ocean's own step from the same start"})
+                if spread is not None:
+                    _var(ds, f"{name}_spread", dims, spread[:, :, c],
+                         {"units": a["units"], "long_name": f"standard deviation of the diffusion samples of "
+                                                            f"{a['long_name']}"})
+    return atomic_write(path, write)

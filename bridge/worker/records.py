@@ -1,0 +1,78 @@
+"""What the worker keeps in memory during a run for its outputs and its summary."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Counters:
+    """Runtime counters; saved in checkpoints and carried over a relaunch."""
+    launches: int = 0
+    received: int = 0       # states received (every member)
+    rejected: int = 0       # states with NaN/Inf, not used
+    pairs: int = 0          # (x_t, x_{t+Δ}) samples offered to the buffer
+    emulated: int = 0       # emulated states sent
+    last_step: int = -1     # last ocean step handled
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Counters":
+        return cls(**{k: int(v) for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class EnsembleRecord:
+    """States of every member at every state step, for the ensemble statistics."""
+    members: tuple[str, ...]
+    steps: list[int] = field(default_factory=list)
+    states: list[np.ndarray] = field(default_factory=list)  # each (K, C, nj, ni)
+    _pending: dict = field(default_factory=dict)
+
+    def add(self, member: str, step: int, state: np.ndarray) -> None:
+        self._pending[member] = state
+        if len(self._pending) == len(self.members):
+            self.steps.append(step)
+            self.states.append(np.stack([self._pending[m] for m in self.members]).astype(np.float32))
+            self._pending = {}
+
+    def array(self) -> np.ndarray:
+        return np.stack(self.states)  # (T, K, C, nj, ni)
+
+
+@dataclass
+class EmulationRecord:
+    """Per member: what was sent at each emulator step and the ocean's own step from the same start."""
+    members: tuple[str, ...]
+    steps: dict = field(default_factory=dict)     # member -> [kt]
+    sent: dict = field(default_factory=dict)      # member -> [(C, nj, ni)]
+    ocean: dict = field(default_factory=dict)
+    spread: dict = field(default_factory=dict)
+    start: dict = field(default_factory=dict)     # member -> [state the step started from]
+
+    def add(self, member: str, step: int, start: np.ndarray, sent: np.ndarray, ocean: np.ndarray,
+            spread: np.ndarray) -> None:
+        for store, value in ((self.steps, step), (self.sent, sent), (self.ocean, ocean), (self.spread, spread),
+                             (self.start, start)):
+            store.setdefault(member, []).append(value)
+
+    def common_steps(self) -> list[int]:
+        sets = [set(self.steps.get(m, [])) for m in self.members]
+        return sorted(set.intersection(*sets)) if sets else []
+
+    def arrays(self, which: dict) -> np.ndarray:
+        """(K, T, C, nj, ni) over the steps every member has."""
+        steps = self.common_steps()
+        return np.stack([np.stack([which[m][self.steps[m].index(s)] for s in steps]) for m in self.members])
+
+    def errors(self) -> dict:
+        """Mean squared error of the emulated step and of persistence, against the ocean's own step."""
+        if not self.common_steps():
+            return {}
+        sent, ocean, start = self.arrays(self.sent), self.arrays(self.ocean), self.arrays(self.start)
+        return {"emulator_mse": float(np.mean((sent - ocean) ** 2)),
+                "persistence_mse": float(np.mean((start - ocean) ** 2)),
+                "emulated_steps": len(self.common_steps())}

@@ -1,0 +1,188 @@
+"""The worker loop: receive from every member at the ocean's coupling steps, feed
+the buffer, answer emulator requests, and checkpoint; the ``Learner`` thread
+trains meanwhile.
+
+Pairs.  The buffer holds ``(member index, θ, x_t, x_{t+Δ})`` where x_t is the
+state the ocean actually continued from at step t (what it sent, or, on an
+emulator step, what the worker sent back) and x_{t+Δ} is the next received
+state.  With the emulator on, the worker asks the learner for the sample of
+step t+Δ as soon as x_t is known, so it is ready before the ocean asks.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from bridge.errors import BridgeError
+from bridge.worker.checkpoint import save_checkpoint
+from bridge.worker.output import rank_path, write_emulation, write_ensemble_stats
+from bridge.worker.records import Counters, EmulationRecord, EnsembleRecord
+from bridge.worker.tunnel import Schedule
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, cfg, settings, tunnel, engine, buffer, learner, counters: Counters, theta: dict,
+                 channels: tuple[str, ...], checkpoint: Path, generator=None):
+        self.cfg, self.settings, self.tunnel, self.engine = cfg, settings, tunnel, engine
+        self.buffer, self.learner, self.counters, self.theta = buffer, learner, counters, theta
+        self.channels, self.checkpoint, self.generator = channels, checkpoint, generator
+        self.schedule = Schedule.from_config(cfg)
+        self.modes = set(cfg.worker.modes)
+        self.members = cfg.components
+        self.actual: dict[str, np.ndarray | None] = {m: None for m in self.members}
+        self.pending: dict[str, tuple] = {}
+        self.ensemble = EnsembleRecord(self.members)
+        self.emulation = EmulationRecord(self.members)
+        self.recv_s = 0.0
+
+    # -- the loop ------------------------------------------------------------------
+    def run(self, progress=None) -> dict:
+        t0 = time.perf_counter()
+        self.counters.launches += 1
+        self.learner.start()
+        try:
+            for kt in self.schedule.steps:
+                self._step(kt)
+                if progress is not None:
+                    progress.update(1)
+        except BridgeError as err:
+            log.error("the ocean stopped talking (%s); writing the final checkpoint", err)
+            self._finish(time.perf_counter() - t0, stream_ended=False)
+            raise
+        return self._finish(time.perf_counter() - t0)
+
+    def _step(self, kt: int) -> None:
+        self.learner.check()
+        if kt == self.schedule.nit000 - 1 and self.schedule.spinup:
+            self._send_initial(kt)
+        received = {}
+        if self.schedule.sends_state(kt):
+            for member in self.members:
+                t = time.perf_counter()
+                received[member] = self.tunnel.receive(member, kt)
+                self.recv_s += time.perf_counter() - t
+        emulating = "emulate" in self.modes and self.schedule.asks_emulated(kt)
+        for k, member in enumerate(self.members):
+            if member in received:
+                self._on_state(k, member, kt, received[member], emulating)
+            if emulating:
+                self._send_emulated(member, kt, received.get(member))
+            if "emulate" in self.modes:
+                self._ask_ahead(k, member, kt)
+        self.counters.last_step = kt
+        every = self.settings.checkpoint.every_steps
+        if every and kt % every == 0 and kt >= self.schedule.nit000:
+            self.save()
+
+    def _on_state(self, k: int, member: str, kt: int, x: np.ndarray, emulating: bool) -> None:
+        self.counters.received += 1
+        if "ensemble" in self.modes:
+            self.ensemble.add(member, kt, x)
+        if not np.isfinite(x).all():
+            self.counters.rejected += 1
+            bad = [c for c, name in enumerate(self.channels) if not np.isfinite(x[c]).all()]
+            log.warning("member '%s' step %d: NaN/Inf in field(s) %s; state rejected (%d so far), training goes on",
+                        member, kt, [self.channels[c] for c in bad], self.counters.rejected)
+            self.actual[member] = None
+            return
+        start = self.actual[member]
+        if start is not None and "train" in self.modes:
+            self.buffer.put((k, self.theta[member], start.astype(np.float32), x.astype(np.float32)))
+            self.counters.pairs += 1
+        if not emulating:
+            self.actual[member] = x
+
+    # -- emulation -----------------------------------------------------------------
+    def _ask_ahead(self, k: int, member: str, kt: int) -> None:
+        """Request the sample of the next emulator step once the state it starts from is known."""
+        nxt = kt + self.schedule.freq
+        start = self.actual[member]
+        if start is None or not self.schedule.sends_state(kt) or nxt > self.schedule.itend \
+                or not self.schedule.asks_emulated(nxt):
+            return
+        seed = zlib.crc32(f"{self.settings.train.seed}:{member}:{nxt}".encode())
+        self.learner.request((member, nxt), start, self.theta[member], seed)
+        self.pending[member] = (nxt, start)
+
+    def _send_emulated(self, member: str, kt: int, ocean: np.ndarray | None) -> None:
+        nxt, start = self.pending.pop(member, (None, None))
+        if nxt != kt:  # nothing to start from (first step, or a rejected state): send the ocean's own state back
+            sent, spread = ocean if ocean is not None and np.isfinite(ocean).all() else None, None
+            if sent is None:
+                raise RuntimeError(f"member '{member}' step {kt}: the ocean asks for an emulated state but the "
+                                   f"worker has no valid state to start from")
+        else:
+            samples = self.learner.result((member, kt), timeout=self.tunnel.timeout)
+            sent = samples[0]
+            spread = samples.std(0) if len(samples) > 1 else np.zeros_like(sent)
+            if ocean is not None and np.isfinite(ocean).all():
+                self.emulation.add(member, kt, start, sent, ocean, spread)
+        out = sent if self.cfg.ocean.emu_mode == "replace" else sent - ocean
+        self.tunnel.send(member, "emulated", kt, out)
+        self.actual[member] = sent
+        self.counters.emulated += 1
+
+    def _send_initial(self, kt: int) -> None:
+        from bridge.worker.engine import generate_state  # torch, only in this mode
+        for member in self.members:
+            state = generate_state(self.generator, self.theta[member], self.engine, self.settings.spinup.num_steps,
+                                   seed=zlib.crc32(member.encode()))
+            self.tunnel.send(member, "initial", kt, state)
+            log.info("member '%s': generated initial state sent at step %d", member, kt)
+
+    # -- end -----------------------------------------------------------------------
+    def save(self) -> None:
+        with self.learner.lock:
+            save_checkpoint(self.checkpoint, self.engine.trainer, self.buffer, self.counters.as_dict())
+
+    def _finish(self, wall: float, stream_ended: bool = True) -> dict:
+        self.stream_timing = self.learner.timing()  # while coupled: what the ocean-side figures refer to
+        if stream_ended:
+            self.learner.finish_training(self.settings.train.min_steps, timeout=float("inf"))
+        self.learner.stop()
+        self.learner.join()
+        self.save()
+        self._write_outputs()
+        summary = self.summary(wall)
+        if self.tunnel.rank == 0:
+            path = self.cfg.run.run_dir / "worker_summary.json"
+            path.write_text(json.dumps(summary, indent=2))
+        return summary
+
+    def _write_outputs(self) -> None:
+        m, box, run_dir = self.settings.model, self.tunnel.box, self.cfg.run.run_dir
+        rank, size, dt = self.tunnel.rank, self.tunnel.size, self.cfg.run.dt
+        mask = self.engine.mask[0, 0].cpu().numpy().astype("i1")
+        if "ensemble" in self.modes and self.ensemble.states:
+            path = rank_path(run_dir / self.settings.ensemble.output, rank, size)
+            write_ensemble_stats(path, self.channels, self.ensemble.steps, self.ensemble.array(),
+                                 self.settings.ensemble.levels, box, m.dx, m.dy, dt, mask)
+            log.info("ensemble statistics written to %s", path)
+        if "emulate" in self.modes and self.emulation.common_steps():
+            path = rank_path(run_dir / self.settings.emulate.output, rank, size)
+            e = self.emulation
+            write_emulation(path, self.channels, self.members, e.common_steps(), e.arrays(e.sent),
+                            e.arrays(e.ocean), e.arrays(e.spread) if self.settings.emulate.samples > 1 else None,
+                            box, m.dx, m.dy, dt, mask)
+            log.info("emulated states written to %s", path)
+
+    def summary(self, wall: float) -> dict:
+        losses = [loss for _, loss in self.learner.history]
+        n = max(len(losses) // 5, 1)
+        return {
+            "members": list(self.members), "modes": sorted(self.modes), "worker_ranks": self.tunnel.size,
+            "counters": self.counters.as_dict(), "buffer": self.buffer.stats(),
+            "train_steps": self.engine.trainer.step, "train_steps_this_run": len(losses),
+            "loss_first": float(np.mean(losses[:n])) if losses else None,
+            "loss_last": float(np.mean(losses[-n:])) if losses else None,
+            "losses": [[s, loss] for s, loss in self.learner.history],
+            "wall_s": wall, "receive_s": self.recv_s, **self.learner.timing(), **self.emulation.errors(),
+            "coupled": {k: self.stream_timing[k] for k in ("learner_wall_s", "train_fraction", "busy_fraction")},
+        }

@@ -1,0 +1,159 @@
+"""The worker's own config sections: ``[worker.train]``, ``[worker.buffer]``,
+``[worker.emulate]``, ``[worker.spinup]``, ``[worker.ensemble]``,
+``[worker.checkpoint]`` and ``[model]``.
+
+The deploy layer passes these sub-tables through untouched; here each one is a
+frozen dataclass validated on creation with the deploy layer's declarative
+``setting`` rows, so an unknown key or a bad value names the file, the section
+and the key, and ``markdown_table`` renders the reference in the README.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+from bridge.deploy.settings import ConfigError, from_table, markdown_table, setting, validate_section
+
+BUFFER_KINDS = ("fifo", "firo", "reservoir")
+
+
+class _Section:
+    section: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        validate_section(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSettings(_Section):
+    section: ClassVar[str] = "worker.train"
+    batch_size: int = setting(8, "samples per optimizer step (per worker rank)", ge=1)
+    lr: float = setting(1e-3, "Adam learning rate", gt=0)
+    lr_warmup_steps: int = setting(50, "linear learning-rate ramp, in optimizer steps", ge=0)
+    norm_warmup_steps: int = setting(20, "optimizer steps during which the normalizers learn from the "
+                                     "stream; frozen afterwards", ge=0)
+    ema_halflife_steps: float = setting(50.0, "half-life of the EMA weights that samples come from", gt=0)
+    max_steps: int = setting(0, "stop training after this many optimizer steps (0: train until the "
+                             "ocean ends)", ge=0)
+    min_steps: int = setting(0, "after the ocean's last step, keep training on the buffer until this many "
+                             "optimizer steps (the ocean has finished, so this never slows it)", ge=0)
+    seed: int = setting(0, "seed of the noise and data streams", ge=0)
+    log_every: int = setting(20, "log the loss every N optimizer steps", ge=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BufferSettings(_Section):
+    section: ClassVar[str] = "worker.buffer"
+    kind: str = setting("reservoir", "Melissa buffer: `fifo`, `firo` (first in, random out) or `reservoir` "
+                        "(repeats samples so the trainer never starves)", choices=BUFFER_KINDS)
+    capacity: int = setting(256, "samples held (x_t, x_{t+Δ}, θ per member)", ge=1)
+    watermark: int = setting(16, "samples needed before training starts", ge=1)
+    seed: int = setting(0, "seed of the random draws", ge=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmulateSettings(_Section):
+    section: ClassVar[str] = "worker.emulate"
+    num_steps: int = setting(6, "EDM Heun steps per sample (2 x steps - 1 network evaluations)", ge=1)
+    samples: int = setting(1, "diffusion samples drawn per emulated state; the first is sent, the spread "
+                           "of all is written", ge=1)
+    output: str = setting("emulated.nc", "netCDF file (in run_dir) of the sent states, the ocean's own "
+                          "step from the same start, and the sample spread")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpinupSettings(_Section):
+    section: ClassVar[str] = "worker.spinup"
+    checkpoint: Path | None = setting(None, "checkpoint of a `generate` surrogate (oceanbridge train --task "
+                                      "generate); required by the spinup mode")
+    num_steps: int = setting(18, "EDM Heun steps of the generated state", ge=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnsembleSettings(_Section):
+    section: ClassVar[str] = "worker.ensemble"
+    output: str = setting("ensemble.nc", "netCDF file (in run_dir) of the statistics over members")
+    quantiles: str = setting("0.1,0.5,0.9", "comma-separated quantiles written beside mean and std")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        try:
+            qs = self.levels
+        except ValueError:
+            raise ConfigError(f"key 'quantiles' must be comma-separated numbers, got {self.quantiles!r}") from None
+        if not all(0.0 <= q <= 1.0 for q in qs):
+            raise ConfigError(f"key 'quantiles' must lie in [0, 1], got {self.quantiles!r}")
+
+    @property
+    def levels(self) -> tuple[float, ...]:
+        return tuple(float(q) for q in self.quantiles.split(",") if q.strip())
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointSettings(_Section):
+    section: ClassVar[str] = "worker.checkpoint"
+    path: str = setting("worker_ckpt.pt", "checkpoint file (relative to run_dir); one per worker rank, "
+                        "`_r<rank>` is added with several ranks")
+    every_steps: int = setting(0, "also write it every N ocean steps (0: only at the end)", ge=0)
+    resume: bool = setting(True, "start from the checkpoint when it exists")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSettings(_Section):
+    section: ClassVar[str] = "model"
+    objective: str = setting("diffusion", "training objective", choices=("diffusion", "mse"))
+    model_channels: int = setting(16, "U-Net base width", ge=1)
+    levels: int = setting(2, "U-Net resolution levels (channel multipliers 1, 2, 2, ...)", ge=1)
+    num_res_blocks: int = setting(1, "residual blocks per level", ge=1)
+    mask_file: Path | None = setting(None, "netCDF file holding the land-sea mask (default: all ocean)")
+    mask_var: str = setting("mask", "mask variable (y, x) in mask_file, 1 ocean 0 land")
+    dx: float = setting(1.0, "grid spacing in x (m), for spectra and netCDF coordinates", gt=0)
+    dy: float = setting(1.0, "grid spacing in y (m)", gt=0)
+
+    @property
+    def channel_mult(self) -> tuple[int, ...]:
+        return (1,) + (2,) * (self.levels - 1)
+
+
+WORKER_TABLES = {"train": TrainSettings, "buffer": BufferSettings, "emulate": EmulateSettings,
+                 "spinup": SpinupSettings, "ensemble": EnsembleSettings, "checkpoint": CheckpointSettings}
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Every worker-owned section of one deploy config."""
+    train: TrainSettings = field(default_factory=TrainSettings)
+    buffer: BufferSettings = field(default_factory=BufferSettings)
+    emulate: EmulateSettings = field(default_factory=EmulateSettings)
+    spinup: SpinupSettings = field(default_factory=SpinupSettings)
+    ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
+    checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+
+
+def worker_settings(cfg) -> WorkerSettings:
+    """Validate the ``[worker.*]`` sub-tables and ``[model]`` of a DeployConfig."""
+    src, base = cfg.source, cfg.source.parent
+    kwargs: dict[str, Any] = {}
+    for key, table in cfg.worker.extra.items():
+        if key not in WORKER_TABLES:
+            raise ConfigError(f"{src}: unknown section [worker.{key}] (known: "
+                              f"{', '.join(f'[worker.{k}]' for k in WORKER_TABLES)})")
+        kwargs[key] = from_table(WORKER_TABLES[key], table, where=f"{src}: [worker.{key}]", base_dir=base)
+    model: Mapping | None = cfg.extra.get("model")
+    if model is not None:
+        kwargs["model"] = from_table(ModelSettings, model, where=f"{src}: [model]", base_dir=base)
+    unknown = set(cfg.extra) - {"model"}
+    if unknown:
+        raise ConfigError(f"{src}: unknown top-level section(s) {sorted(unknown)}")
+    settings = WorkerSettings(**kwargs)
+    if "spinup" in cfg.worker.modes and settings.spinup.checkpoint is None:
+        raise ConfigError(f"{src}: [worker] modes has 'spinup' but [worker.spinup] checkpoint is not set")
+    return settings
+
+
+def settings_markdown() -> str:
+    """Key reference of every worker section (bridge/worker/README.md)."""
+    tables = {**{f"worker.{k}": v for k, v in WORKER_TABLES.items()}, "model": ModelSettings}
+    return "\n".join(f"#### `[{name}]`\n\n{markdown_table(cls)}\n" for name, cls in tables.items())
