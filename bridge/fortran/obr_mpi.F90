@@ -57,7 +57,15 @@ module obr_backend
          integer(c_int), value :: usec
          integer(c_int) :: r
       end function c_usleep
+      function c_sched_yield() bind(c, name='sched_yield') result(r)
+         import :: c_int
+         integer(c_int) :: r
+      end function c_sched_yield
    end interface
+
+   !> Seconds of yield-polling before a wait backs off to sleeps: a transfer that
+   !! is already on its way completes at full speed, a long wait leaves the core idle.
+   real(dp), parameter :: SPIN_WINDOW = 2.0e-3_dp
 
 contains
 
@@ -544,7 +552,10 @@ contains
          if (outcount == MPI_UNDEFINED .or. all(fld%req(:, slot) == MPI_REQUEST_NULL)) return
          if (outcount > 0) streaming = .true.   ! the rest of the transfer follows: spin
          if (MPI_Wtime() - t0 > core_timeout) exit
-         if (streaming) cycle
+         if (streaming .or. MPI_Wtime() - t0 < SPIN_WINDOW) then
+            ierr = c_sched_yield()   ! let an oversubscribed core's other ranks run
+            cycle
+         end if
          if (pause > 0) ierr = c_usleep(int(pause, c_int))
          pause = min(max(2*pause, 10), 1000)
       end do

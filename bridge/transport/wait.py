@@ -1,17 +1,20 @@
 """Waiting on MPI requests with a deadline, so no exchange hangs silently.
 
-Polling backs off from a tight spin to short sleeps while nothing arrives, so
-an idle receiver leaves the cores to the ocean, and spins once the first
-piece has completed, so the rest of a large transfer streams at full speed.
+Polling yields the core (sched_yield) for a short window and while pieces are
+arriving, so a transfer already on its way completes at full speed; past the
+window it backs off to short sleeps, so an idle receiver leaves the cores to
+the ocean. The Fortran side (obr_mpi.F90, wait_requests) waits the same way.
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable, Sequence
 
 from ..errors import BridgeTimeout
 
 MAX_SLEEP = 1e-3
+SPIN_WINDOW = 2e-3  # seconds of yield-polling before backing off to sleeps
 
 
 def wait_all(requests: Sequence, timeout: float, describe: Callable[[list[int]], str]) -> None:
@@ -23,7 +26,8 @@ def wait_all(requests: Sequence, timeout: float, describe: Callable[[list[int]],
 
     reqs = list(requests)
     done = [False] * len(reqs)
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     pause, streaming = 0.0, False
     while True:
         finished = MPI.Request.Testsome(reqs)
@@ -33,11 +37,13 @@ def wait_all(requests: Sequence, timeout: float, describe: Callable[[list[int]],
             streaming = True
         if all(done):
             return
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             pending = [k for k, ok in enumerate(done) if not ok]
             _cancel(reqs, pending)
             raise BridgeTimeout(describe(pending) + f" (timeout {timeout:g} s)")
-        if streaming:
+        if streaming or now - start < SPIN_WINDOW:
+            os.sched_yield()  # let an oversubscribed core's other ranks run
             continue
         if pause:
             time.sleep(pause)
