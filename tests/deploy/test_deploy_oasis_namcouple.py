@@ -8,14 +8,13 @@ delivers every value exactly.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from bridge.deploy.config import load_config
+from bridge.deploy.oasis_fortran import find_oasis_fortran
 from bridge.deploy.preprod import preprod
 from bridge.mpirun import mpirun_prefix
 
@@ -58,32 +57,21 @@ freq = 4
 """
 
 
-def _oasis_build() -> tuple[Path, Path]:
-    """(folder of mod_oasis.mod, folder of libpsmile.MPI1.a) under $OASIS_DIR, or skip."""
-    root = os.environ.get("OASIS_DIR")
-    if not root or not Path(root).is_dir():
-        pytest.skip("OASIS_DIR is not set: point it at an OASIS3-MCT build (see deploy/README.md)")
-    mods = sorted(Path(root).rglob("mod_oasis.mod"))
-    libs = sorted(Path(root).rglob("libpsmile.MPI1.a"))
-    if not mods or not libs or not shutil.which("mpif90"):
-        pytest.skip(f"no mod_oasis.mod / libpsmile.MPI1.a under OASIS_DIR={root}, or no mpif90")
-    return mods[0].parent, libs[0].parent
-
-
-def _compile(tmp: Path, mods: Path, libdir: Path) -> None:
-    netcdf = subprocess.run(["nf-config", "--flibs"], capture_output=True, text=True).stdout.split()
-    flags = ["-fallow-argument-mismatch", f"-I{mods}", f"-I{mods.parent / 'mct'}"]
-    libs = [f"-L{libdir}", "-lpsmile.MPI1", "-lmct", "-lmpeu", "-lscrip", *netcdf]
+def _compile(tmp: Path) -> None:
+    try:
+        oasis = find_oasis_fortran()
+    except ValueError as err:
+        pytest.skip(f"OASIS3-MCT not available: {err}")
+    flags = ["mpif90", "-fallow-argument-mismatch", *oasis.compile_flags]
     src = HERE / "oasis_standins"
-    subprocess.run(["mpif90", *flags, "-c", str(src / "standin_common.F90")], cwd=tmp, check=True)
+    subprocess.run([*flags, "-c", str(src / "standin_common.F90")], cwd=tmp, check=True)
     for name in ("ocean", "worker"):
-        subprocess.run(["mpif90", *flags, str(src / f"standin_{name}.F90"), "standin_common.o", *libs,
+        subprocess.run([*flags, str(src / f"standin_{name}.F90"), "standin_common.o", *oasis.link_flags,
                         "-o", f"{name}.exe"], cwd=tmp, check=True)
 
 
 def test_oasis_reads_the_written_namcouple(tmp_path):
-    mods, libdir = _oasis_build()
-    _compile(tmp_path, mods, libdir)
+    _compile(tmp_path)
     (tmp_path / "cfg.toml").write_text(CONFIG)
     cfg = load_config(tmp_path / "cfg.toml")
     preprod(cfg)

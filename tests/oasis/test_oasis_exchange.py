@@ -1,0 +1,68 @@
+"""The bridge's exchange example on the OASIS3-MCT backend, against a Fortran stand-in worker.
+
+pyoasis 5 is not reachable here, so tests/oasis/worker_standin.F90 plays the
+Python worker with the same field table (component 'worker', OASIS names
+WORKER_OCEAN_<FIELD>).  The two sides use different decompositions (ocean:
+j-split, worker: i-split), so MCT reroutes every point; every value of the 2-D
+and 3-D fields, both directions, 3 steps, is checked bit for bit.  Needs an
+OASIS3-MCT build under $OASIS_DIR; skipped with the reason otherwise.
+"""
+from __future__ import annotations
+
+import pytest
+
+from bridge.deploy.oasis_fortran import find_oasis_fortran
+from oasis_jobs import BUILD, build_programs, exchange_namcouple, run_mpmd
+
+pytestmark = [pytest.mark.oasis, pytest.mark.mpi]
+NX, NY, NLEV, NSTEPS = 13, 11, 3, 3
+TIME_AXIS = {"OBRIDGE_DT": "1", "OBRIDGE_NIT000": "0"}  # exchange_ocean.F90 does not call obr_def_time
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory):
+    try:
+        oasis = find_oasis_fortran()
+    except ValueError as err:
+        pytest.skip(f"OASIS3-MCT not available: {err}")
+    return build_programs(oasis, BUILD, tmp_path_factory.mktemp("oasis_standins"))
+
+
+def _run(programs, tmp_path, ocean_argv, n_ocean, n_worker, namcouple, timeout=120):
+    (tmp_path / "namcouple").write_text(namcouple)
+    worker = [str(programs["worker_standin"]), *map(str, (NX, NY, NLEV, n_worker, 1, NSTEPS))]
+    return run_mpmd([(n_ocean, ocean_argv), (n_worker, worker)], cwd=tmp_path, env=TIME_AXIS, timeout=timeout)
+
+
+def _assert_worker_exact(out: str, n_worker: int) -> None:
+    for r in range(n_worker):
+        assert f"worker stand-in rank {r}: receptions {2 * NSTEPS} of {2 * NSTEPS}, wrong values 0" in out, out
+
+
+@pytest.mark.parametrize("n_ocean,n_worker", [(1, 1), (1, 2), (2, 1), (2, 2)])
+def test_exchange_bit_exact(programs, tmp_path, n_ocean, n_worker):
+    ocean = [str(programs["ocean"]), *map(str, (NX, NY, NLEV, 1, n_ocean, NSTEPS))]
+    run = _run(programs, tmp_path, ocean, n_ocean, n_worker, exchange_namcouple(NX, NY, NSTEPS))
+    assert run.returncode == 0, run.stdout
+    for r in range(n_ocean):
+        assert f"ocean rank {r}: {NSTEPS} steps exchanged bit-exactly" in run.stdout, run.stdout
+    _assert_worker_exact(run.stdout, n_worker)
+
+
+def test_field_missing_from_namcouple_is_named(programs, tmp_path):
+    ocean = [str(programs["ocean"]), *map(str, (NX, NY, NLEV, 1, 1, NSTEPS))]
+    run = _run(programs, tmp_path, ocean, 1, 1, exchange_namcouple(NX, NY, NSTEPS, missing=("b3",)), timeout=60)
+    assert run.returncode != 0
+    assert "oceanbridge ABORT (component 'ocean', world rank 0)" in run.stdout, run.stdout
+    assert "field 'b3': its OASIS name 'OCEAN_B3' is not in the namcouple" in run.stdout, run.stdout
+
+
+def test_host_that_owns_oasis(programs, tmp_path):
+    """obr_init_from_oasis: the host calls oasis_init_comp, oasis_enddef and oasis_terminate itself.
+    Had obr_enddef called oasis_enddef too, the host's call would abort ('enddef called already')."""
+    host = [str(programs["host_standin"]), *map(str, (NX, NY, NLEV, NSTEPS))]
+    run = _run(programs, tmp_path, host, 2, 1, exchange_namcouple(NX, NY, NSTEPS))
+    assert run.returncode == 0, run.stdout
+    for r in range(2):
+        assert f"host stand-in rank {r}: receptions {2 * NSTEPS} of {2 * NSTEPS}, wrong values 0" in run.stdout
+    _assert_worker_exact(run.stdout, 1)
