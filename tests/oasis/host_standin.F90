@@ -14,14 +14,10 @@ program host_standin
    use standin_fields
    implicit none
    integer :: nx, ny, nlev, nsteps, comp_id, comm, rank, nranks, ierr, kinfo
-   integer :: i0, j0, ni, nj, step, nbad, nrecv, id(4), k
+   integer :: i0, j0, ni, nj, step, nbad, nrecv, id(4)
    real(dp), allocatable :: a(:, :, :), b(:, :, :)
-   character(len=32) :: arg
 
-   do k = 1, 4
-      call get_command_argument(k, arg)
-      read (arg, *) id(k)
-   end do
+   id = int_args(4)
    nx = id(1); ny = id(2); nlev = id(3); nsteps = id(4)
    call oasis_init_comp(comp_id, 'ocean', ierr)                 ! the host's own OASIS start
    call oasis_get_localcomm(comm, ierr)

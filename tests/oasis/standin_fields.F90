@@ -5,7 +5,7 @@ module standin_fields
    use, intrinsic :: iso_fortran_env, only: dp => real64
    implicit none
    private
-   public :: dp, analytic, fill, mismatches, split
+   public :: dp, analytic, fill, mismatches, split, int_args
 
 contains
 
@@ -42,5 +42,16 @@ contains
       ext = n/p + merge(1, 0, k < mod(n, p))
       off = k*(n/p) + min(k, mod(n, p))
    end subroutine split
+
+   !> The first n command-line arguments, read as integers.
+   function int_args(n) result(v)
+      integer, intent(in) :: n                   !< how many
+      integer :: v(n), k
+      character(len=32) :: arg
+      do k = 1, n
+         call get_command_argument(k, arg)
+         read (arg, *) v(k)
+      end do
+   end function int_args
 
 end module standin_fields

@@ -13,11 +13,12 @@ program worker_standin
    implicit none
    integer :: nx, ny, nlev, px, py, nsteps, comp_id, comm, rank, ierr, part_id
    integer :: i0, j0, ni, nj, step, info, nbad, nrecv, k
-   integer :: var(4)
+   integer :: var(4), args(6)
    character(len=2), parameter :: fname(4) = ['A2', 'B3', 'C2', 'D3']
    real(dp), allocatable :: a(:, :, :), b(:, :, :)
 
-   call read_args()
+   args = int_args(6)
+   nx = args(1); ny = args(2); nlev = args(3); px = args(4); py = args(5); nsteps = args(6)
    if (nlev < 2) stop 'worker stand-in: NLEV must be >= 2 (b3 and d3 travel as OASIS bundles)'
    call oasis_init_comp(comp_id, 'worker', ierr)
    call oasis_get_localcomm(comm, ierr)
@@ -50,17 +51,5 @@ program worker_standin
    print '(a,i0,a,i0,a,i0,a,i0)', 'worker stand-in rank ', rank, ': receptions ', nrecv, ' of ', 2*nsteps, &
       ', wrong values ', nbad
    call oasis_terminate(ierr)
-
-contains
-
-   subroutine read_args()
-      character(len=32) :: arg
-      integer :: k, vals(6)
-      do k = 1, 6
-         call get_command_argument(k, arg)
-         read (arg, *) vals(k)
-      end do
-      nx = vals(1); ny = vals(2); nlev = vals(3); px = vals(4); py = vals(5); nsteps = vals(6)
-   end subroutine read_args
 
 end program worker_standin
