@@ -86,8 +86,8 @@ class StudyConfig:
             raise ValueError(f"StudyConfig.batch_size ({self.batch_size}) exceeds capacity ({self.capacity})")
 
 
-QUICK = dict(grid=12, n_times=20, substeps=6, n_train=128, n_val=16, clients=16, batch_size=16, capacity=256, watermark=64,
-             hidden=64)
+QUICK = dict(grid=12, n_times=20, substeps=6, n_train=128, n_val=16, clients=16, batch_size=16, capacity=256,
+             watermark=64, hidden=64)
 
 
 # -- data ------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ Samples are opaque objects (tuples of tensors, dicts...): the buffer never looks
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -43,6 +44,13 @@ import numpy as np
 
 __all__ = ["BufferConfig", "BufferEmpty", "Buffer", "FIFOBuffer", "FIROBuffer", "ReservoirBuffer",
            "make_buffer", "BUFFER_KINDS"]
+
+
+log = logging.getLogger(__name__)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 class BufferEmpty(RuntimeError):
@@ -59,9 +67,9 @@ class BufferConfig:
     def __post_init__(self):
         if self.kind not in BUFFER_KINDS:
             raise ValueError(f"BufferConfig.kind {self.kind!r} is unknown; choose one of {sorted(BUFFER_KINDS)}")
-        if not isinstance(self.capacity, (int, np.integer)) or self.capacity < 1:
+        if not _is_int(self.capacity) or self.capacity < 1:
             raise ValueError(f"BufferConfig.capacity must be an integer >= 1, got {self.capacity!r}")
-        if not isinstance(self.watermark, (int, np.integer)) or not 0 <= self.watermark <= self.capacity:
+        if not _is_int(self.watermark) or not 0 <= self.watermark <= self.capacity:
             raise ValueError(f"BufferConfig.watermark must be an integer in [0, capacity={self.capacity}], "
                              f"got {self.watermark!r}")
 
@@ -69,7 +77,7 @@ class BufferConfig:
 class Buffer:
     """Base class: the lock, the counters, the RNG, readiness and the state_dict frame.
 
-    Subclasses implement ``_insert(sample) -> bool`` (called when not full),
+    Subclasses implement ``_insert(sample)`` (called when not full),
     ``_evict_for(sample) -> bool`` (called when full), ``_take(k) -> list`` and
     ``_contents() / _restore(d)``.
     """
@@ -134,10 +142,14 @@ class Buffer:
                     **self._contents()}
 
     def load_state_dict(self, d: dict) -> None:
-        """Restore a ``state_dict`` of the same kind; the next draws equal the saved buffer's."""
+        """Restore a ``state_dict`` of the same kind; the next draws equal the saved buffer's.
+        The saved configuration (capacity, watermark, seed) replaces this buffer's."""
         saved = BufferConfig(**d["config"])
         if saved.kind != self.kind:
             raise ValueError(f"buffer state is for kind {saved.kind!r}, this buffer is {self.kind!r}")
+        if saved != self.config:
+            log.warning("restoring a %s buffer saved with %s over %s: the saved configuration is kept",
+                        self.kind, saved, self.config)
         with self._lock:
             self.config = saved
             self.closed = bool(d["closed"])

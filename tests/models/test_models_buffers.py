@@ -1,9 +1,15 @@
 """Training buffers (FIFO, FIRO, Reservoir): exact orders, multisets, uniform draws,
 eviction counts, validation, exact resume and concurrent use."""
 import collections
+import importlib.util
 import io
+import json
+import sys
 import threading
+import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -37,6 +43,7 @@ def test_unknown_kind_is_named():
 
 
 @pytest.mark.parametrize("kw, what", [({"capacity": 0}, "capacity"), ({"capacity": 2.5}, "capacity"),
+                                      ({"capacity": True}, "capacity"),
                                       ({"capacity": 5, "watermark": 6}, "watermark"),
                                       ({"watermark": -1}, "watermark")])
 def test_capacity_and_watermark_validated(kw, what):
@@ -158,7 +165,7 @@ def _script(buf, start):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_state_dict_round_trip_gives_identical_draws(kind):
+def test_state_dict_round_trip_gives_identical_draws(kind, caplog):
     cfg = BufferConfig(kind, capacity=16, watermark=6, seed=7)
     buf = make_buffer(cfg)
     _script(buf, 0)
@@ -167,6 +174,7 @@ def test_state_dict_round_trip_gives_identical_draws(kind):
     raw.seek(0)
     twin = make_buffer(BufferConfig(kind, capacity=1, watermark=0, seed=99))  # overwritten by the state
     twin.load_state_dict(torch.load(raw, weights_only=True))
+    assert "the saved configuration is kept" in caplog.text
     assert twin.config == cfg and twin.stats() == buf.stats()
     assert _script(twin, 40) == _script(buf, 40)
     assert twin.stats() == buf.stats()
@@ -221,3 +229,60 @@ def test_concurrent_producer_and_consumer_lose_nothing_unreported(kind):
         assert len(set(served)) >= buf.n_evicted  # every replaced sample had been served
     else:
         assert len(set(served)) == len(served) and len(buf) == 0
+
+
+# -- the buffer study benchmark ----------------------------------------------------------
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_buffers.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_buffers", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def test_bench_heat_solver_keeps_constants_and_the_maximum_principle(bench):
+    cfg = bench.StudyConfig(**bench.QUICK)
+    theta = np.array([[300.0] * 5, [100.0, 500.0, 200.0, 400.0, 250.0]])
+    u = bench.simulate_heat(theta, cfg)
+    assert u.shape == (2, cfg.n_times, cfg.grid, cfg.grid)
+    np.testing.assert_array_equal(u[0], 300.0)  # uniform parameters: nothing moves
+    assert u[1].min() >= 100.0 and u[1].max() <= 500.0
+    assert np.all(u[1, 0] == 100.0) and not np.allclose(u[1, -1], 100.0)  # starts at T0, then heats up
+
+
+def test_bench_heat_solver_is_symmetric(bench):
+    cfg = bench.StudyConfig(**bench.QUICK)
+    theta = np.array([[150.0, 420.0, 420.0, 230.0, 230.0]])  # south = north, west = east
+    u = bench.simulate_heat(theta, cfg)[0]
+    np.testing.assert_allclose(u, u[:, ::-1, :], rtol=1e-6)
+    np.testing.assert_allclose(u, u[:, :, ::-1], rtol=1e-6)
+
+
+def test_bench_stream_is_time_ordered_and_offers_each_sample_once(bench):
+    cfg = bench.StudyConfig(**bench.QUICK)
+    ticks = bench.stream_order(cfg)
+    assert ticks.shape == (cfg.n_train // cfg.clients * cfg.n_times, cfg.clients)
+    assert sorted(ticks.ravel().tolist()) == list(range(cfg.n_train * cfg.n_times))
+    times = ticks % cfg.n_times
+    assert np.all(times == times[:, :1])  # one time per tick
+    assert np.array_equal(times[:, 0], np.tile(np.arange(cfg.n_times), cfg.n_train // cfg.clients))
+
+
+def test_bench_quick_end_to_end(bench, tmp_path):
+    t0 = time.perf_counter()
+    result = bench.main(["--quick", "--no-progress", "--json", str(tmp_path / "b.json")])
+    elapsed = time.perf_counter() - t0
+    saved = json.loads((tmp_path / "b.json").read_text())
+    s = saved["summary"]
+    assert set(s) == set(bench.METHODS) and saved["samples"] == result["samples"] == 128 * 20
+    assert s["offline"]["mse_ratio_to_offline"] == 1.0
+    one_epoch = saved["samples"] // 16
+    assert s["offline"]["steps"] == s["fifo"]["steps"] == s["firo"]["steps"] == one_epoch  # each sample once
+    assert s["reservoir"]["steps"] > one_epoch and s["reservoir"]["idle_fraction"] < 0.1  # repetition: no starving
+    assert all(v["dropped"] == 0 and np.isfinite(v["mse"]) for v in s.values())
+    assert elapsed < 60, f"--quick took {elapsed:.0f} s"
