@@ -54,5 +54,6 @@ def _import_pyoasis() -> ModuleType:
                                "and $OASIS_DIR/lib on LD_LIBRARY_PATH?") from None
     if not hasattr(module, "Component"):  # e.g. the unrelated PyPI package of the same name
         raise OasisUnavailable(f"the pyoasis found at {getattr(module, '__file__', '?')} has no "
-                               "Component: it is not OASIS3-MCT's pyoasis")
+                               "Component: it is not OASIS3-MCT's pyoasis (probably the unrelated PyPI package "
+                               "of that name: 'pip uninstall pyoasis', then put $OASIS_DIR/python on PYTHONPATH)")
     return module

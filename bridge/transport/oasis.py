@@ -1,0 +1,245 @@
+"""The OASIS3-MCT transport: the same API as ``transport/mpi.py`` on pyoasis 5.
+
+``OasisComponent`` wraps ``pyoasis.Component``; ``def_partition`` declares a
+``pyoasis.BoxPartition`` (offset ``j0*nx + i0``), ``def_field`` one
+``pyoasis.Var`` per field (a bundle of ``nlev`` levels) named as the namcouple
+of ``oceanbridge preprod`` names it (``bridge.deploy.naming.oasis_name``).
+
+Layout without copies: a field is float64 ``(nlev, nj, ni)`` C-order here, the
+memory of Fortran ``a(ni, nj, nlev)``.  pyoasis wants Fortran-ordered
+``(ni*nj, nlev)`` arrays, bundle last (point index i fastest, then j, as a box
+partition numbers its points).  ``arr.reshape(nlev, nj*ni).T`` is exactly that
+array, as a view of the same memory, so puts send the caller's array and gets
+write straight into ``out``.
+
+Time: OASIS counts seconds, ``t = (step - nit000) * dt``; give ``dt`` (and
+``nit000``) to the component, or set ``$OBRIDGE_DT`` / ``$OBRIDGE_NIT000``.
+``t`` is a 32-bit integer in OASIS: about 68 simulated years per run segment.
+
+No receive timeout: ``Var.get`` waits inside OASIS/MPI until the data arrive;
+Python cannot interrupt an MPI receive (a watchdog thread could only kill the
+process), so ``timeout`` is accepted for API compatibility and not applied.
+A dead peer ends the job through mpirun; a silent one hangs until the batch limit.
+
+pyoasis is imported only when an ``OasisComponent`` is made
+(``bridge.deploy.oasis_env.require_pyoasis``: a missing or wrong ``pyoasis``
+raises an error naming pyoasis, OASIS_DIR, PYTHONPATH and LD_LIBRARY_PATH).
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from ..deploy.naming import oasis_name
+from ..errors import BridgeError, DefinitionError, FieldValueError
+from ..partition import BoxPartition
+
+log = logging.getLogger(__name__)
+
+NAN_POLICIES = ("error", "warn", "off")
+T_MAX = 2**31 - 1  # OASIS times are Fortran default integers
+# OASIS info codes (mod_oasis_parameters.F90)
+SENT_CODES = frozenset({4, 6, 7, 8, 9})         # Sent, ToRest, Output, SentOut, ToRestOut
+RECEIVED_CODES = frozenset({3, 10, 11, 12, 13})  # Recvd, FromRest, Input, RecvOut, FromRestOut
+
+
+def oasis_seconds(step: int, nit000: int, dt: float) -> int:
+    """OASIS time of a host step, ``(step - nit000) * dt`` seconds, checked against the 32-bit range."""
+    t = (step - nit000) * dt
+    if step < nit000 or t > T_MAX:
+        raise BridgeError(f"step {step}: time ({step} - nit000 {nit000}) * dt {dt} = {t} s is negative or "
+                          f"overflows OASIS's 32-bit seconds (about 68 years): run long spin-ups in restart segments")
+    return int(round(t))
+
+
+def box_offset(box: BoxPartition) -> int:
+    """Global 0-based index of a box's first point, as OASIS box partitions count (i fastest)."""
+    return box.j0 * box.nx + box.i0
+
+
+def to_wire(array: np.ndarray) -> np.ndarray:
+    """The Fortran-ordered ``(ni*nj, nlev)`` view of a C-order ``(nlev, nj, ni)`` array (no copy)."""
+    nlev, nj, ni = array.shape
+    return array.reshape(nlev, nj * ni).T
+
+
+def _env_number(name: str, default, kind=float):
+    value = os.environ.get(name)
+    return kind(value) if value else default
+
+
+class OasisComponent:
+    """One OASIS component: ``def_partition``, ``def_field``, ``enddef``, ``field``, ``finalize``."""
+
+    def __init__(self, name: str, *, timeout: float | None = None, nan_policy: str = "error",
+                 dt: float | None = None, nit000: int | None = None, pyoasis=None):
+        if nan_policy not in NAN_POLICIES:
+            raise BridgeError(f"nan_policy {nan_policy!r} must be one of {NAN_POLICIES}")
+        real = pyoasis is None
+        if real:
+            from ..deploy.oasis_env import require_pyoasis
+            pyoasis = require_pyoasis()
+        self._oasis = pyoasis
+        self.name, self.nan_policy, self.timeout = name, nan_policy, timeout
+        if timeout is not None:
+            log.info("component '%s': OASIS has no receive timeout; timeout=%s is not applied", name, timeout)
+        self.dt = _env_number("OBRIDGE_DT", None) if dt is None else float(dt)
+        self.nit000 = _env_number("OBRIDGE_NIT000", 0, int) if nit000 is None else int(nit000)
+        self._comp = pyoasis.Component(name, True)
+        self.local_comm = self._comp.localcomm
+        self.world_rank = self._world_rank()
+        if real:  # an uncaught exception aborts the whole job instead of hanging (as the MPI backend)
+            from .mpi import _abort_job_on_uncaught_exception
+            _abort_job_on_uncaught_exception(name, self.world_rank)
+        self._box: BoxPartition | None = None
+        self._partition = None
+        self._fields: dict[tuple[str, str], OasisField] = {}
+        self._ended = False
+
+    def _world_rank(self) -> int:
+        from mpi4py import MPI
+        return MPI.COMM_WORLD.Get_rank()
+
+    def where(self) -> str:
+        return f"component '{self.name}' (world rank {self.world_rank})"
+
+    # -- definitions ---------------------------------------------------------
+    def def_time(self, nit000: int, dt: float) -> None:
+        """The host's time axis: OASIS time of a step is ``(step - nit000) * dt`` seconds."""
+        if not dt > 0:
+            raise BridgeError(f"{self.where()}: time step dt must be > 0 seconds, got {dt!r}")
+        self.nit000, self.dt = int(nit000), float(dt)
+
+    def def_partition(self, box: BoxPartition) -> None:
+        self._require_defining("def_partition")
+        self._box = box
+        self._partition = self._oasis.BoxPartition(box_offset(box), box.ni, box.nj, box.nx)
+
+    def def_field(self, name: str, direction: str, nlev: int = 1, peer: str = "") -> "OasisField":
+        self._require_defining("def_field")
+        if self._partition is None:
+            raise BridgeError(f"{self.where()}: field '{name}': def_field before def_partition "
+                              "(OASIS declares variables on a partition)")
+        if direction not in ("in", "out"):
+            raise BridgeError(f"field '{name}': direction {direction!r} must be 'in' or 'out'")
+        if not isinstance(nlev, int) or nlev < 1:
+            raise BridgeError(f"field '{name}': nlev must be a positive integer, got {nlev!r}")
+        if (name, peer) in self._fields:
+            raise BridgeError(f"field '{name}' (peer '{peer}') is defined twice on {self.where()}")
+        field = OasisField(self, name, direction, nlev, peer)
+        self._fields[(name, peer)] = field
+        return field
+
+    def enddef(self) -> None:
+        self._require_defining("enddef")
+        if self._box is None:
+            raise BridgeError(f"{self.where()}: enddef before def_partition")
+        if self.dt is None:
+            raise BridgeError(f"{self.where()}: the OASIS backend needs the model time step: pass dt= (and "
+                              "nit000=) to the component, call def_time(nit000, dt), or set $OBRIDGE_DT")
+        self._comp.enddef()
+        self._ended = True
+
+    def _require_defining(self, what: str) -> None:
+        if self._ended:
+            raise BridgeError(f"{self.where()}: {what} after enddef")
+
+    # -- run time ------------------------------------------------------------
+    def field(self, name: str, peer: str = "") -> "OasisField":
+        try:
+            return self._fields[(name, peer)]
+        except KeyError:
+            known = ", ".join(f"'{n}'" + (f" (peer '{p}')" if p else "") for n, p in self._fields)
+            raise BridgeError(f"{self.where()}: unknown field '{name}'" + (f" with peer '{peer}'" if peer else "")
+                              + f"; defined: {known}") from None
+
+    def finalize(self) -> None:
+        """Leave OASIS (``terminate``; OASIS ends MPI if it started it)."""
+        self._ended = False
+        self._comp.terminate()
+
+
+class OasisField:
+    """A field of an OASIS component: ``put`` (direction out) or ``get`` (direction in).
+
+    Arrays are float64 ``(nlev, nj, ni)`` C-order; ``(nj, ni)`` is accepted when nlev is 1."""
+
+    def __init__(self, component: OasisComponent, name: str, direction: str, nlev: int, peer: str):
+        self.component, self.name, self.direction, self.nlev, self.peer = component, name, direction, nlev, peer
+        self.wire = oasis_name(component.name, name, peer=peer or None)
+        self.rejected = 0  # puts refused for NaN/Inf
+        self.last_info = None
+        oasis = component._oasis
+        self._var = oasis.Var(self.wire, component._partition, oasis.OASIS.IN if direction == "in"
+                              else oasis.OASIS.OUT, bundle_size=nlev)
+        var_id = self._var.get_id() if hasattr(self._var, "get_id") else self._var._id
+        if var_id < 0:
+            raise DefinitionError(f"field '{name}' of {component.where()}: its OASIS name '{self.wire}' is not in "
+                                  f"the namcouple of {os.getcwd()}; re-run 'oceanbridge preprod CONFIG' or add "
+                                  "the entry")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        box = self.component._box
+        return (self.nlev, box.nj, box.ni)
+
+    def _seconds(self, step: int) -> int:
+        try:
+            return oasis_seconds(step, self.component.nit000, self.component.dt)
+        except BridgeError as err:
+            raise BridgeError(f"field '{self.name}' of {self.component.where()}: {err}") from None
+
+    def _check_ready(self, what: str, direction: str) -> None:
+        if not self.component._ended:
+            raise BridgeError(f"field '{self.name}': {what} before enddef")
+        if self.direction != direction:
+            raise BridgeError(f"field '{self.name}' of {self.component.where()} is direction "
+                              f"'{self.direction}'; {what} is not allowed on it")
+
+    def put(self, step: int, array: np.ndarray) -> None:
+        """Hand ``array`` to OASIS for ``step``; OASIS sends it at the namcouple's coupling times."""
+        self._check_ready("put", "out")
+        data = np.asarray(array, dtype=np.float64)
+        if data.ndim == 2 and self.nlev == 1:
+            data = data[np.newaxis]
+        if data.shape != self.shape:
+            raise BridgeError(f"field '{self.name}' of {self.component.where()}: array shape {np.shape(array)} "
+                              f"does not match the partition, expected {self.shape} (nlev, nj, ni)")
+        if not self._values_ok(step, data):
+            return
+        wire = self.component._oasis.asarray(to_wire(np.ascontiguousarray(data)))
+        self.last_info = self._var.put(self._seconds(step), wire)
+
+    def _values_ok(self, step: int, data: np.ndarray) -> bool:
+        policy = self.component.nan_policy
+        bad = 0 if policy == "off" or np.isfinite(data.sum()) else int(np.count_nonzero(~np.isfinite(data)))
+        if bad == 0:  # (a sum that overflowed on finite values counts none)
+            return True
+        self.rejected += 1
+        msg = f"field '{self.name}' of {self.component.where()}: put at step {step} holds {bad} NaN/Inf value(s)"
+        if policy == "error":
+            raise FieldValueError(msg)
+        log.warning("%s; sent anyway (nan_policy='warn')", msg)
+        return True
+
+    def get(self, step: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Receive the field for ``step`` into ``out`` (allocated if None). Waits without a timeout
+        (OASIS has none); raises if OASIS says ``step`` is not a coupling time of this field."""
+        self._check_ready("get", "in")
+        if out is None:
+            out = np.empty(self.shape, dtype=np.float64)
+        elif out.shape != self.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
+            raise BridgeError(f"field '{self.name}': get needs a C-contiguous float64 array of shape {self.shape}")
+        tsec = self._seconds(step)
+        buf = self.component._oasis.asarray(to_wire(out))
+        info = self._var.get(tsec, buf)
+        if not np.shares_memory(buf, out):  # asarray had to copy: write back
+            to_wire(out)[...] = buf
+        self.last_info = info
+        if info is not None and info not in RECEIVED_CODES:
+            raise BridgeError(f"field '{self.name}' ({self.wire}) of {self.component.where()}: get at step {step} "
+                              f"(t = {tsec} s) received nothing (OASIS info {info}): not a coupling time of "
+                              "this field in the namcouple; call get at its period")
+        return out

@@ -1,0 +1,134 @@
+"""The pyoasis transport (bridge/transport/oasis.py) against FakePyoasisForTests (a mock, no OASIS).
+
+Checks what can be checked without pyoasis: the Fortran layout handed to
+pyoasis (and that it is a view, not a copy), box offsets, OASIS times, names,
+and the errors.  Exchanges through real OASIS are in test_oasis_exchange.py.
+"""
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from bridge import BoxPartition, Component, FieldValueError
+from bridge.deploy.oasis_env import OasisUnavailable
+from bridge.errors import BridgeError, DefinitionError
+from bridge.transport.oasis import OasisComponent, box_offset, oasis_seconds, to_wire
+from fake_pyoasis import FakePyoasisForTests
+
+BOX = BoxPartition(nx=7, ny=5, i0=2, j0=1, ni=4, nj=3)
+
+
+def _component(fake, **kw):
+    comp = OasisComponent("worker", pyoasis=fake, dt=600.0, nit000=1, **kw)
+    comp.def_partition(BOX)
+    return comp
+
+
+def test_wire_layout_is_fortran_bundle_last_view():
+    arr = np.arange(2 * 3 * 4, dtype=np.float64).reshape(2, 3, 4)  # (nlev, nj, ni)
+    wire = to_wire(arr)
+    assert wire.shape == (12, 2) and wire.flags.f_contiguous and np.shares_memory(wire, arr)
+    for k in range(2):  # point index i fastest, then j: the order of an OASIS box partition
+        assert np.array_equal(wire[:, k], [arr[k, j, i] for j in range(3) for i in range(4)])
+
+
+def test_box_offset_and_time():
+    assert box_offset(BOX) == 1 * 7 + 2
+    assert oasis_seconds(1, 1, 600.0) == 0 and oasis_seconds(13, 1, 600.0) == 7200
+    with pytest.raises(BridgeError, match="68 years"):
+        oasis_seconds(4_000_000, 0, 600.0)
+    with pytest.raises(BridgeError, match="negative"):
+        oasis_seconds(0, 1, 600.0)
+
+
+def test_put_hands_pyoasis_the_callers_memory_at_oasis_time():
+    fake = FakePyoasisForTests()
+    comp = _component(fake)
+    sst = comp.def_field("sst", "out", nlev=2, peer="gyre_1")
+    comp.enddef()
+    arr = np.random.default_rng(0).standard_normal((2, 3, 4))
+    sst.put(4, arr)
+    what, name, t, sent = fake.events[-1]
+    assert (what, name, t) == ("put", "WORKER_GYRE_1_SST", 1800)
+    assert ("box", 9, 4, 3, 7) in fake.events and ("var", "WORKER_GYRE_1_SST", 20, 2) in fake.events
+    assert np.shares_memory(sent, arr) and np.array_equal(sent, to_wire(arr))
+    assert sst.last_info == 4
+
+
+def test_get_writes_into_out_in_place():
+    fake = FakePyoasisForTests()
+    comp = _component(fake)
+    emu = comp.def_field("ssh_emu", "in", nlev=1)
+    comp.enddef()
+    expected = np.arange(12, dtype=np.float64).reshape(1, 3, 4) + 0.5
+    fake.inbox["WORKER_SSH_EMU"] = to_wire(expected).copy(order="F")
+    out = np.zeros((1, 3, 4))
+    got = emu.get(1, out)
+    assert got is out and np.array_equal(out, expected)
+    assert ("get", "WORKER_SSH_EMU", 0) in fake.events
+
+
+def test_get_at_a_time_that_is_not_a_coupling_time_is_an_error():
+    fake = FakePyoasisForTests(get_info=0)
+    comp = _component(fake)
+    emu = comp.def_field("ssh_emu", "in")
+    comp.enddef()
+    with pytest.raises(BridgeError, match=r"ssh_emu.*step 2 \(t = 600 s\) received nothing \(OASIS info 0\)"):
+        emu.get(2)
+
+
+def test_field_missing_from_namcouple_is_named():
+    comp = _component(FakePyoasisForTests(missing={"WORKER_GYRE_2_U"}))
+    with pytest.raises(DefinitionError, match="field 'u'.*OASIS name 'WORKER_GYRE_2_U' is not in the namcouple"):
+        comp.def_field("u", "in", nlev=3, peer="gyre_2")
+
+
+def test_usage_errors():
+    fake = FakePyoasisForTests()
+    comp = OasisComponent("worker", pyoasis=fake)
+    with pytest.raises(BridgeError, match="def_field before def_partition"):
+        comp.def_field("sst", "out")
+    comp.def_partition(BOX)
+    sst = comp.def_field("sst", "out")
+    with pytest.raises(BridgeError, match="put before enddef"):
+        sst.put(1, np.zeros((3, 4)))
+    with pytest.raises(BridgeError, match=r"needs the model time step.*OBRIDGE_DT"):
+        comp.enddef()
+    comp.def_time(1, 60.0)
+    comp.enddef()
+    with pytest.raises(BridgeError, match=r"array shape \(4, 3\) does not match"):
+        sst.put(1, np.zeros((4, 3)))
+    bad = np.zeros((3, 4))
+    bad[1, 2] = np.nan
+    with pytest.raises(FieldValueError, match="put at step 1 holds 1 NaN/Inf"):
+        sst.put(1, bad)
+    with pytest.raises(BridgeError, match="get is not allowed"):
+        sst.get(1)
+    comp.finalize()
+    assert fake.events[-1] == ("terminate",)
+
+
+def test_time_axis_from_environment(monkeypatch):
+    monkeypatch.setenv("OBRIDGE_DT", "3600")
+    monkeypatch.setenv("OBRIDGE_NIT000", "5")
+    comp = OasisComponent("worker", pyoasis=FakePyoasisForTests())
+    assert (comp.dt, comp.nit000) == (3600.0, 5)
+
+
+def test_backend_oasis_without_pyoasis_names_the_fix(monkeypatch):
+    monkeypatch.delenv("OASIS_DIR", raising=False)
+    monkeypatch.setitem(sys.modules, "pyoasis", None)  # makes 'import pyoasis' fail
+    with pytest.raises(OasisUnavailable, match=r"(?s)OASIS_DIR is not set.*pyoasis.*PYTHONPATH.*LD_LIBRARY_PATH"):
+        Component("worker", backend="oasis")
+
+
+def test_unrelated_pypi_pyoasis_is_detected(monkeypatch, tmp_path):
+    monkeypatch.setenv("OASIS_DIR", str(tmp_path))
+    impostor = types.ModuleType("pyoasis")  # like the PyPI package of that name: no OASIS API
+    impostor.__file__ = "/site-packages/pyoasis/__init__.py"
+    monkeypatch.setitem(sys.modules, "pyoasis", impostor)
+    with pytest.raises(OasisUnavailable, match="not OASIS3-MCT's pyoasis"):
+        Component("worker", backend="oasis")
