@@ -89,18 +89,16 @@ class OasisComponent:
         self.nit000 = _env_number("OBRIDGE_NIT000", 0, int) if nit000 is None else int(nit000)
         self._comp = pyoasis.Component(name, True)
         self.local_comm = self._comp.localcomm
-        self.world_rank = self._world_rank()
-        if real:  # an uncaught exception aborts the whole job instead of hanging (as the MPI backend)
-            from .mpi import _abort_job_on_uncaught_exception
+        self.world_rank = 0
+        if real:  # (a mock must not start MPI in the caller's process)
+            from mpi4py import MPI
+            self.world_rank = MPI.COMM_WORLD.Get_rank()
+            from .mpi import _abort_job_on_uncaught_exception  # an uncaught exception aborts the job, no hang
             _abort_job_on_uncaught_exception(name, self.world_rank)
         self._box: BoxPartition | None = None
         self._partition = None
         self._fields: dict[tuple[str, str], OasisField] = {}
         self._ended = False
-
-    def _world_rank(self) -> int:
-        from mpi4py import MPI
-        return MPI.COMM_WORLD.Get_rank()
 
     def where(self) -> str:
         return f"component '{self.name}' (world rank {self.world_rank})"
