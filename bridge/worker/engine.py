@@ -37,11 +37,16 @@ class Engine:
 
     def __init__(self, trainer: Trainer, box, mask: np.ndarray, use_position: bool):
         self.trainer, self.box = trainer, box
+        self._warned = False
         self.device = trainer.device
         self.mask = torch.as_tensor(mask[box.j0:box.j0 + box.nj, box.i0:box.i0 + box.ni],
                                     dtype=torch.float32)[None, None].to(self.device)
         self.pos = grid_position(box.i0, box.j0, box.ni, box.nj, box.nx, box.ny)[None].to(self.device) \
             if use_position else None
+
+    @property
+    def trained(self) -> bool:
+        return self.trainer.step > 0
 
     def batch(self, samples) -> Batch:
         """A physical batch from buffered samples ``(member, θ, x_t, x_next)``."""
@@ -61,7 +66,13 @@ class Engine:
 
     def emulate(self, state: np.ndarray, theta: np.ndarray, n: int, num_steps: int,
                 seed: int) -> np.ndarray:
-        """(n, C, nj, ni) float64 samples of x_{t+Δ} given x_t and θ."""
+        """(n, C, nj, ni) float64 samples of x_{t+Δ} given x_t and θ; persistence (x_t itself)
+        until the normalizers have seen data, i.e. before the first optimizer step."""
+        if not self.trained:
+            if not self._warned:
+                log.warning("emulation requested before any training step: answering with persistence (x_t)")
+                self._warned = True
+            return np.repeat(state[None].astype(np.float64), n, axis=0)
         batch = Batch(target=None, state=torch.as_tensor(state[None], dtype=torch.float32),
                       theta=torch.as_tensor(theta[None], dtype=torch.float32), mask=self.mask, pos=self.pos)
         gen = torch.Generator(self.device).manual_seed(seed)

@@ -39,8 +39,8 @@ def _grid(ds, box, dx: float, dy: float, mask: np.ndarray, times: np.ndarray) ->
     t[:] = times
 
 
-def _var(ds, name: str, dims: tuple[str, ...], values: np.ndarray, attrs: dict) -> None:
-    var = ds.createVariable(name, "f4", dims, zlib=True)
+def _var(ds, name: str, dims: tuple[str, ...], values: np.ndarray, attrs: dict, dtype: str = "f4") -> None:
+    var = ds.createVariable(name, dtype, dims, zlib=True)
     var.setncatts(attrs)
     var[:] = values
 
@@ -93,9 +93,9 @@ def write_emulation(path: Path, channels, members, steps, sent: np.ndarray, ocea
                 a = cf_attrs(name)
                 cf = {key: a[key] for key in ("standard_name", "units") if key in a}
                 _var(ds, f"{name}_emulated", dims, sent[:, :, c],
-                     {**cf, "long_name": f"{a['long_name']} sent by the worker (diffusion sample)"})
+                     {**cf, "long_name": f"{a['long_name']} sent by the worker (diffusion sample)"}, "f8")
                 _var(ds, f"{name}_ocean", dims, ocean[:, :, c],
-                     {**cf, "long_name": f"{a['long_name']} after the ocean's own step from the same start"})
+                     {**cf, "long_name": f"{a['long_name']} after the ocean's own step from the same start"}, "f8")
                 if spread is not None:
                     _var(ds, f"{name}_spread", dims, spread[:, :, c],
                          {"units": a["units"], "long_name": f"standard deviation of the diffusion samples of "

@@ -13,16 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from bridge.deploy.settings import ConfigError, from_table, markdown_table, setting, validate_section
+from bridge.deploy.config import _Section
+from bridge.deploy.settings import ConfigError, from_table, markdown_table, setting
 
 BUFFER_KINDS = ("fifo", "firo", "reservoir")
-
-
-class _Section:
-    section: ClassVar[str] = ""
-
-    def __post_init__(self) -> None:
-        validate_section(self)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,6 +11,7 @@ is tested without ML.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,8 +86,8 @@ class Tunnel:
                 direction = "in" if f.direction == TO_WORKER else "out"
                 self._fields[member, f.name] = self.comp.def_field(f.name, direction, nlev=f.nlev, peer=member)
         self.comp.enddef()
-        log.info("tunnel: rank %d/%d owns %s; %d member(s) x %d field(s)", self.rank, self.size,
-                 self.box.describe(), len(self.members), len(cfg.fields))
+        log.info("tunnel: rank %d/%d (pid %d) owns %s; %d member(s) x %d field(s)", self.rank, self.size,
+                 os.getpid(), self.box.describe(), len(self.members), len(cfg.fields))
 
     @property
     def local_comm(self):

@@ -37,7 +37,7 @@ def fields_toml(names=("ssh", "u", "v", "temp"), freq: int = 4, emulate: bool = 
 def write_config(run_dir: Path, *, steps: int = 80, freq: int = 4, n: int = 32, members: int = 1,
                  modes=("train",), worker_ranks: int = 1, required: bool = True, timeout: float = 60.0,
                  emulate: bool = False, extra: str = "", nit000: int = 1, restart: str = "",
-                 ocean_ranks: int = 1, parameters: bool = True) -> Path:
+                 ocean_ranks: int = 1, parameters: bool = True, ocean_args: tuple[str, ...] = ()) -> Path:
     """A deploy config (and its namelist template) in ``run_dir``; returns the config path."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "template_cfg").write_text(TEMPLATE.format(write=freq, rstart=".true." if restart else ".false.",
@@ -61,7 +61,8 @@ timeout = {timeout}
 
 [ocean]
 model = "gyre"
-executable = "{BUILD / 'bin' / 'gyre.exe'}"
+executable = "{sys.executable if ocean_args else BUILD / 'bin' / 'gyre.exe'}"
+args = {list(ocean_args)!r}
 ranks = {ocean_ranks}
 members = {members}
 nx = {n}
