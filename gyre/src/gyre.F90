@@ -39,7 +39,7 @@ contains
       character(len=1024) :: clerr
       integer :: icomm, inum, jj
       call nml_read(clerr)
-      call cpl_init(icomm)
+      call cpl_init(icomm, clerr)
       call mpp_init(icomm, clerr)
       if (lwp) then
          write(*, '(a)') ' oceanbridge gyre: reduced-gravity double gyre'

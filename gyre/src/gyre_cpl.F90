@@ -1,7 +1,10 @@
 !> @file gyre_cpl.F90
 !> @brief The bridge adapter: &namobridge switches mapped onto the oceanbridge Fortran API (module obridge).
 !>
-!> Protocol (field names on the wire, one level each, interior points only, global grid nn_nx x nn_ny):
+!> Protocol (component cn_obr_name, default 'gyre'; field names on the wire, one level each, interior points
+!> only, global grid nn_nx x nn_ny):
+!>  - OUT 'mask'         when cn_obr_send lists 'mask': the T mask (1 ocean, 0 land), put once, at step nit000-1,
+!>                        before the state;
 !>  - OUT '<name>'       for every name of cn_obr_send ('ssh','u','v','temp' or its alias 'sst'), put at every
 !>                        step kt in [nit000-1, nitend] with mod(kt, nn_obr_freq) == 0, after the dynamics of kt
 !>                        (kt = nit000-1 is the initial state, after the spin-up replacement);
@@ -18,7 +21,8 @@ module gyre_cpl
    use obridge
 #endif
    use gyre_par
-   use gyre_nml, only: nml_field_index
+   use gyre_nml, only: nml_field_index, nml_is_mask
+   use gyre_dom, only: tmask
    use gyre_mpp, only: ni, nj, nimpp, njmpp, nrank, mpi_comm_oce, lbc_lnk, ctl_stop, ctl_warn, abort_hook, lwp
    implicit none
    private
@@ -31,17 +35,30 @@ module gyre_cpl
    integer :: ifld(jp_maxsend) = 0              ! state index (jp_ssh...) of each coupled field
    character(len=16) :: cname(jp_maxsend) = ''  ! wire name of each coupled field
    integer :: id_out(jp_maxsend) = -1, id_emu(jp_maxsend) = -1, id_ini(jp_maxsend) = -1   ! bridge handles
+   integer :: id_mask = -1                      ! bridge handle of 'mask' (-1: not sent)
    real(wp), allocatable :: zbuf(:,:,:)         ! received fields (ni, nj, nsend)
 
 contains
 
    !> Start MPI through the bridge (ln_obridge) or directly; return the model's communicator.
-   subroutine cpl_init(kcomm)
+   !> After a namelist error the bridge is left alone: uncoupled, mpp_init stops naming the switch; coupled, the
+   !> whole MPMD job is aborted here with that message.
+   subroutine cpl_init(kcomm, cd_err)
       integer, intent(out) :: kcomm             !< communicator of the gyre ranks
-      integer :: ierr
+      character(len=*), intent(in) :: cd_err    !< namelist error ('' if none)
+      integer :: ierr, irank
 #if ! defined GYRE_NO_OBRIDGE
+      if (ln_obridge .and. len_trim(cd_err) > 0) then
+         ! the worker waits in its init: no collective over MPI_COMM_WORLD can end, so every gyre rank says why
+         ! and the whole job stops (the bridge is not started: cn_obr_name itself may be what is wrong)
+         call MPI_Init(ierr)
+         call MPI_Comm_rank(MPI_COMM_WORLD, irank, ierr)
+         write(*, '(a,i0,a)') ' gyre: ERROR (world rank ', irank, '): '//trim(cd_err)//'; stopping the coupled job'
+         flush(6)
+         call MPI_Abort(MPI_COMM_WORLD, 1, ierr)
+      end if
       if (ln_obridge) then
-         call obr_init('gyre', kcomm)            ! aborts with a message on failure
+         call obr_init(trim(cn_obr_name), kcomm) ! aborts with a message on failure
          lk_cpl = .true.
          abort_hook => cpl_abort
          return
@@ -62,7 +79,7 @@ contains
       if (.not. lk_cpl) return
       nsend = 0
       do jf = 1, jp_maxsend
-         if (len_trim(cn_obr_send(jf)) == 0) cycle
+         if (len_trim(cn_obr_send(jf)) == 0 .or. nml_is_mask(cn_obr_send(jf))) cycle
          nsend = nsend + 1
          cname(nsend) = cn_obr_send(jf)
          ifld(nsend) = nml_field_index(cn_obr_send(jf))
@@ -73,6 +90,7 @@ contains
       if (nn_ctl == 1) call obr_set_nan_policy('off')
       info = OBR_OK
       call obr_def_partition(nn_nx, nn_ny, nimpp, njmpp, ni, nj, info(1))
+      if (info(1) >= 0 .and. any(nml_is_mask(cn_obr_send))) call obr_def_field('mask', OBR_OUT, 1, id_mask, info(1))
       do jf = 1, nsend
          if (info(1) >= 0) call obr_def_field(trim(cname(jf)), OBR_OUT, 1, id_out(jf), info(1))
          if (info(1) >= 0 .and. ln_obr_emulator) call obr_def_field(trim(cname(jf))//'_emu', OBR_IN, 1, id_emu(jf), info(1))
@@ -81,9 +99,9 @@ contains
       call obr_enddef(ienddef)                   ! every rank takes part, even after a definition error
       if (info(1) >= 0) info(1) = ienddef
       call cpl_check(info(1), 'end of definitions', nit000 - 1)
-      if (lwp .and. lk_cpl) write(*, '(a,i0,a,i0,a,l1,a,i0,a,l1)') ' cpl_define: ', nsend, &
-         & ' field(s) sent every ', nn_obr_freq, ' steps; emulator ', ln_obr_emulator, ' every ', nn_obr_emu_freq, &
-         & ' steps; spin-up ', ln_obr_spinup
+      if (lwp .and. lk_cpl) write(*, '(a,a,a,i0,a,i0,a,l1,a,l1,a,i0,a,l1)') ' cpl_define: component ', &
+         & trim(cn_obr_name), ': ', nsend, ' field(s) sent every ', nn_obr_freq, ' steps; mask ', id_mask >= 0, &
+         & '; emulator ', ln_obr_emulator, ' every ', nn_obr_emu_freq, ' steps; spin-up ', ln_obr_spinup
 #endif
    end subroutine cpl_define
 
@@ -98,7 +116,7 @@ contains
       end if
    end subroutine cpl_spinup
 
-   !> Put the cn_obr_send fields of step kt when kt is a multiple of nn_obr_freq.
+   !> Put the cn_obr_send fields of step kt when kt is a multiple of nn_obr_freq (and the mask at nit000-1).
    subroutine cpl_send(kt, px)
       integer, intent(in) :: kt                 !< time step index of the state
       real(wp), intent(in) :: px(1-nn_hls:, 1-nn_hls:, :)   !< state
@@ -106,6 +124,11 @@ contains
       integer :: jf, info, iworst
       real(wp) :: zt0
       if (.not. lk_cpl) return
+      if (kt == nit000 - 1 .and. id_mask >= 0) then   ! the static mask travels once, before the first state
+         call obr_put(id_mask, kt, tmask(1:ni, 1:nj), info)
+         call cpl_check(min(info, OBR_OK), 'put of the mask', kt)
+         if (.not. lk_cpl) return
+      end if
       if (mod(kt, nn_obr_freq) /= 0) return
       zt0 = MPI_Wtime()
       iworst = OBR_OK

@@ -9,10 +9,11 @@ module gyre_nml
    implicit none
    private
 
-   public :: nml_read, nml_print, nml_field_index
+   public :: nml_read, nml_print, nml_field_index, nml_is_mask
 
    character(len=*), parameter :: cp_ref = 'namelist_ref'   ! reference namelist
    character(len=*), parameter :: cp_cfg = 'namelist_cfg'   ! configuration namelist
+   character(len=*), parameter :: cp_unset = '?unset?'      ! marks list entries that namelist_cfg does not set
    integer, parameter :: jpblk = 6
    character(len=12), parameter :: cp_blocks(jpblk) = [character(len=12) :: 'namrun', 'namdom', 'namphys', 'nammask', &
       &                                                 'namctl', 'namobridge']   ! known blocks
@@ -24,7 +25,7 @@ module gyre_nml
       &               rn_f0, rn_beta, rn_rho0, rn_aht, rn_shlat, rn_apvm, rn_tsouth, rn_tnorth
    namelist /nammask/ cn_mask_file, cn_mask_var, rn_island
    namelist /namctl/ nn_ctl, rn_umax, rn_hmin, rn_tmax
-   namelist /namobridge/ ln_obridge, nn_obr_freq, cn_obr_send, ln_obr_emulator, cn_obr_emu_mode, nn_obr_emu_freq, &
+   namelist /namobridge/ ln_obridge, cn_obr_name, nn_obr_freq, cn_obr_send, ln_obr_emulator, cn_obr_emu_mode, nn_obr_emu_freq, &
       &                  ln_obr_spinup, ln_obr_required, rn_obr_timeout
 
 contains
@@ -34,6 +35,7 @@ contains
       character(len=*), intent(out) :: cd_err   !< first error found (file, block, variable), '' if none
       integer :: jf
       character(len=12) :: clf(2)
+      character(len=len(cn_obr_send)) :: clsend(jp_maxsend)
       cd_err = ''
       clf = [character(len=12) :: cp_ref, cp_cfg]
       do jf = 1, 2
@@ -43,11 +45,31 @@ contains
          call read_one(trim(clf(jf)), 'namphys', cd_err)    ; if (cd_err /= '') return
          call read_one(trim(clf(jf)), 'nammask', cd_err)    ; if (cd_err /= '') return
          call read_one(trim(clf(jf)), 'namctl', cd_err)     ; if (cd_err /= '') return
+         if (jf == 2) call list_begin(clsend)
          call read_one(trim(clf(jf)), 'namobridge', cd_err) ; if (cd_err /= '') return
+         if (jf == 2) call list_end(clsend)
       end do
       call validate(cd_err)
       rgfac = grav / rn_gprime
    end subroutine nml_read
+
+   !> Before namelist_cfg's &namobridge: keep the reference list cn_obr_send and mark every entry unset.
+   subroutine list_begin(cd_save)
+      character(len=*), intent(out) :: cd_save(:)   !< cn_obr_send of namelist_ref
+      cd_save = cn_obr_send
+      cn_obr_send = cp_unset
+   end subroutine list_begin
+
+   !> After namelist_cfg's &namobridge: a cn_obr_send = 'a','b' there replaces the whole reference list (the entries
+   !> it does not give are empty); entries set by index only, e.g. cn_obr_send(3) = 'v', change only those.
+   subroutine list_end(cd_save)
+      character(len=*), intent(in) :: cd_save(:)    !< cn_obr_send of namelist_ref
+      if (cn_obr_send(1) /= cp_unset) then
+         where (cn_obr_send == cp_unset) cn_obr_send = ''
+      else
+         where (cn_obr_send == cp_unset) cn_obr_send = cd_save
+      end if
+   end subroutine list_end
 
    !> Stop at any block in a namelist file that the model does not know.
    subroutine check_blocks(cd_file, cd_err)
@@ -137,8 +159,6 @@ contains
    !> Check values; the message names the switch.
    subroutine validate(cd_err)
       character(len=*), intent(inout) :: cd_err    !< error message ('' if fine)
-      integer :: jf, jg
-      character(len=lc) :: cl
       if (rn_dt <= 0._wp)        cd_err = '&namrun: rn_dt must be > 0'
       if (.not. ln_rstart .and. nn_itend < nn_it000 - 1) cd_err = '&namrun: nn_itend must be >= nn_it000 - 1'
       if (nn_stock < 0 .or. nn_write < 0 .or. nn_diag < 0 .or. nn_print < 0) &
@@ -162,24 +182,65 @@ contains
       if (rn_obr_timeout <= 0._wp) cd_err = '&namobridge: rn_obr_timeout must be > 0 (seconds)'
       if (cn_obr_emu_mode /= 'replace' .and. cn_obr_emu_mode /= 'increment') &
          & cd_err = '&namobridge: cn_obr_emu_mode = '''//trim(cn_obr_emu_mode)//''' is neither ''replace'' nor ''increment'''
+      call validate_name(cd_err)
+      call validate_send(cd_err)
+      if (ln_obridge .and. (ln_obr_emulator .or. ln_obr_spinup) .and. count(nml_field_index(cn_obr_send) > 0) == 0) &
+         & cd_err = '&namobridge: ln_obr_emulator and ln_obr_spinup act on the state fields of cn_obr_send '// &
+         &          '(ssh, u, v, temp), and it lists none'
+   end subroutine validate
+
+   !> cn_obr_name: 1..jp_namelen characters, no blanks (it is the bridge's component name).
+   subroutine validate_name(cd_err)
+      character(len=*), intent(inout) :: cd_err    !< error message ('' if fine)
+      character(len=lc) :: cl
+      integer :: ilen
+      ilen = len_trim(cn_obr_name)
+      if (ilen == 0) then
+         cd_err = '&namobridge: cn_obr_name is empty (the bridge component name of this run, e.g. ''gyre'' or ''gyre_1'')'
+      else if (ilen > jp_namelen) then
+         write(cl, '(a,i0,a,i0,a)') '&namobridge: cn_obr_name has ', ilen, ' characters, more than the ', jp_namelen, &
+            &                       ' of a bridge component name'
+         cd_err = trim(cl)
+      else if (scan(cn_obr_name(1:ilen), ' '//achar(9)) > 0) then
+         cd_err = '&namobridge: cn_obr_name = '''//cn_obr_name(1:ilen)//''' contains a blank (a bridge component name '// &
+            &     'has none)'
+      end if
+   end subroutine validate_name
+
+   !> cn_obr_send: known names (a state field, its alias, or 'mask'), each at most once.
+   subroutine validate_send(cd_err)
+      character(len=*), intent(inout) :: cd_err    !< error message ('' if fine)
+      integer :: jf, jg
+      character(len=lc) :: cl
       do jf = 1, jp_maxsend
          if (len_trim(cn_obr_send(jf)) == 0) cycle
-         if (nml_field_index(cn_obr_send(jf)) == 0) then
-            cl = '&namobridge: cn_obr_send('
-            write(cl(len_trim(cl)+1:), '(i0)') jf
-            cd_err = trim(cl)//') = '''//trim(cn_obr_send(jf))//''' is not a gyre field (ssh, u, v, temp or its alias sst)'
+         if (nml_field_index(cn_obr_send(jf)) == 0 .and. .not. nml_is_mask(cn_obr_send(jf))) then
+            write(cl, '(a,i0,a)') '&namobridge: cn_obr_send(', jf, ') = '''//trim(cn_obr_send(jf))// &
+               &                  ''' is not a gyre field (ssh, u, v, temp or its alias sst, or mask)'
+            cd_err = trim(cl)
          end if
          do jg = 1, jf - 1
-            if (nml_field_index(cn_obr_send(jg)) == nml_field_index(cn_obr_send(jf)) .and. nml_field_index(cn_obr_send(jf)) > 0) &
+            if (same_field(cn_obr_send(jg), cn_obr_send(jf))) &
                & cd_err = '&namobridge: cn_obr_send lists '''//trim(cn_obr_send(jf))//''' twice'
          end do
       end do
-      if (ln_obridge .and. (ln_obr_emulator .or. ln_obr_spinup) .and. count(len_trim(cn_obr_send) > 0) == 0) &
-         & cd_err = '&namobridge: ln_obr_emulator and ln_obr_spinup act on the fields of cn_obr_send, which is empty'
-   end subroutine validate
+   end subroutine validate_send
+
+   !> Two entries of cn_obr_send that name the same field ('sst' and 'temp' are one).
+   pure logical function same_field(cd_a, cd_b)
+      character(len=*), intent(in) :: cd_a, cd_b   !< entries of cn_obr_send
+      same_field = (nml_field_index(cd_a) > 0 .and. nml_field_index(cd_a) == nml_field_index(cd_b)) .or. &
+         &         (nml_is_mask(cd_a) .and. nml_is_mask(cd_b))
+   end function same_field
+
+   !> .true. for 'mask' in cn_obr_send: the T mask, sent once at step nit000-1.
+   elemental logical function nml_is_mask(cd_name)
+      character(len=*), intent(in) :: cd_name   !< field name as written in cn_obr_send
+      nml_is_mask = trim(lower(cd_name)) == 'mask'
+   end function nml_is_mask
 
    !> Index (jp_ssh...) of a field name, 0 if unknown; 'sst' is an alias of 'temp'.
-   pure integer function nml_field_index(cd_name)
+   elemental integer function nml_field_index(cd_name)
       character(len=*), intent(in) :: cd_name   !< field name as written in cn_obr_send
       select case (trim(lower(cd_name)))
       case ('ssh')          ; nml_field_index = jp_ssh

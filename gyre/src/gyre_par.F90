@@ -17,6 +17,7 @@ module gyre_par
    integer,  parameter :: jp_maxsend = 8       !< max entries of cn_obr_send
    integer,  parameter :: jp_maxisl = 16       !< max land boxes in &nammask
    integer,  parameter :: lc = 256             !< length of path / message strings
+   integer,  parameter :: jp_namelen = 64      !< longest bridge component name (obridge's OBR_NAME_LEN)
 
    real(wp), parameter :: rpi = 3.141592653589793238462643383279_wp   !< pi
    real(wp), parameter :: grav = 9.81_wp       !< gravity (m s-2)
@@ -76,8 +77,9 @@ module gyre_par
 
    ! ---------------- &namobridge: coupling to the oceanbridge worker (same block as NEMO and CROCO) ----------------
    logical  :: ln_obridge = .false.            !< master switch
+   character(len=lc) :: cn_obr_name = 'gyre'   !< bridge component name of this run (ensemble member k: '<model>_<k>')
    integer  :: nn_obr_freq = 1                 !< send the state every nn_obr_freq steps
-   character(len=16) :: cn_obr_send(jp_maxsend) = ''   !< fields to send: 'ssh','u','v','temp' (alias 'sst')
+   character(len=16) :: cn_obr_send(jp_maxsend) = ''   !< fields to send: 'ssh','u','v','temp' (alias 'sst'), 'mask' (once)
    logical  :: ln_obr_emulator = .false.       !< receive emulated states and apply them
    character(len=16) :: cn_obr_emu_mode = 'replace'    !< 'replace' or 'increment'
    integer  :: nn_obr_emu_freq = 1             !< ask for an emulated state every nn_obr_emu_freq steps

@@ -4,6 +4,7 @@
     rd = make_rundir(tmp, {"namrun": {"nn_itend": 10, "nn_write": 5}, "namdom": {"jpni": 2, "jpnj": 1}})
     res = run_gyre(rd, nranks=2)                  # uncoupled
     res = run_gyre(rd, nranks=1, worker=["python", "w.py"], nworker=1)   # MPMD with a Python worker
+    res = run_members([rd1, rd2], nranks=1, worker=["python", "w.py"])    # K members (cn_obr_name) + a worker
 
 Namelist values: bool -> .true./.false., str -> quoted, list/tuple -> comma-separated, numbers as repr.
 Keys may carry Fortran sections, e.g. {"rn_island(:,1)": [100, 300, 800, 1200]}.
@@ -79,10 +80,13 @@ class RunResult:
         return self.stdout + self.stderr
 
 
-def mpirun_command(nranks: int, exe: Path | None = None, worker: list[str] | None = None, nworker: int = 1) -> list[str]:
-    """mpirun -np N gyre.exe [: -np M worker...]."""
-    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
-           "-np", str(nranks), str(exe or default_exe())]
+def mpirun_command(nranks: int, exe: Path | None = None, worker: list[str] | None = None, nworker: int = 1,
+                   *, rundirs: list[Path] | None = None) -> list[str]:
+    """mpirun -np N gyre.exe [: -np M worker...]; with rundirs, one gyre app per folder (-wdir), e.g. K members."""
+    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+    apps = [["-wdir", str(d), str(exe or default_exe())] for d in rundirs] if rundirs else [[str(exe or default_exe())]]
+    for k, app in enumerate(apps):
+        cmd += ([":"] if k else []) + ["-np", str(nranks)] + app
     if worker:
         cmd += [":", "-np", str(nworker)] + list(worker)
     return cmd
@@ -91,17 +95,30 @@ def mpirun_command(nranks: int, exe: Path | None = None, worker: list[str] | Non
 def run_gyre(rundir: Path, nranks: int = 1, *, worker: list[str] | None = None, nworker: int = 1,
              timeout: float = 300, exe: Path | None = None, env: dict | None = None) -> RunResult:
     """Launch gyre (and optionally a worker, MPMD) in rundir; never hangs beyond timeout."""
-    cmd = mpirun_command(nranks, exe, worker, nworker)
+    return _launch(mpirun_command(nranks, exe, worker, nworker), Path(rundir), timeout, env)
+
+
+def run_members(rundirs: list[Path], nranks: int = 1, *, worker: list[str] | None = None, nworker: int = 1,
+                cwd: Path | None = None, timeout: float = 300, exe: Path | None = None,
+                env: dict | None = None) -> RunResult:
+    """Launch K gyre members, each in its own run directory (its cn_obr_name tells them apart), plus a worker
+    started in cwd (default: the parent of the first run directory), as one MPMD job."""
+    cwd = Path(cwd or Path(rundirs[0]).parent)
+    cmd = mpirun_command(nranks, exe, worker, nworker, rundirs=[Path(d).resolve() for d in rundirs])
+    return _launch(cmd, cwd, timeout, env)
+
+
+def _launch(cmd: list[str], cwd: Path, timeout: float, env: dict | None) -> RunResult:
     full_env = mpi_env()
     if env:
         full_env.update(env)
     try:
-        proc = subprocess.run(cmd, cwd=rundir, env=full_env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as err:
         out = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
         errtxt = err.stderr.decode() if isinstance(err.stderr, bytes) else (err.stderr or "")
-        raise AssertionError(f"gyre run hung for more than {timeout} s in {rundir}\n{out}\n{errtxt}") from None
-    return RunResult(proc.returncode, proc.stdout, proc.stderr, Path(rundir))
+        raise AssertionError(f"gyre run hung for more than {timeout} s in {cwd}\n{out}\n{errtxt}") from None
+    return RunResult(proc.returncode, proc.stdout, proc.stderr, cwd)
 
 
 def read_fields(path: Path) -> dict:

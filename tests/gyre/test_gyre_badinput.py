@@ -24,6 +24,12 @@ def _fails(res, *needles):
     ("&namobridge\n  cn_obr_emu_mode = 'swap'\n/\n", ["cn_obr_emu_mode", "'swap'"]),
     ("&namobridge\n  cn_obr_send = 'ssh', 'sss'\n/\n", ["cn_obr_send(2)", "'sss'"]),
     ("&namrun\n  nn_itend = 'ten'\n/\n", ["&namrun", "bad entry"]),
+    ("&namobridge\n  cn_obr_send = 'mask', 'ssh', 'mask'\n/\n", ["cn_obr_send", "'mask' twice"]),
+    ("&namobridge\n  cn_obr_name = ''\n/\n", ["cn_obr_name is empty"]),
+    ("&namobridge\n  cn_obr_name = 'gyre 1'\n/\n", ["cn_obr_name = 'gyre 1' contains a blank"]),
+    ("&namobridge\n  cn_obr_name = '" + "g" * 65 + "'\n/\n", ["cn_obr_name has 65 characters", "64"]),
+    # coupled: the bad name stops the run before the bridge is touched (no worker needed, no hang)
+    ("&namobridge\n  ln_obridge = .true., cn_obr_name = ' gyre'\n/\n", ["cn_obr_name = ' gyre' contains a blank"]),
     ("&namdom\n  jpni = 3, jpnj = 1\n/\n", ["jpni*jpnj", "2 MPI ranks"]),
 ])
 def test_bad_namelist_stops_naming_it(gyre_exe, rundir, cfg_text, needles):
