@@ -32,31 +32,52 @@ def _root_conftest():
 run_mpmd = _root_conftest().run_mpmd
 
 
+def make_bridge(build: Path, oasis: OasisFortran | None) -> Path:
+    """Build the bridge library and examples into ``build`` (OASIS backend when ``oasis`` is given);
+    returns the folder of its .mod files."""
+    backend = ["OBRIDGE_BACKEND=oasis", *oasis.make_vars()] if oasis else []
+    subprocess.run(["make", "-s", "-C", str(REPO / "bridge" / "fortran"), f"BUILD={build}", *backend], check=True)
+    return build / "include" / ("oasis" if oasis else "")
+
+
+def compile_program(name: str, oasis: OasisFortran, build: Path, out: Path, *, backend: str = "oasis") -> Path:
+    """Compile tests/oasis/<name>.F90 with standin_fields.F90 against the bridge built in ``build``."""
+    moddir = build / "include" / ("oasis" if backend == "oasis" else "")
+    work = out / backend
+    work.mkdir(parents=True, exist_ok=True)
+    flags = ["mpif90", "-O2", *oasis.compile_flags, f"-I{moddir}", f"-J{work}", f"-I{work}"]
+    subprocess.run([*flags, "-c", str(HERE / "standin_fields.F90"), "-o", str(work / "standin_fields.o")],
+                   check=True)
+    lib = "-lobridge_oasis" if backend == "oasis" else "-lobridge"
+    exe = work / name
+    subprocess.run([*flags, str(HERE / f"{name}.F90"), str(work / "standin_fields.o"), f"-L{build / 'lib'}", lib,
+                    *oasis.link_flags, "-o", str(exe)], check=True)
+    return exe
+
+
 def build_programs(oasis: OasisFortran, build: Path, out: Path) -> dict[str, Path]:
     """Build the bridge's OASIS backend and examples into ``build``, the stand-ins into ``out``."""
-    subprocess.run(["make", "-s", "-C", str(REPO / "bridge" / "fortran"), "OBRIDGE_BACKEND=oasis",
-                    f"BUILD={build}", *oasis.make_vars()], check=True)
-    out.mkdir(parents=True, exist_ok=True)
-    flags = ["mpif90", "-O2", *oasis.compile_flags, f"-I{build / 'include' / 'oasis'}", f"-J{out}", f"-I{out}"]
-    subprocess.run([*flags, "-c", str(HERE / "standin_fields.F90"), "-o", str(out / "standin_fields.o")], check=True)
-    libs = [str(out / "standin_fields.o"), f"-L{build / 'lib'}", "-lobridge_oasis", *oasis.link_flags]
-    progs = {"ocean": build / "bin" / "oasis" / "obr_exchange_ocean",
-             "bandwidth": build / "bin" / "oasis" / "obr_bandwidth_ocean"}
+    make_bridge(build, oasis)
+    progs = {"ocean": build / "bin" / "oasis" / "obr_exchange_ocean"}
     for name in ("worker_standin", "host_standin"):
-        progs[name] = out / name
-        subprocess.run([*flags, str(HERE / f"{name}.F90"), *libs, "-o", str(progs[name])], check=True)
+        progs[name] = compile_program(name, oasis, build, out)
     return progs
 
 
-def exchange_namcouple(nx: int, ny: int, nsteps: int, *, period: int = 1, missing: tuple[str, ...] = ()) -> str:
+def namcouple_text(pairs: list[tuple[str, str, str]], nx: int, ny: int, runtime: int, period: int = 1) -> str:
+    """A namcouple with one EXPORTED entry per (source name, target name, field), same grid both ends."""
+    entries = tuple(Coupling(source=src, target=dst, period=period, restart=restart_name(src), src_nx=nx,
+                             src_ny=ny, dst_nx=nx, dst_ny=ny, src_grid=GRID, dst_grid=GRID, field=field)
+                    for src, dst, field in pairs)
+    return render_namcouple(Namcouple(runtime=runtime, nlogprt=(1, 0), entries=entries, nfields=len(entries)),
+                            header="written by tests/oasis/oasis_jobs.py")
+
+
+def exchange_namcouple(nx: int, ny: int, nsteps: int, *, missing: tuple[str, ...] = ()) -> str:
     """The namcouple of the exchange example between components 'ocean' and 'worker' (1 s steps)."""
-    entries = []
+    pairs = []
     for field, from_ocean in EXCHANGE_FIELDS.items():
-        if field in missing:
-            continue
-        ocean, worker = oasis_name("ocean", field), oasis_name("worker", field, peer="ocean")
-        src, dst = (ocean, worker) if from_ocean else (worker, ocean)
-        entries.append(Coupling(source=src, target=dst, period=period, restart=restart_name(src), src_nx=nx,
-                                src_ny=ny, dst_nx=nx, dst_ny=ny, src_grid=GRID, dst_grid=GRID, field=field))
-    return render_namcouple(Namcouple(runtime=nsteps * period, nlogprt=(1, 0), entries=tuple(entries),
-                                      nfields=len(entries)), header="tests/oasis: exchange example")
+        if field not in missing:
+            ocean, worker = oasis_name("ocean", field), oasis_name("worker", field, peer="ocean")
+            pairs.append((ocean, worker, field) if from_ocean else (worker, ocean, field))
+    return namcouple_text(pairs, nx, ny, runtime=nsteps)
