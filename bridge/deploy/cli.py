@@ -12,6 +12,7 @@ import sys
 from bridge.deploy.config import load_config
 from bridge.deploy.launch import LAUNCHERS, build_command, default_launcher, preflight, require_ready, run_job
 from bridge.deploy.launch import PreflightError
+from bridge.deploy.mpmd import job_env
 from bridge.deploy.namcouple import NamcoupleError
 from bridge.deploy.namelist import NamelistError
 from bridge.deploy.preprod import PreprodError, preprod
@@ -66,7 +67,7 @@ def launch_main(argv: list[str]) -> int:
         return _fail("launch", err, 1)
     except INVALID as err:
         return _fail("launch", err, 2)
-    return run_job(cmd, cfg.run.run_dir)
+    return run_job(cmd, cfg.run.run_dir, job_env(cfg))
 
 
 def _report(cfg, launcher: str, *, print_command: bool) -> int:

@@ -104,7 +104,7 @@ def require_ready(cfg: "DeployConfig", launcher: str) -> None:
         raise PreflightError(f"{cfg.source}: not ready to launch:\n{text}{how}")
 
 
-def run_job(cmd: list[str], cwd: Path) -> int:
-    """Run the MPMD job in the foreground and return its exit status."""
+def run_job(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> int:
+    """Run the MPMD job in the foreground, with ``env`` added to this environment; return its exit status."""
     log.info("launching in %s: %s", cwd, " ".join(cmd))
-    return subprocess.call(cmd, cwd=cwd)
+    return subprocess.call(cmd, cwd=cwd, env={**os.environ, **(env or {})})

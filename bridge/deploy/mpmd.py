@@ -52,6 +52,16 @@ def mpmd_apps(cfg: "DeployConfig") -> list[App]:
     return apps
 
 
+def job_env(cfg: "DeployConfig") -> dict[str, str]:
+    """Environment every program of the job gets: with OASIS, the time axis
+    (``OBRIDGE_DT``, ``OBRIDGE_NIT000``), so the Fortran bridge and the pyoasis
+    transport turn steps into OASIS seconds even where the host does not call
+    ``obr_def_time`` (a host's own call wins)."""
+    if cfg.run.backend != "oasis":
+        return {}
+    return {"OBRIDGE_DT": f"{cfg.run.dt:g}", "OBRIDGE_NIT000": str(cfg.run.nit000)}
+
+
 def total_ranks(cfg: "DeployConfig") -> int:
     return sum(app.ntasks for app in mpmd_apps(cfg))
 
@@ -63,12 +73,14 @@ def mpirun_command(cfg: "DeployConfig", *, cores: int | None = None, openmpi: bo
     With Open MPI the flags are those of every oceanbridge launch
     (bridge.mpirun: --oversubscribe only with more ranks than ``cores``,
     --allow-run-as-root only as root, and with ``[ocean] required = false``
-    the MCA setting that keeps the job alive when a side dies); other MPIs
-    get no flags of ours.
+    the MCA setting that keeps the job alive when a side dies), plus ``-x``
+    for ``job_env`` (remote nodes too); other MPIs get no flags of ours and
+    inherit ``job_env`` from the launching process (``launch.run_job``).
     """
     cmd = [cfg.run.mpirun]
     if openmpi:  # an ocean that need not stop with its worker must survive the worker's death
         cmd += mpirun_prefix(total_ranks(cfg), cores=cores, keep_going_on_failure=not cfg.ocean.required)[1:]
+        cmd += [arg for key, value in job_env(cfg).items() for arg in ("-x", f"{key}={value}")]
     cmd += cfg.run.mpirun_args
     for i, app in enumerate(mpmd_apps(cfg)):
         cmd += ([":"] if i else []) + ["-np", str(app.ntasks), "-wdir", str(app.wdir), *app.argv]

@@ -19,7 +19,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bridge.deploy.mpmd import (MULTIPROG_FILE, mpmd_apps, multiprog_resources, srun_hetjob_command,
+from bridge.deploy.mpmd import (MULTIPROG_FILE, job_env, mpmd_apps, multiprog_resources, srun_hetjob_command,
                                 srun_multiprog_command, worker_argv, write_multiprog)
 
 if TYPE_CHECKING:
@@ -71,7 +71,8 @@ def render_script(cfg: "DeployConfig", multiprog: Path | None = None) -> str:
     check = [python, "-m", "bridge.cli", "launch", "--check", "--launcher", "srun", str(cfg.source)]
     lines = ["#!/bin/bash", f"# written by 'oceanbridge slurm {cfg.source}' ({cfg.slurm.layout} layout)"]
     lines += [f"#SBATCH {opt}" for opt in header]
-    lines += ["", *cfg.slurm.setup, "set -euo pipefail", f"cd {shlex.quote(str(cfg.run.run_dir))}", "",
+    lines += ["", *cfg.slurm.setup, *(f"export {k}={shlex.quote(v)}" for k, v in job_env(cfg).items()),
+              "set -euo pipefail", f"cd {shlex.quote(str(cfg.run.run_dir))}", "",
               "# stop now if the namcouple or namelists are stale against the config",
               shlex.join(check), "", shlex.join(srun)]
     return "\n".join(lines) + "\n"
