@@ -1,0 +1,66 @@
+"""Helpers of the tests on a real CROCO build (marker ``croco``): run folders, croco.in, history files.
+
+``CROCO_DIR`` names a run folder where ``oceanbridge install croco`` and ``jobcomp``
+built ``croco`` for BASIN (60 x 50 x 10) with ``OUT_DOUBLE`` (history in float64,
+so that it can be compared bit for bit); its param.h gives the rank count.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+CROCO_DIR = os.environ.get("CROCO_DIR")
+NX, NY, NLEV = 60, 50, 10
+DT = 9600.0
+
+
+def croco_ranks(folder: Path) -> int:
+    """NP_XI * NP_ETA from the oceanbridge block of param.h."""
+    text = (folder / "param.h").read_text()
+    x = re.search(r"define SPLITTING_X (\d+)", text)
+    e = re.search(r"define SPLITTING_ETA (\d+)", text)
+    return int(x.group(1)) * int(e.group(1))
+
+
+def set_croco_in(path: Path, ntimes: int, nwrt: int) -> None:
+    """Shorten a BASIN croco.in: NTIMES steps, a history record every nwrt steps, no averages."""
+    lines = path.read_text().splitlines()
+    for key, edit in (("time_stepping:", lambda v: [str(ntimes)] + v[1:]),
+                      ("history:", lambda v: [v[0], str(nwrt)] + v[2:]),
+                      ("averages:", lambda v: [v[0], str(10 * ntimes)] + v[2:])):
+        k = next(i for i, line in enumerate(lines) if line.strip().startswith(key))
+        lines[k + 1] = "      " + "  ".join(edit(lines[k + 1].split()))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def run_folder(src: Path, dst: Path, ntimes: int, nwrt: int, switches: dict[str, str]) -> Path:
+    """A fresh run folder: croco, croco.in (shortened), param.h, namelist_obridge with ``switches``."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("croco", "croco.in", "param.h"):
+        shutil.copy2(src / name, dst / name)
+    set_croco_in(dst / "croco.in", ntimes, nwrt)
+    body = "\n".join(f"   {k} = {v}" for k, v in switches.items())
+    (dst / "namelist_obridge").write_text(f"&namobridge\n{body}\n/\n")
+    return dst
+
+
+def history(folder: Path) -> dict[int, dict[str, np.ndarray]]:
+    """basin_his.nc by step kt = time / dt: interior temp, zeta, and u, v averaged onto rho points."""
+    import netCDF4
+    out = {}
+    with netCDF4.Dataset(folder / "basin_his.nc") as ds:
+        times = np.asarray(ds.variables["scrum_time"][:])
+        for r, t in enumerate(times):
+            u = np.asarray(ds.variables["u"][r])[:, 1:-1, :]
+            v = np.asarray(ds.variables["v"][r])[:, :, 1:-1]
+            out[int(round(t / DT))] = {
+                "temp": np.asarray(ds.variables["temp"][r])[:, 1:-1, 1:-1],
+                "ssh": np.asarray(ds.variables["zeta"][r])[None, 1:-1, 1:-1],
+                "u": 0.5 * (u[:, :, :-1] + u[:, :, 1:]),
+                "v": 0.5 * (v[:, :-1, :] + v[:, 1:, :]),
+            }
+    return out
