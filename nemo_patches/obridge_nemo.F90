@@ -279,7 +279,7 @@ CONTAINS
       IF( iv(1) >= 0 )   RETURN
       IF( kinfo < 0 )   WRITE(*,'(a,i0,a)') ' nemo rank ', narea - 1, ': bridge: '//TRIM(obr_last_error())
       WRITE(clmsg,'(a,a,a,i0,a,i0,a)') 'oceanbridge: ', cd_what, ' failed at step ', kt, ' (first failing rank ',   &
-         &                             iv(2), '): the worker is absent, dead or slower than rn_obr_timeout'
+         &                             iv(2), '): '//TRIM(cause(iv(1)))
       lk_obr = .FALSE.
       IF( ln_obr_required ) THEN
          CALL ctl_stop( TRIM(clmsg), 'stopping because ln_obr_required = .true.' )
@@ -289,6 +289,16 @@ CONTAINS
          IF( lwp )   WRITE(*,*) TRIM(clmsg)//'; ln_obr_required = .false.: continuing UNCOUPLED'
       ENDIF
    END SUBROUTINE obn_check
+
+   !> Why a bridge call failed, from its (worst) status code.
+   CHARACTER(len=96) FUNCTION cause( kinfo )
+      INTEGER, INTENT(in) ::   kinfo   !< status < 0
+      SELECT CASE( kinfo )
+      CASE( OBR_ERR_TIMEOUT )   ;   cause = 'the worker is absent, dead or slower than rn_obr_timeout'
+      CASE( OBR_ERR_DEF     )   ;   cause = 'NEMO and the worker define the fields differently (bridge message above)'
+      CASE DEFAULT              ;   cause = 'bridge error (message above)'
+      END SELECT
+   END FUNCTION cause
 
    !> Before NEMO closes its files: leave the coupled job (MPI itself is finalized by NEMO's mppstop).
    SUBROUTINE obn_finalize()

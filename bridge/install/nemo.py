@@ -8,7 +8,7 @@ What it does in ``cfgs/<CFG>``, checking everything before writing anything:
    (``bridge/fortran/*.F90``, never hand-kept copies) into ``MY_SRC``;
 2. inserts the hooks of ``nemo_patches/hooks.toml`` into the configuration's
    own ``MY_SRC`` copies of ``nemogcm.F90``, ``stprk3.F90``, ``stpmlf.F90`` and
-   ``cpl_oasis3.F90`` (copied from ``src/`` when ``MY_SRC`` has none);
+   ``cpl_oasis3.F90`` (copied from ``src/OCE`` when ``MY_SRC`` has none);
 3. adds ``key_obridge`` (and ``key_obridge_oasis`` with ``--backend oasis``) to
    ``cpp_<CFG>.fcm``;
 4. inserts the ``&namobridge`` block (``nemo_patches/namobridge.nml``) into the
@@ -70,13 +70,13 @@ def cfg_dir(nemo: Path, cfg: str) -> Path:
 
 
 def source_of(nemo: Path, my_src: Path, basename: str) -> Path:
-    """The configuration's own copy of a NEMO file, else the single one under ``src/``."""
+    """The configuration's own copy of a NEMO file, else the single one under ``src/OCE``."""
     own = my_src / basename
     if own.is_file():
         return own
-    found = sorted((Path(nemo) / "src").rglob(basename))
+    found = sorted((Path(nemo) / "src" / "OCE").rglob(basename))
     if len(found) != 1:
-        raise NemoInstallError(f"{basename}: expected one file under {nemo}/src, found {len(found)} "
+        raise NemoInstallError(f"{basename}: expected one file under {nemo}/src/OCE, found {len(found)} "
                                f"({', '.join(map(str, found[:4]))}); is this NEMO 5.0?")
     return found[0]
 
@@ -103,7 +103,7 @@ def plan_hooks(plan: Plan, nemo: Path, my_src: Path, patches: list[Patch], dry_r
         stage = Path(tmp)
         for target in dict.fromkeys(p.target for p in patches):
             shutil.copyfile(source_of(nemo, my_src, target), stage / target)
-        results = apply_patches(stage, patches, dry_run=dry_run, show=show)
+        results = apply_patches(stage, patches, dry_run=dry_run, show=show, label=my_src)
         for target in dict.fromkeys(p.target for p in patches):
             plan.add(my_src / target, (stage / target).read_text())
     return results
@@ -140,7 +140,7 @@ def plan_namelist(plan: Plan, folder: Path, dry_run: bool, show) -> list:
     with tempfile.TemporaryDirectory(prefix="obr-nml-") as tmp:
         staged = Path(tmp) / "namelist_ref"
         shutil.copyfile(real, staged)
-        results = apply_patches(Path(tmp), [namelist_patch()], dry_run=dry_run, show=show)
+        results = apply_patches(Path(tmp), [namelist_patch()], dry_run=dry_run, show=show, label=real.parent)
         plan.add(real, staged.read_text())
     if real != (folder / "EXP00" / "namelist_ref").absolute():
         plan.notes.append(f"EXP00/namelist_ref is a link to {real}: &namobridge goes there "

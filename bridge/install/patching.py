@@ -225,13 +225,15 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def apply_patches(folder: str | Path, patches: list[Patch], *, dry_run: bool = False,
-                  show=print) -> list[PatchResult]:
+                  show=print, label: str | Path | None = None) -> list[PatchResult]:
     """Apply ``patches`` to the files of ``folder`` (by target basename).
 
     Every file is patched in memory first; the first refusal raises
     :class:`PatchError` before anything is written. ``dry_run`` writes nothing and
-    passes a unified diff of each changed file to ``show``."""
+    passes a unified diff of each changed file to ``show``. ``label`` names the
+    folder in messages (the real destination when ``folder`` is a staging copy)."""
     folder = Path(folder)
+    shown = Path(label) if label is not None else folder
     by_target: dict[str, list[Patch]] = {}
     for p in patches:
         by_target.setdefault(p.target, []).append(p)
@@ -241,7 +243,7 @@ def apply_patches(folder: str | Path, patches: list[Patch], *, dry_run: bool = F
         if not path.is_file():
             raise PatchError(f"{path}: file to patch not found (patches {[p.id for p in group]})")
         old = path.read_text()
-        new, res = apply_to_text(old, group, str(path))
+        new, res = apply_to_text(old, group, str(shown / target))
         results += res
         if new != old:
             planned.append((path, old, new))
