@@ -10,7 +10,7 @@
 !! coupling index. Puts copy and return (a ring of RING buffers per field),
 !! so the ocean only pays a memcpy; gets wait with the timeout.
 module obr_backend
-   use, intrinsic :: iso_c_binding, only: c_int
+   use, intrinsic :: iso_c_binding, only: c_int, c_loc, c_f_pointer
    use, intrinsic :: ieee_arithmetic, only: ieee_is_finite
    use obr_core
    use obr_mpi_defs
@@ -255,7 +255,7 @@ contains
       character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
       real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field (ni, nj)
       real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field (ni, nj, nlev)
-      integer :: slot, r, ierr, nbad, m, c, npts
+      integer :: slot, r, nbad, m
       call check_call(id, OBR_OUT, 'put', step, kinfo, msg, f2, f3); if (kinfo < 0) return
       if (core_put_direct) then
          if (direct_possible(fields(id), f2, f3)) then
@@ -274,16 +274,7 @@ contains
          call check_values(fld, step, nbad, kinfo, msg); if (kinfo < 0) return
          m = 0
          do r = 1, fld%nroutes
-            fld%buf(r, slot)%hdr = [int(step, i8), int(fld%tag, i8)]
-            m = m + 1
-            call MPI_Isend(fld%buf(r, slot)%hdr, 2, MPI_INTEGER8, fld%routes(r)%peer, fld%tag, bcomm, &
-                           fld%req(m, slot), ierr)
-            npts = size(fld%buf(r, slot)%a)/fld%chunks(r)
-            do c = 1, fld%chunks(r)
-               m = m + 1
-               call MPI_Isend(fld%buf(r, slot)%a((c - 1)*npts + 1), npts, MPI_REAL8, fld%routes(r)%peer, &
-                              fld%tag, bcomm, fld%req(m, slot), ierr)
-            end do
+            call post_route(fld, slot, r, step, fld%buf(r, slot)%a, 1, size(fld%buf(r, slot)%a)/fld%chunks(r), m)
          end do
          fld%busy(slot) = .true.
          fld%slot_step(slot) = step
@@ -316,9 +307,10 @@ contains
       integer, intent(in) :: step                      !< host model step
       integer, intent(out) :: kinfo                    !< OBR_SENT or an error code
       character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
-      real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field (contiguous)
-      real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field (contiguous)
-      integer :: slot, r, m, c, npts, lj, ierr, nbad
+      real(dp), intent(in), optional, target :: f2(:, :)       !< a 2-D field (contiguous)
+      real(dp), intent(in), optional, target :: f3(:, :, :)    !< a 3-D field (contiguous)
+      real(dp), pointer, contiguous :: flat(:)   ! contiguous: no temporary may stand in for it (Isend)
+      integer :: slot, r, m, lj, nbad
       slot = fld%next
       call wait_slot(fld, slot, kinfo, msg); if (kinfo < 0) return
       nbad = 0
@@ -331,28 +323,43 @@ contains
       end if
       call check_values(fld, step, nbad, kinfo, msg); if (kinfo < 0) return
       m = 0
-      do r = 1, fld%nroutes
-         fld%buf(r, slot)%hdr = [int(step, i8), int(fld%tag, i8)]
-         m = m + 1
-         call MPI_Isend(fld%buf(r, slot)%hdr, 2, MPI_INTEGER8, fld%routes(r)%peer, fld%tag, bcomm, &
-                        fld%req(m, slot), ierr)
+      if (present(f3)) then   ! a flat view of the caller's array (direct_possible checked it is contiguous)
+         call c_f_pointer(c_loc(f3), flat, [size(f3)])
+      else
+         call c_f_pointer(c_loc(f2), flat, [size(f2)])
+      end if
+      do r = 1, fld%nroutes   ! a route is whole rows: its levels start one level (ni*nj points) apart
          lj = fld%routes(r)%j0 - mybox(4)
-         npts = fld%routes(r)%ni*fld%routes(r)%nj*fld%def%nlev/fld%chunks(r)
-         do c = 1, fld%chunks(r)
-            m = m + 1
-            if (present(f3)) then
-               call MPI_Isend(f3(1, lj + 1, c), npts, MPI_REAL8, fld%routes(r)%peer, fld%tag, bcomm, &
-                              fld%req(m, slot), ierr)
-            else
-               call MPI_Isend(f2(1, lj + 1), npts, MPI_REAL8, fld%routes(r)%peer, fld%tag, bcomm, &
-                              fld%req(m, slot), ierr)
-            end if
-         end do
+         call post_route(fld, slot, r, step, flat, 1 + lj*mybox(5), mybox(5)*mybox(6), m)
       end do
       call wait_requests(fld, slot, 'the direct send of step '//core_itoa(step)//' did not complete to', &
                          'is the peer alive and calling get?', kinfo, msg)
       if (kinfo >= 0) kinfo = OBR_SENT
    end subroutine put_direct
+
+   !> Post the header and the data messages of one route; chunk c is the
+   !! contiguous run of the route's points/chunks starting at data(first + (c-1)*stride).
+   subroutine post_route(fld, slot, r, step, data, first, stride, m)
+      type(field_t), intent(inout) :: fld              !< the field
+      integer, intent(in) :: slot                      !< ring slot that keeps the requests
+      integer, intent(in) :: r                         !< the route
+      integer, intent(in) :: step                      !< host model step, sent in the header
+      real(dp), intent(in), contiguous :: data(:)      !< the memory the messages are sent from
+      integer, intent(in) :: first                     !< index in data of the route's first point
+      integer, intent(in) :: stride                    !< points between the starts of successive chunks
+      integer, intent(inout) :: m                      !< last request index used in the slot
+      integer :: c, npts, ierr
+      fld%buf(r, slot)%hdr = [int(step, i8), int(fld%tag, i8)]
+      m = m + 1
+      call MPI_Isend(fld%buf(r, slot)%hdr, 2, MPI_INTEGER8, fld%routes(r)%peer, fld%tag, bcomm, &
+                     fld%req(m, slot), ierr)
+      npts = fld%routes(r)%ni*fld%routes(r)%nj*fld%def%nlev/fld%chunks(r)
+      do c = 1, fld%chunks(r)
+         m = m + 1
+         call MPI_Isend(data(first + (c - 1)*stride), npts, MPI_REAL8, fld%routes(r)%peer, fld%tag, bcomm, &
+                        fld%req(m, slot), ierr)
+      end do
+   end subroutine post_route
 
    !> Apply the NaN policy to a put holding nbad NaN/Inf values.
    subroutine check_values(fld, step, nbad, kinfo, msg)
