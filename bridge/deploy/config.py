@@ -237,7 +237,9 @@ class DeployConfig:
 
     @property
     def runtime_seconds(self) -> float:
-        return self.run.steps * self.run.dt
+        """OASIS ``$RUNTIME``: the states of a run, kt = nit000-1 .. nitend, are at OASIS times
+        0 .. steps*dt (obridge.F90) and OASIS refuses t >= $RUNTIME, so (steps + 1) * dt."""
+        return (self.run.steps + 1) * self.run.dt
 
     def endpoints(self, component: str, fld: FieldSpec) -> tuple[str, str]:
         """(source, target) OASIS names of ``fld`` between ``component`` and the worker."""

@@ -3,7 +3,8 @@
 The namcouple oceanbridge writes has no interpolation: both ends share the
 global interior grid, every entry is ``EXPORTED`` with 0 transformations and
 the grid line ``R 0 R 0``.  Times are seconds: the coupling period is
-``freq * dt``, ``LAG`` is ``lag * dt``, ``$RUNTIME`` is ``steps * dt``.
+``freq * dt``, ``LAG`` is ``lag * dt``, ``$RUNTIME`` is ``(steps + 1) * dt`` (the
+states kt = nit000-1 .. nitend are at OASIS times 0 .. steps*dt; OASIS refuses t >= $RUNTIME).
 Fields that travel once at start (``<name>_init``) get the period ``$RUNTIME``
 so OASIS exchanges them only at time 0.
 
@@ -208,7 +209,7 @@ def compare_namcouple(expected: Namcouple, actual: Namcouple, *, where: str = "n
     """Human-readable differences; each names the field and the stale item."""
     problems = []
     if actual.runtime != expected.runtime:
-        problems.append(f"{where}: $RUNTIME is {actual.runtime} s, the config gives steps*dt = "
+        problems.append(f"{where}: $RUNTIME is {actual.runtime} s, the config gives (steps+1)*dt = "
                         f"{expected.runtime} s")
     if actual.nfields < len(actual.entries):
         problems.append(f"{where}: $NFIELDS is {actual.nfields} but $STRINGS has {len(actual.entries)} entries")

@@ -129,3 +129,10 @@ def _check_oasis_times(cfg: "DeployConfig") -> None:
         return
     if cfg.run.dt != int(cfg.run.dt):
         raise ConfigError(f"[run] key 'dt': OASIS times are whole seconds, got dt = {cfg.run.dt}")
+    # hosts exchange the state after step kt when MOD(kt, freq) == 0, at OASIS time (kt - nit000 + 1)*dt
+    # (obridge.F90): those times are multiples of the coupling period freq*dt only if freq divides nit000 - 1
+    for fld in cfg.fields:
+        if fld.role != "initial" and (cfg.run.nit000 - 1) % fld.freq:
+            raise ConfigError(f"[[fields]] '{fld.name}': with OASIS, freq = {fld.freq} must divide nit000 - 1 = "
+                              f"{cfg.run.nit000 - 1} (the host exchanges at steps kt with MOD(kt, freq) == 0, "
+                              "OASIS at multiples of freq*dt since step nit000 - 1): restart on a multiple of freq")

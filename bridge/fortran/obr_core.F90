@@ -175,7 +175,8 @@ contains
       end if
    end subroutine core_nan_verdict
 
-   !> OASIS time of a host step, (step - nit000)*dt seconds; an error past the 32-bit range.
+   !> OASIS time of the state after host step `step`: (step - nit000 + 1)*dt seconds, so the initial
+   !! state (step nit000 - 1) is at t = 0; an error before it or past the 32-bit range.
    subroutine core_oasis_time(name, step, tsec, kinfo, msg)
       character(len=*), intent(in) :: name        !< field name, for the message
       integer, intent(in) :: step                 !< host model step
@@ -183,14 +184,14 @@ contains
       integer, intent(out) :: kinfo               !< OBR_OK or OBR_ERR_USAGE
       character(len=*), intent(out) :: msg        !< the reason when kinfo < 0
       real(dp) :: t
-      t = real(step - core_nit000, dp)*core_dt
+      t = real(step - core_nit000 + 1, dp)*core_dt
       kinfo = OBR_OK
       msg = ''
       tsec = 0
-      if (step < core_nit000 .or. t > real(huge(tsec), dp)) then
+      if (step < core_nit000 - 1 .or. t > real(huge(tsec), dp)) then
          kinfo = OBR_ERR_USAGE
          write (msg, '(a,es10.3,a)') 'field '''//trim(name)//''': step '//core_itoa(step)//' is '// &
-            'before nit000 = '//core_itoa(core_nit000)//' or its time ', t, ' s overflows OASIS''s 32-bit '// &
+            'before the initial state nit000 - 1 = '//core_itoa(core_nit000 - 1)//' or its time ', t, ' s overflows OASIS''s 32-bit '// &
             'seconds (about 68 years): run long spin-ups in restart segments'
       else
          tsec = nint(t)

@@ -7,8 +7,9 @@
 !!   enddef: oasis_def_partition (box, offset = j0*nx + i0), one oasis_def_var
 !!           per field (bundle of nlev levels), then oasis_enddef unless the
 !!           host owns the component (then the host calls oasis_enddef);
-!!   put/get: oasis_put/oasis_get at time (step - nit000)*dt seconds
-!!           (obr_def_time); OASIS decides from the namcouple whether to act;
+!!   put/get: oasis_put/oasis_get at time (step - nit000 + 1)*dt seconds
+!!           (obr_def_time: the state after step kt); OASIS decides from the
+!!           namcouple whether to act;
 !!   finalize: oasis_terminate unless the host owns the component.
 !! Wire names follow bridge/deploy/naming.py::oasis_name: UPPER(component_field).
 !!

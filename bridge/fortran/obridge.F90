@@ -4,7 +4,7 @@
 !! OASIS3-MCT with -Dkey_obridge_oasis; the calls are the same for both.
 !!
 !!   call obr_init('gyre', local_comm)                  ! before anything else; use local_comm, not MPI_COMM_WORLD
-!!   call obr_def_time(nit000, rdt)                     ! first step index, step length in seconds (OASIS needs it)
+!!   call obr_def_time(nit000, rdt)                     ! first step index, step length in seconds (for OASIS)
 !!   call obr_def_partition(nx, ny, i0, j0, ni, nj)     ! this rank's interior box, 0-based offsets
 !!   call obr_def_field('sst', OBR_OUT, 1, id_sst)      ! name, direction, levels
 !!   call obr_enddef()
@@ -17,9 +17,15 @@
 !! message naming the field, the rank and the cause.
 !!
 !! OASIS3-MCT backend (-Dkey_obridge_oasis), what differs:
-!!  - Time: oasis_put/oasis_get take seconds, t = (kt - nit000)*dt, so call
-!!    obr_def_time(nit000, dt) before obr_enddef (the MPI backend ignores it).
-!!    t is a 32-bit integer: about 68 simulated years per run segment.
+!!  - Time: oasis_put/oasis_get take seconds. A put/get at step kt carries the
+!!    state after step kt, at OASIS time t = (kt - nit000 + 1)*dt: the initial
+!!    state (kt = nit000 - 1) is t = 0, the last one (kt = nitend) t = steps*dt,
+!!    so the namcouple's $RUNTIME is (steps + 1)*dt (oceanbridge preprod writes
+!!    it). Exchanging when MOD(kt, freq) == 0 (the &namobridge convention) meets
+!!    OASIS's period freq*dt when freq divides nit000 - 1. Call
+!!    obr_def_time(nit000, dt) before obr_enddef, or let 'oceanbridge launch' set
+!!    $OBRIDGE_NIT000 / $OBRIDGE_DT (the MPI backend ignores both). t is a 32-bit
+!!    integer: about 68 simulated years per run segment.
 !!  - Names on the wire: UPPER(component_field), e.g. 'GYRE_1_SST' (as
 !!    bridge/deploy/naming.py::oasis_name and the namcouple of
 !!    'oceanbridge preprod'). A field missing from the namcouple stops obr_enddef
@@ -107,7 +113,8 @@ contains
 #endif
    end subroutine obr_init_from_oasis
 
-   !> Give the host's time axis: OASIS times are (step - nit000)*dt seconds (no-op for the MPI backend).
+   !> Give the host's time axis: the state after step kt is at OASIS time (kt - nit000 + 1)*dt seconds
+   !! (no-op for the MPI backend).
    subroutine obr_def_time(nit000, dt, kinfo)
       integer, intent(in) :: nit000              !< index of the host's first time step
       real(dp), intent(in) :: dt                 !< length of one host time step in seconds, > 0

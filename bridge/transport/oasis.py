@@ -12,9 +12,12 @@ partition numbers its points).  ``arr.reshape(nlev, nj*ni).T`` is exactly that
 array, as a view of the same memory, so puts send the caller's array and gets
 write straight into ``out``.
 
-Time: OASIS counts seconds, ``t = (step - nit000) * dt``; give ``dt`` (and
-``nit000``) to the component, or set ``$OBRIDGE_DT`` / ``$OBRIDGE_NIT000``.
-``t`` is a 32-bit integer in OASIS: about 68 simulated years per run segment.
+Time: OASIS counts seconds. ``step`` labels the host's state after step
+``step``, at ``t = (step - nit000 + 1) * dt`` (the initial state, step
+``nit000 - 1``, is t = 0), as the Fortran bridge counts (obridge.F90); give
+``dt`` (and ``nit000``) to the component, or let ``oceanbridge launch`` set
+``$OBRIDGE_DT`` / ``$OBRIDGE_NIT000``.  ``t`` is a 32-bit integer in OASIS:
+about 68 simulated years per run segment.
 
 No receive timeout: ``Var.get`` waits inside OASIS/MPI until the data arrive;
 Python cannot interrupt an MPI receive (a watchdog thread could only kill the
@@ -46,10 +49,11 @@ RECEIVED_CODES = frozenset({3, 10, 11, 12, 13})  # Recvd, FromRest, Input, RecvO
 
 
 def oasis_seconds(step: int, nit000: int, dt: float) -> int:
-    """OASIS time of a host step, ``(step - nit000) * dt`` seconds, checked against the 32-bit range."""
-    t = (step - nit000) * dt
-    if step < nit000 or t > T_MAX:
-        raise BridgeError(f"step {step}: time ({step} - nit000 {nit000}) * dt {dt} = {t} s is negative or "
+    """OASIS time of the state after host step ``step``, ``(step - nit000 + 1) * dt`` seconds,
+    checked against the 32-bit range."""
+    t = (step - nit000 + 1) * dt
+    if step < nit000 - 1 or t > T_MAX:
+        raise BridgeError(f"step {step}: time ({step} - nit000 {nit000} + 1) * dt {dt} = {t} s is negative or "
                           f"overflows OASIS's 32-bit seconds (about 68 years): run long spin-ups in restart segments")
     return int(round(t))
 
@@ -105,7 +109,7 @@ class OasisComponent:
 
     # -- definitions ---------------------------------------------------------
     def def_time(self, nit000: int, dt: float) -> None:
-        """The host's time axis: OASIS time of a step is ``(step - nit000) * dt`` seconds."""
+        """The host's time axis: OASIS time of the state after step ``step`` is ``(step - nit000 + 1) * dt``."""
         if not dt > 0:
             raise BridgeError(f"{self.where()}: time step dt must be > 0 seconds, got {dt!r}")
         self.nit000, self.dt = int(nit000), float(dt)

@@ -21,7 +21,7 @@ def test_minimal_config_values(make_config, tree):
     assert cfg.ocean.executable == tree / "bin" / "gyre.exe"
     assert cfg.components == ("gyre",)
     assert cfg.member_dir(1) == tree / "run"
-    assert cfg.runtime_seconds == 864000.0
+    assert cfg.runtime_seconds == 865200.0  # (720 + 1) * 1200
     assert [f.name for f in cfg.fields] == ["ssh", "u"]
     assert cfg.worker.extra == {}
 
@@ -151,6 +151,15 @@ def test_mode_and_parameter_rules(write_config):
 def test_oasis_needs_whole_seconds(write_config):
     with pytest.raises(ConfigError, match=r"\[run\] key 'dt': OASIS times are whole seconds, got dt = 1.5"):
         load_config(write_config(run={"backend": "oasis", "dt": 1.5}))
+
+
+def test_oasis_restart_step_must_fall_on_the_coupling_periods(write_config):
+    """States after step kt with MOD(kt, 12) == 0 are at OASIS times (kt - nit000 + 1)*dt: a multiple of
+    the period 12*dt only when 12 divides nit000 - 1."""
+    with pytest.raises(ConfigError, match=r"'ssh': with OASIS, freq = 12 must divide nit000 - 1 = 9"):
+        load_config(write_config(run={"backend": "oasis", "nit000": 10}))
+    assert load_config(write_config(run={"backend": "oasis", "nit000": 25})).run.nit000 == 25
+    assert load_config(write_config(run={"nit000": 10})).run.nit000 == 10  # the MPI backend counts steps
 
 
 def test_too_long_oasis_name_is_caught_at_load(write_config):

@@ -178,11 +178,11 @@ def test_oasis_backend_without_oasis_fails_preflight(make_config, monkeypatch):
 
 def test_oasis_job_gets_the_time_axis(make_config, tree):
     """With OASIS every program learns dt and nit000 (OASIS counts seconds), by mpirun -x and in the script."""
-    cfg = make_config(run={"backend": "oasis", "nit000": 3})
+    cfg = make_config(run={"backend": "oasis", "nit000": 721})
     cmd = mpirun_command(cfg, cores=64)
-    assert cmd[cmd.index("OBRIDGE_DT=1200") - 1] == "-x" and "OBRIDGE_NIT000=3" in cmd
+    assert cmd[cmd.index("OBRIDGE_DT=1200") - 1] == "-x" and "OBRIDGE_NIT000=721" in cmd
     script = render_script(cfg)
-    assert "export OBRIDGE_DT=1200\nexport OBRIDGE_NIT000=3\n" in script
+    assert "export OBRIDGE_DT=1200\nexport OBRIDGE_NIT000=721\n" in script
     assert not any("OBRIDGE_" in arg for arg in mpirun_command(make_config(), cores=64))
 
 

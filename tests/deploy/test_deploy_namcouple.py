@@ -20,7 +20,7 @@ $NFIELDS
 8
 $END
 $RUNTIME
-864000
+865200
 $END
 $NLOGPRT
 1 0
@@ -106,7 +106,7 @@ def test_init_fields_travel_once(make_config):
                       fields=[{"name": "ssh", "direction": "ocean_to_worker", "freq": 6},
                               {"name": "ssh_init", "direction": "worker_to_ocean"}])
     entries = expected_namcouple(cfg).entries
-    assert [(e.source, e.period) for e in entries] == [("GYRE_SSH", 7200), ("WORKER_GYRE_SSH_INIT", 864000)]
+    assert [(e.source, e.period) for e in entries] == [("GYRE_SSH", 7200), ("WORKER_GYRE_SSH_INIT", 865200)]
 
 
 def test_parses_the_design_minimal_namcouple():
@@ -165,7 +165,7 @@ def test_stale_entry_names_field_and_item(oasis_cfg, tmp_path, change, message):
 
 def test_stale_runtime(oasis_cfg, tmp_path):
     problems = _stale(oasis_cfg, tmp_path, lambda nc: replace(nc, runtime=3600))
-    assert problems == [f"{tmp_path / 'namcouple'}: $RUNTIME is 3600 s, the config gives steps*dt = 864000 s"]
+    assert problems == [f"{tmp_path / 'namcouple'}: $RUNTIME is 3600 s, the config gives (steps+1)*dt = 865200 s"]
 
 
 def test_launch_preflight_catches_stale_namcouple(write_config, tree):

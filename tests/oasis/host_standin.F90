@@ -24,7 +24,7 @@ program host_standin
    call MPI_Comm_rank(comm, rank, ierr)
    call MPI_Comm_size(comm, nranks, ierr)
    call obr_init_from_oasis('ocean', comp_id, comm)
-   call obr_def_time(0, 1._dp)
+   call obr_def_time(1, 1._dp)                                 ! t = step seconds
    i0 = 0
    ni = nx
    call split(ny, nranks, rank, j0, nj)

@@ -16,7 +16,7 @@ from oasis_jobs import BUILD, build_programs, exchange_namcouple, run_mpmd
 
 pytestmark = [pytest.mark.oasis, pytest.mark.mpi]
 NX, NY, NLEV, NSTEPS = 13, 11, 3, 3
-TIME_AXIS = {"OBRIDGE_DT": "1", "OBRIDGE_NIT000": "0"}  # exchange_ocean.F90 does not call obr_def_time
+TIME_AXIS = {"OBRIDGE_DT": "1", "OBRIDGE_NIT000": "1"}  # exchange_ocean.F90 does not call obr_def_time: t = step
 
 
 @pytest.fixture(scope="module")

@@ -37,11 +37,11 @@ def test_wire_layout_is_fortran_bundle_last_view():
 
 def test_box_offset_and_time():
     assert box_offset(BOX) == 1 * 7 + 2
-    assert oasis_seconds(1, 1, 600.0) == 0 and oasis_seconds(13, 1, 600.0) == 7200
+    assert oasis_seconds(0, 1, 600.0) == 0 and oasis_seconds(12, 1, 600.0) == 7200  # state after step 12
     with pytest.raises(BridgeError, match="68 years"):
         oasis_seconds(4_000_000, 0, 600.0)
     with pytest.raises(BridgeError, match="negative"):
-        oasis_seconds(0, 1, 600.0)
+        oasis_seconds(-1, 1, 600.0)
 
 
 def test_put_hands_pyoasis_the_callers_memory_at_oasis_time():
@@ -52,7 +52,7 @@ def test_put_hands_pyoasis_the_callers_memory_at_oasis_time():
     arr = np.random.default_rng(0).standard_normal((2, 3, 4))
     sst.put(4, arr)
     what, name, t, sent = fake.events[-1]
-    assert (what, name, t) == ("put", "WORKER_GYRE_1_SST", 1800)
+    assert (what, name, t) == ("put", "WORKER_GYRE_1_SST", 2400)
     assert ("box", 9, 4, 3, 7) in fake.events and ("var", "WORKER_GYRE_1_SST", 20, 2) in fake.events
     assert np.shares_memory(sent, arr) and np.array_equal(sent, to_wire(arr))
     assert sst.last_info == 4
@@ -68,7 +68,7 @@ def test_get_writes_into_out_in_place():
     out = np.zeros((1, 3, 4))
     got = emu.get(1, out)
     assert got is out and np.array_equal(out, expected)
-    assert ("get", "WORKER_SSH_EMU", 0) in fake.events
+    assert ("get", "WORKER_SSH_EMU", 600) in fake.events
 
 
 def test_get_at_a_time_that_is_not_a_coupling_time_is_an_error():
@@ -76,7 +76,7 @@ def test_get_at_a_time_that_is_not_a_coupling_time_is_an_error():
     comp = _component(fake)
     emu = comp.def_field("ssh_emu", "in")
     comp.enddef()
-    with pytest.raises(BridgeError, match=r"ssh_emu.*step 2 \(t = 600 s\) received nothing \(OASIS info 0\)"):
+    with pytest.raises(BridgeError, match=r"ssh_emu.*step 2 \(t = 1200 s\) received nothing \(OASIS info 0\)"):
         emu.get(2)
 
 
