@@ -16,6 +16,7 @@ module obr_croco_cpl
    private
 
    public :: cpl_start, cpl_define, cpl_put, cpl_get, cpl_check, cpl_stop, cpl_finalize, cpl_field
+   public :: cpl_clock, cpl_timer
 
    logical, public :: lk_obr = .false.          !< the bridge is in use and healthy
    integer, public :: nobr = 0                  !< number of fields in cn_obr_send
@@ -25,6 +26,9 @@ module obr_croco_cpl
    integer :: nid(jp_obr_max, 3) = -1           ! bridge handles: out, '_emu', '_init'
    integer :: ncomm = MPI_COMM_NULL             ! CROCO's communicator
    integer :: nrank = 0                         ! rank in it
+   real(8) :: rt_loop(2) = 0._8                 ! wall time at the end of the first and of the last timed step
+   integer :: kt_loop(2) = -1                   ! their steps
+   real(8) :: rt_cpl = 0._8, rt_cpl0 = 0._8     ! wall time in the bridge exchanges after the first step; its start
 
 contains
 
@@ -163,10 +167,38 @@ contains
       call MPI_Abort(MPI_COMM_WORLD, 1, ierr)
    end subroutine cpl_stop
 
+   !> At the end of every step kt <= ntimes: time the loop (printed by cpl_finalize).
+   subroutine cpl_clock(kt)
+      integer, intent(in) :: kt                 !< step just done
+      if (kt_loop(1) < 0) then
+         rt_loop(1) = MPI_Wtime()
+         kt_loop(1) = kt
+         rt_cpl = 0._8
+      else
+         rt_loop(2) = MPI_Wtime()
+         kt_loop(2) = kt
+      end if
+   end subroutine cpl_clock
+
+   !> Start (ld_start) or stop the clock of the bridge exchanges.
+   subroutine cpl_timer(ld_start)
+      logical, intent(in) :: ld_start           !< .true. before the exchanges, .false. after
+      if (ld_start) then
+         rt_cpl0 = MPI_Wtime()
+      else
+         rt_cpl = rt_cpl + (MPI_Wtime() - rt_cpl0)
+      end if
+   end subroutine cpl_timer
+
    !> Leave the coupled job (obr_finalize, which ends MPI if it started it), then make sure MPI is finalized.
    subroutine cpl_finalize()
-      integer :: ierr, info
+      integer :: ierr, info, isteps
       logical :: llfin
+      isteps = kt_loop(2) - kt_loop(1)
+      if (nrank == 0 .and. kt_loop(2) > kt_loop(1)) write(*, '(a,i0,a,f12.6,a,f12.6,a,f7.2,a)') &
+         & ' OBRIDGE timing: ', isteps, ' steps, ', (rt_loop(2) - rt_loop(1)) / isteps, &
+         & ' s per step; bridge exchanges ', rt_cpl / isteps, ' s per step (', &
+         & 100._8 * rt_cpl / max(rt_loop(2) - rt_loop(1), tiny(1._8)), ' %, rank 0)'
       if (ln_obridge) then
          if (.not. lk_obr) call obr_set_timeout(1._8)   ! the worker is gone: do not wait on its sends
          call obr_finalize(info)
