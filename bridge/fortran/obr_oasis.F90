@@ -36,6 +36,8 @@ module obr_backend
       type(fdef_t) :: def                      !< name, peer, direction, levels
       character(len=WIRE_LEN) :: wire = ''     !< OASIS symbolic name (as in the namcouple)
       integer :: var_id = -1                   !< OASIS variable id
+      integer :: period = 0                    !< coupling period in seconds (0: not asked yet)
+      integer :: last = -1                     !< last OASIS time at which it was exchanged (-1: never)
    end type field_t
 
    integer :: comp_id = -1                     !< OASIS component id
@@ -256,6 +258,7 @@ contains
          msg = 'field '''//trim(fields(id)%def%name)//''' (OASIS '''//trim(fields(id)%wire)//'''): '//what// &
                ' at step '//core_itoa(step)//' (t = '//core_itoa(tsec)//' s) returned info '//core_itoa(info)
       end select
+      if (kinfo == OBR_SENT .or. kinfo == OBR_RECVD) fields(id)%last = tsec
    end subroutine map_info
 
    !> Leave OASIS (oasis_terminate, which ends MPI if OASIS started it) unless the host owns the component.
@@ -296,8 +299,49 @@ contains
          call core_check_field(fields(id)%def%name, fields(id)%def%dir, fields(id)%def%nlev, mybox(5:6), dir, &
                                what, kinfo, msg, f2, f3)
          if (kinfo == OBR_OK) call core_oasis_time(fields(id)%def%name, step, tsec, kinfo, msg)
+         if (kinfo == OBR_OK) call check_schedule(id, step, tsec, kinfo, msg)
       end if
    end subroutine check_call
+
+   !> OASIS aborts ('coupling skipped at earlier time, potential deadlock') when a field of the
+   !! component acts at t while another one missed a coupling time before t. Check it first, with
+   !! the same rule, and say which field and time were skipped and why (map_info notes each exchange).
+   subroutine check_schedule(id, step, tsec, kinfo, msg)
+      integer, intent(in) :: id, step, tsec            !< field handle, host step, its OASIS time
+      integer, intent(out) :: kinfo                    !< OBR_OK or OBR_ERR_USAGE
+      character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
+      integer :: k, ierr, freq(1)
+      kinfo = OBR_OK
+      msg = ''
+      do k = 1, nfields                                ! periods are known after oasis_enddef: ask once
+         if (fields(k)%period > 0) cycle
+         call oasis_get_freqs(fields(k)%var_id, merge(OASIS_In, OASIS_Out, fields(k)%def%dir == OBR_IN), 1, &
+                              freq, ierr)
+         fields(k)%period = merge(freq(1), huge(0), ierr == OASIS_Ok .and. freq(1) > 0)
+      end do
+      if (mod(tsec, fields(id)%period) /= 0) return     ! OASIS does nothing at this time
+      do k = 1, nfields
+         if (k == id) cycle
+         if ((fields(k)%last >= 0 .and. tsec > fields(k)%last + fields(k)%period) .or. &
+             (fields(k)%last < 0 .and. fields(id)%last >= 0 .and. tsec >= fields(k)%period)) then
+            kinfo = OBR_ERR_USAGE
+            msg = 'field '''//trim(fields(k)%def%name)//''' (OASIS '''//trim(fields(k)%wire)//''', period '// &
+                  core_itoa(fields(k)%period)//' s) missed a coupling time before t = '//core_itoa(tsec)// &
+                  ' s, where field '''//trim(fields(id)%def%name)//''' is exchanged at step '//core_itoa(step)// &
+                  ' (its last exchange: '//trim(last_text(fields(k)%last))//'). OASIS needs every field put/got at every coupling time from t = 0 '// &
+                  '(the initial state, step nit000 - 1) on, and aborts otherwise'
+            return
+         end if
+      end do
+   end subroutine check_schedule
+
+   !> 'never' or 't = N s'.
+   function last_text(t) result(s)
+      integer, intent(in) :: t                         !< last exchange time, -1 for never
+      character(len=32) :: s
+      s = 'never'
+      if (t >= 0) s = 't = '//core_itoa(t)//' s'
+   end function last_text
 
    subroutine set_error(text, kinfo)
       character(len=*), intent(in) :: text             !< the message

@@ -157,6 +157,24 @@ class OasisComponent:
             raise BridgeError(f"{self.where()}: unknown field '{name}'" + (f" with peer '{peer}'" if peer else "")
                               + f"; defined: {known}") from None
 
+    def _check_schedule(self, current: "OasisField", step: int, tsec: int) -> None:
+        """OASIS aborts ('coupling skipped at earlier time, potential deadlock') when a field acts at t
+        while another missed a coupling time before t; say so first, naming the field (as obr_oasis.F90)."""
+        if current.period is None or tsec % current.period:
+            return
+        for other in self._fields.values():
+            if other is current or other.period is None:
+                continue
+            missed = (tsec > other.last + other.period if other.last is not None
+                      else current.last is not None and tsec >= other.period)
+            if missed:
+                last = "never" if other.last is None else f"t = {other.last} s"
+                raise BridgeError(
+                    f"field '{other.name}' (OASIS '{other.wire}', period {other.period} s) of {self.where()} missed "
+                    f"a coupling time before t = {tsec} s, where field '{current.name}' is exchanged at step {step} "
+                    f"(its last exchange: {last}). OASIS needs every field put/got at every coupling time from "
+                    "t = 0 (the initial state, step nit000 - 1) on, and aborts otherwise")
+
     def finalize(self) -> None:
         """Leave OASIS (``terminate``; OASIS ends MPI if it started it)."""
         self._ended = False
@@ -173,6 +191,7 @@ class OasisField:
         self.wire = oasis_name(component.name, name, peer=peer or None)
         self.rejected = 0  # puts refused for NaN/Inf
         self.last_info = None
+        self.last: int | None = None  # last OASIS time at which it was exchanged
         oasis = component._oasis
         self._var = oasis.Var(self.wire, component._partition, oasis.OASIS.IN if direction == "in"
                               else oasis.OASIS.OUT, bundle_size=nlev)
@@ -187,11 +206,25 @@ class OasisField:
         box = self.component._box
         return (self.nlev, box.nj, box.ni)
 
+    @property
+    def period(self) -> int | None:
+        """Coupling period in seconds from the namcouple (pyoasis ``Var.cpl_freqs``), None if unknown."""
+        freqs = getattr(self._var, "cpl_freqs", None)
+        return int(freqs[0]) if freqs is not None and len(freqs) and freqs[0] > 0 else None
+
     def _seconds(self, step: int) -> int:
         try:
-            return oasis_seconds(step, self.component.nit000, self.component.dt)
+            tsec = oasis_seconds(step, self.component.nit000, self.component.dt)
         except BridgeError as err:
             raise BridgeError(f"field '{self.name}' of {self.component.where()}: {err}") from None
+        self.component._check_schedule(self, step, tsec)
+        return tsec
+
+    def _note(self, info, tsec: int) -> None:
+        """Remember OASIS's answer; an exchange that happened sets ``last``."""
+        self.last_info = info
+        if info in SENT_CODES or info in RECEIVED_CODES or (info is None and self.period and tsec % self.period == 0):
+            self.last = tsec
 
     def _check_ready(self, what: str, direction: str) -> None:
         if not self.component._ended:
@@ -212,7 +245,8 @@ class OasisField:
         if not self._values_ok(step, data):
             return
         wire = self.component._oasis.asarray(to_wire(np.ascontiguousarray(data)))
-        self.last_info = self._var.put(self._seconds(step), wire)
+        tsec = self._seconds(step)
+        self._note(self._var.put(tsec, wire), tsec)
 
     def _values_ok(self, step: int, data: np.ndarray) -> bool:
         policy = self.component.nan_policy
@@ -239,7 +273,7 @@ class OasisField:
         info = self._var.get(tsec, buf)
         if not np.shares_memory(buf, out):  # asarray had to copy: write back
             to_wire(out)[...] = buf
-        self.last_info = info
+        self._note(info, tsec)
         if info is not None and info not in RECEIVED_CODES:
             raise BridgeError(f"field '{self.name}' ({self.wire}) of {self.component.where()}: get at step {step} "
                               f"(t = {tsec} s) received nothing (OASIS info {info}): not a coupling time of "

@@ -20,8 +20,9 @@ class FakePyoasisForTests:
     class OASIS:
         IN, OUT = 21, 20
 
-    def __init__(self, missing=(), get_info=3, localcomm="fake-localcomm"):
+    def __init__(self, missing=(), get_info=3, localcomm="fake-localcomm", periods=None):
         self.missing, self.get_info, self.localcomm = set(missing), get_info, localcomm
+        self.periods = periods or {}  # wire name -> coupling period (s), as Var.cpl_freqs reports
         self.events: list[tuple] = []   # (what, ...) in call order
         self.inbox: dict[str, np.ndarray] = {}  # wire name -> (ni*nj, nlev) values a get delivers
         fake = self
@@ -46,6 +47,8 @@ class FakePyoasisForTests:
             def __init__(self, name, partition, inout, bundle_size=1):
                 self.name, self.partition, self.inout, self.bundle_size = name, partition, inout, bundle_size
                 self._id = -1 if name in fake.missing else len(fake.events)
+                if name in fake.periods:
+                    self.cpl_freqs = [fake.periods[name]]
                 fake.events.append(("var", name, inout, bundle_size))
 
             def put(self, t, field):

@@ -6,7 +6,8 @@
 !!   -> host's oasis_enddef (aborts with 'enddef called already' if
 !!      obr_enddef had called it) -> obr_put/obr_get -> obr_finalize -> oasis_terminate
 !! Exchanges the fields of exchange_ocean.F90 with tests/oasis/worker_standin.F90.
-!! Ocean ranks split the grid along j. Usage: host_standin NX NY NLEV NSTEPS
+!! Ocean ranks split the grid along j. Usage: host_standin NX NY NLEV NSTEPS [SKIP0]
+!! SKIP0 = 1: skip the gets of step 0 (t = 0), which OASIS forbids: the bridge must say so.
 program host_standin
    use mod_oasis
    use mpi
@@ -14,11 +15,14 @@ program host_standin
    use standin_fields
    implicit none
    integer :: nx, ny, nlev, nsteps, comp_id, comm, rank, nranks, ierr, kinfo
-   integer :: i0, j0, ni, nj, step, nbad, nrecv, id(4)
+   integer :: i0, j0, ni, nj, step, nbad, nrecv, id(5)
    real(dp), allocatable :: a(:, :, :), b(:, :, :)
+   logical :: skip0
 
-   id = int_args(4)
+   id = 0
+   id(:min(5, command_argument_count())) = int_args(min(5, command_argument_count()))
    nx = id(1); ny = id(2); nlev = id(3); nsteps = id(4)
+   skip0 = id(5) == 1
    call oasis_init_comp(comp_id, 'ocean', ierr)                 ! the host's own OASIS start
    call oasis_get_localcomm(comm, ierr)
    call MPI_Comm_rank(comm, rank, ierr)
@@ -46,6 +50,7 @@ program host_standin
       call obr_put(id(2), step, b)
       a = -1
       b = -1
+      if (skip0 .and. step == 0) cycle
       call obr_get(id(3), step, a, kinfo)
       nrecv = nrecv + merge(1, 0, kinfo == OBR_RECVD)
       call obr_get(id(4), step, b, kinfo)

@@ -66,3 +66,14 @@ def test_host_that_owns_oasis(programs, tmp_path):
     for r in range(2):
         assert f"host stand-in rank {r}: receptions {2 * NSTEPS} of {2 * NSTEPS}, wrong values 0" in run.stdout
     _assert_worker_exact(run.stdout, 1)
+
+
+def test_skipped_coupling_time_is_named(programs, tmp_path):
+    """OASIS aborts when a field misses a coupling time (here the gets of t = 0); the bridge stops first
+    and says which field, which time, and the rule."""
+    host = [str(programs["host_standin"]), *map(str, (NX, NY, NLEV, NSTEPS, 1))]
+    run = _run(programs, tmp_path, host, 1, 1, exchange_namcouple(NX, NY, NSTEPS), timeout=60)
+    assert run.returncode != 0
+    assert ("field 'c2' (OASIS 'OCEAN_C2', period 1 s) missed a coupling time before t = 1 s, where field 'a2' "
+            "is exchanged at step 1") in run.stdout, run.stdout
+    assert "OASIS needs every field put/got at every coupling time from t = 0" in run.stdout

@@ -80,6 +80,22 @@ def test_get_at_a_time_that_is_not_a_coupling_time_is_an_error():
         emu.get(2)
 
 
+def test_skipped_coupling_time_is_named_before_oasis_aborts():
+    fake = FakePyoasisForTests(periods={"WORKER_GYRE_SSH": 600, "WORKER_GYRE_SSH_EMU": 1200})
+    comp = _component(fake)
+    ssh = comp.def_field("ssh", "in", peer="gyre")
+    emu = comp.def_field("ssh_emu", "out", peer="gyre")
+    comp.enddef()
+    fake.inbox["WORKER_GYRE_SSH"] = np.zeros((12, 1), order="F")
+    ssh.get(0)              # t = 0: the state arrives; the emulated state of t = 0 is not put (skipped)
+    ssh.get(1)              # t = 600: emu's period is 1200, nothing missed yet
+    with pytest.raises(BridgeError, match=r"field 'ssh_emu' \(OASIS 'WORKER_GYRE_SSH_EMU', period 1200 s\).*missed "
+                                          r"a coupling time before t = 1200 s.*its last exchange: never"):
+        ssh.get(2)
+    emu.put(2, np.zeros((3, 4)))  # the late field itself may still go (OASIS checks the others)
+    assert emu.last == 1200
+
+
 def test_field_missing_from_namcouple_is_named():
     comp = _component(FakePyoasisForTests(missing={"WORKER_GYRE_2_U"}))
     with pytest.raises(DefinitionError, match="field 'u'.*OASIS name 'WORKER_GYRE_2_U' is not in the namcouple"):
