@@ -28,9 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "croco"))
 
-from croco_testlib import DT, NX, NY, croco_ranks, run_folder  # noqa: E402
+from croco_testlib import FIELDS, NX, NY, croco_ranks, deploy_config, run_folder  # noqa: E402
 
-FIELDS = [("sst", 1), ("ssh", 1), ("temp", 10)]
 TIMING = re.compile(r"OBRIDGE timing: (\d+) steps,\s+([0-9.Ee+-]+) s per step; bridge exchanges\s+([0-9.Ee+-]+)")
 MODES = ("off", "on-recv", "on-train")
 
@@ -49,19 +48,6 @@ def receiver_main(argv: list[str]) -> int:
             f.get(kt, b)
     comp.finalize()
     return 0
-
-
-def deploy_config(run: Path, steps: int, freq: int, ranks: int) -> Path:
-    """A train-mode deploy config for `oceanbridge worker` in the run folder."""
-    fields = "".join(f'\n[[fields]]\nname = "{n}"\ndirection = "ocean_to_worker"\nnlev = {k}\nfreq = {freq}\n'
-                     for n, k in FIELDS)
-    text = (f'[run]\nbackend = "mpi"\nrun_dir = "{run}"\ndt = {DT}\nnit000 = 1\nsteps = {steps}\ntimeout = 300.0\n'
-            f'\n[ocean]\nmodel = "croco"\nexecutable = "{run}/croco"\nargs = ["croco.in"]\nranks = {ranks}\n'
-            f'nx = {NX}\nny = {NY}\n\n[worker]\nranks = 1\nmodes = ["train"]\n\n[worker.buffer]\nwatermark = 4\n'
-            + fields)
-    path = run / "bench.toml"
-    path.write_text(text)
-    return path
 
 
 def one_run(src: Path, run: Path, mode: str, steps: int, freq: int) -> dict:

@@ -16,6 +16,7 @@ import numpy as np
 CROCO_DIR = os.environ.get("CROCO_DIR")
 NX, NY, NLEV = 60, 50, 10
 DT = 9600.0
+FIELDS = [("sst", 1), ("ssh", 1), ("temp", NLEV)]   # (name, levels) of the worker runs
 
 
 def croco_ranks(folder: Path) -> int:
@@ -64,3 +65,16 @@ def history(folder: Path) -> dict[int, dict[str, np.ndarray]]:
                 "v": 0.5 * (v[:, :-1, :] + v[:, 1:, :]),
             }
     return out
+
+
+def deploy_config(run: Path, steps: int, freq: int, ranks: int) -> Path:
+    """A train-mode deploy config (run folder ``run``, FIELDS every ``freq`` steps) for `oceanbridge worker`."""
+    fields = "".join(f'\n[[fields]]\nname = "{n}"\ndirection = "ocean_to_worker"\nnlev = {k}\nfreq = {freq}\n'
+                     for n, k in FIELDS)
+    text = (f'[run]\nbackend = "mpi"\nrun_dir = "{run}"\ndt = {DT}\nnit000 = 1\nsteps = {steps}\ntimeout = 300.0\n'
+            f'\n[ocean]\nmodel = "croco"\nexecutable = "{run}/croco"\nargs = ["croco.in"]\nranks = {ranks}\n'
+            f'nx = {NX}\nny = {NY}\n\n[worker]\nranks = 1\nmodes = ["train"]\n\n[worker.buffer]\nwatermark = 4\n'
+            + fields)
+    path = run / "deploy.toml"
+    path.write_text(text)
+    return path

@@ -6,16 +6,19 @@ once per decomposition (e.g. a 1-rank and a 2-rank build).
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import PYTHON, run_mpmd
+from conftest import PYTHON, REPO, run_mpmd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from croco_testlib import CROCO_DIR, NLEV, NX, NY, croco_ranks, history, run_folder  # noqa: E402
+from croco_testlib import CROCO_DIR, NLEV, NX, NY, croco_ranks, deploy_config, history, run_folder  # noqa: E402
 
 pytestmark = [pytest.mark.croco, pytest.mark.mpi,
               pytest.mark.skipif(not CROCO_DIR, reason="CROCO_DIR is not set (a BASIN run folder built with "
@@ -93,3 +96,33 @@ def test_rank_mismatch_is_named(tmp_path):
     res = run_mpmd([(n + 1, ["./croco", "croco.in"])], cwd=run, timeout=120)
     assert res.returncode != 0
     assert f"= {n} CROCO ranks, but mpirun started {n + 1} CROCO ranks" in res.stdout, res.stdout[-3000:]
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_absent_worker(tmp_path, required):
+    """No worker in the job: ln_obr_required stops CROCO naming the cause, else CROCO runs on uncoupled."""
+    sw = {**COUPLED, "ln_obr_required": ".true." if required else ".false.", "rn_obr_timeout": "5."}
+    run = run_folder(Path(CROCO_DIR), tmp_path, STEPS, 3, sw)
+    res = run_mpmd([(croco_ranks(Path(CROCO_DIR)), ["./croco", "croco.in"])], cwd=run, timeout=240)
+    assert "bridge: end of definitions failed" in res.stdout, res.stdout[-3000:]
+    if required:
+        assert res.returncode != 0 and "stopping because ln_obr_required = .true." in res.stdout
+    else:
+        assert res.returncode == 0 and "continuing UNCOUPLED" in res.stdout and "MAIN: DONE" in res.stdout
+
+
+def test_oceanbridge_worker_trains_on_crocos_states(tmp_path):
+    """`oceanbridge preprod` + `launch` with the real worker (train mode): every state arrives and trains."""
+    steps, freq = 24, 3
+    src = Path(CROCO_DIR)
+    run = run_folder(src, tmp_path, steps, 12, {"ln_obridge": ".false."})
+    cfg = deploy_config(run, steps, freq, croco_ranks(src))
+    env = {"PYTHONPATH": str(REPO)}
+    for verb in ("preprod", "launch"):
+        res = subprocess.run([PYTHON, "-m", "bridge.cli", verb, str(cfg)], cwd=run, capture_output=True, text=True,
+                             timeout=600, env={**os.environ, **env})
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "OBRIDGE: 3 field(s) sent every 3 steps" in res.stdout + res.stderr
+    summary = json.loads((run / "worker_summary.json").read_text())
+    assert summary["counters"]["received"] == steps // freq + 1
+    assert summary["counters"]["pairs"] == steps // freq and summary["counters"]["rejected"] == 0
