@@ -81,3 +81,14 @@ def exchange_namcouple(nx: int, ny: int, nsteps: int, *, missing: tuple[str, ...
             ocean, worker = oasis_name("ocean", field), oasis_name("worker", field, peer="ocean")
             pairs.append((ocean, worker, field) if from_ocean else (worker, ocean, field))
     return namcouple_text(pairs, nx, ny, runtime=nsteps)
+
+
+def build_gyre(oasis: OasisFortran, build: Path) -> Path:
+    """gyre.exe linked with the OASIS backend built in ``build`` (gyre/Makefile's library variables
+    overridden on the command line); returns its path, build/gyre-oasis/bin/gyre.exe under ``build``."""
+    lib = build / "lib" / "libobridge_oasis.a"
+    where = build / "gyre-oasis"
+    subprocess.run(["make", "-s", "-C", str(REPO / "gyre"), f"BUILD={where}", f"OBRLIB={lib}", f"OBRDEP={lib}",
+                    f"OBRINC=-I{build / 'include' / 'oasis'}", "CPPDEFS=",
+                    f"OBRLINK={lib} {' '.join(oasis.link_flags)}"], check=True)
+    return where / "bin" / "gyre.exe"
