@@ -55,8 +55,10 @@ def test_received_fields_equal_crocos_history(tmp_path):
 
 
 def test_coupling_leaves_the_state_unchanged(tmp_path):
-    """The same BASIN run, bridge off (key compiled in, ln_obridge = .false.) and on, gives the same history."""
-    off = run_folder(Path(CROCO_DIR), tmp_path / "off", STEPS, 3, {"ln_obridge": ".false."})
+    """The same BASIN run, bridge off (key compiled in, ln_obridge = .false.: the other switches are ignored)
+    and on, gives the same history."""
+    off = run_folder(Path(CROCO_DIR), tmp_path / "off", STEPS, 3, {
+        "ln_obridge": ".false.", "cn_obr_send": "'temp'", "ln_obr_spinup": ".true.", "ln_obr_emulator": ".true."})
     res = run_mpmd([(croco_ranks(Path(CROCO_DIR)), ["./croco", "croco.in"])], cwd=off, timeout=240)
     assert res.returncode == 0, res.stdout[-4000:]
     _, _, on = coupled_run(tmp_path / "on", "record", COUPLED)
