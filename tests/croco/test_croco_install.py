@@ -6,6 +6,7 @@ the table. The real tree is covered by test_croco_run.py (marker ``croco``).
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -165,3 +166,16 @@ def test_cppdefs_block_turns_on_mpi_and_renames_the_communicator(tmp_path):
     src.write_text(off + "\n#ifdef MPI\n      MPI_IS_ON\n#endif\n      x = MPI_COMM_WORLD\n")
     out = subprocess.run(["cpp", "-traditional", "-P", str(src)], capture_output=True, text=True, check=True).stdout
     assert "MPI_IS_ON" not in out and "x = MPI_COMM_WORLD" in out
+
+
+@pytest.mark.croco
+@pytest.mark.skipif(not os.environ.get("CROCO_SRC"), reason="CROCO_SRC is not set (a CROCO v2.1.3 source root, "
+                                                           "the folder holding OCEAN/)")
+def test_real_v2_1_3_tree_takes_every_patch(tmp_path, capsys):
+    """The pinned tag's own files: every anchor found once, a second install changes nothing."""
+    run = tmp_path / "run"
+    assert install(Path(os.environ["CROCO_SRC"]), run, "--np-xi", "2") == 0
+    first = snapshot(run)
+    assert install(Path(os.environ["CROCO_SRC"]), run, "--np-xi", "2") == 0
+    assert snapshot(run) == first
+    assert "obr_croco_after_step" in (run / "step.F").read_text()
