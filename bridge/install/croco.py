@@ -111,7 +111,20 @@ def _stage_sources(opts: InstallOptions, stage: Path) -> dict[str, tuple[str, bo
 
 
 def _patch_stage(stage: Path, patches: list[Patch]) -> None:
-    """Apply the table in ``stage``; '#'-comment files go through the engine with '!' markers."""
+    """Apply the table in ``stage``; '#'-comment files go through the engine with '!' markers.
+
+    The engine's per-patch log lines would name the staging folder, so they are
+    muted here; ``install`` reports per file in the run folder instead."""
+    engine_log = logging.getLogger("bridge.install.patching")
+    level = engine_log.level
+    engine_log.setLevel(logging.WARNING)
+    try:
+        _patch_stage_files(stage, patches)
+    finally:
+        engine_log.setLevel(level)
+
+
+def _patch_stage_files(stage: Path, patches: list[Patch]) -> None:
     plain = [p for p in patches if p.target not in HASH_COMMENT_FILES]
     hashed = {}
     for name in HASH_COMMENT_FILES:
