@@ -286,3 +286,10 @@ def test_bench_quick_end_to_end(bench, tmp_path):
     assert s["reservoir"]["steps"] > one_epoch and s["reservoir"]["idle_fraction"] < 0.1  # repetition: no starving
     assert all(v["dropped"] == 0 and np.isfinite(v["mse"]) for v in s.values())
     assert elapsed < 60, f"--quick took {elapsed:.0f} s"
+
+
+@pytest.mark.parametrize("rate, per_tick", [(2.0, [2, 2, 2, 2]), (0.5, [0, 1, 0, 1]), (1.5, [1, 2, 1, 2])])
+def test_bench_training_chances_spread_a_fractional_rate(bench, rate, per_tick):
+    cfg = bench.StudyConfig(**{**bench.QUICK, "steps_per_tick": rate})
+    assert [bench.chances(cfg, k + 1) - bench.chances(cfg, k) for k in range(4)] == per_tick
+    assert bench.compute_budget(cfg) == int(rate * len(bench.stream_order(cfg)))
