@@ -15,12 +15,15 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 GYRE_DIR = Path(__file__).resolve().parents[1]
 REPO = GYRE_DIR.parent
 NAMELIST_REF = GYRE_DIR / "cfg" / "namelist_ref"
+ORPHAN_GRACE = 10.0  # s that mpirun may outlive all its processes before it is killed (see _wait_mpirun)
 
 
 def default_exe() -> Path:
@@ -112,13 +115,61 @@ def _launch(cmd: list[str], cwd: Path, timeout: float, env: dict | None) -> RunR
     full_env = mpi_env()
     if env:
         full_env.update(env)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=out, stderr=err, text=True)
+        note = _wait_mpirun(proc, timeout)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read() + note
+    if proc.returncode is None:
+        raise AssertionError(f"gyre run hung for more than {timeout} s in {cwd}\n{stdout}\n{stderr}")
+    return RunResult(proc.returncode, stdout, stderr, cwd)
+
+
+def _wait_mpirun(proc: subprocess.Popen, timeout: float) -> str:
+    """Wait for mpirun; kill it when it outlives every process it started by ORPHAN_GRACE seconds.
+
+    Open MPI 4.1's mpirun can hang (or crash in PMIx_server_finalize) when one process calls MPI_Abort while
+    another waits in MPI_Finalize's closing fence, e.g. gyre stopping after its worker left: every process has
+    ended (zombies), yet mpirun never returns. That is mpirun's end, not the job's; report it and kill mpirun.
+    Returns '' or a note for stderr. proc.returncode stays None when the job itself outlives timeout."""
+    t_end = time.monotonic() + timeout
+    orphan_since = None
+    while time.monotonic() < t_end:
+        try:
+            proc.wait(0.2)
+            return ""
+        except subprocess.TimeoutExpired:
+            pass
+        if _children_alive(proc.pid):
+            orphan_since = None
+        elif orphan_since is None:
+            orphan_since = time.monotonic()
+        elif time.monotonic() - orphan_since > ORPHAN_GRACE:
+            proc.kill()
+            proc.wait()
+            return (f"\ngyrerun: mpirun was still running {ORPHAN_GRACE:g} s after all its processes had ended "
+                    "(Open MPI race between MPI_Abort and a peer's MPI_Finalize); killed it\n")
+    proc.kill()
+    proc.wait()
+    proc.returncode = None
+    return ""
+
+
+def _children_alive(pid: int) -> bool:
+    """Whether process pid has a child that is not a zombie (Linux /proc; True when it cannot tell)."""
     try:
-        proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as err:
-        out = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
-        errtxt = err.stderr.decode() if isinstance(err.stderr, bytes) else (err.stderr or "")
-        raise AssertionError(f"gyre run hung for more than {timeout} s in {cwd}\n{out}\n{errtxt}") from None
-    return RunResult(proc.returncode, proc.stdout, proc.stderr, cwd)
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return True
+    for kid in kids:
+        try:
+            stat = Path(f"/proc/{kid}/stat").read_text()
+        except OSError:
+            continue                      # gone
+        if stat[stat.rindex(")") + 2] != "Z":
+            return True
+    return False
 
 
 def read_fields(path: Path) -> dict:
