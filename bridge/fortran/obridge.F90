@@ -30,9 +30,12 @@
 !!    bridge/deploy/naming.py::oasis_name and the namcouple of
 !!    'oceanbridge preprod'). A field missing from the namcouple stops obr_enddef
 !!    with a message naming the field and its OASIS name.
-!!  - put/get are called every step; OASIS acts only at the namcouple's
+!!  - put/get may be called at any step; OASIS acts only at the namcouple's
 !!    coupling times. kinfo is OBR_SENT / OBR_RECVD when it did, OBR_OK when
-!!    nothing was due (a get then leaves the array untouched).
+!!    nothing was due (a get then leaves the array untouched). Every field must
+!!    be exchanged at EVERY coupling time from t = 0 on (OASIS aborts with
+!!    'potential deadlock' otherwise): a put/get that finds one skipped stops
+!!    with a message naming the field and the time.
 !!  - No receive timeout: OASIS waits inside MPI (see obr_oasis.F90);
 !!    obr_set_timeout applies to the MPI backend only.
 !!
