@@ -23,6 +23,7 @@ Common rules:
   replacement (no duplicates in one batch); across batches the reservoir repeats.
 - ``close()`` says the stream has ended: the watermark no longer applies and
   ``get(b)`` returns the ``min(b, len)`` remaining samples (fifo/firo drain the tail).
+  A later ``put`` reopens the buffer (e.g. a relaunch resumed from a final checkpoint).
 - Counters: ``n_put`` samples offered, ``n_got`` samples served (with repetitions),
   ``n_dropped`` lost unseen, ``n_evicted`` removed after being served (reservoir).
   Invariant, for every kind: ``n_put == n_dropped + n_evicted + n_served_removed + len``
@@ -95,9 +96,11 @@ class Buffer:
 
     # -- public API ---------------------------------------------------------------------
     def put(self, sample) -> bool:
-        """Store ``sample``; never blocks. False if some sample was lost unseen."""
+        """Store ``sample``; never blocks. False if some sample was lost unseen.
+        A put after ``close()`` reopens the buffer (the stream has resumed)."""
         with self._lock:
             self.n_put += 1
+            self.closed = False
             if self._len() < self.config.capacity:
                 self._insert(sample)
                 return True

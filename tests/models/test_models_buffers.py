@@ -92,6 +92,8 @@ def test_close_drains_the_tail(kind):
     buf.close()
     got += buf.get(5)
     assert sorted(got) == list(range(7)) and len(buf) == 0 and not buf.ready(1)
+    buf.put(7)  # the stream resumed: the watermark applies again
+    assert not buf.closed and not buf.ready(1)
 
 
 # -- FIRO ------------------------------------------------------------------------------
