@@ -1,0 +1,64 @@
+"""The worker's config sections: validated on creation, unknown names raise naming file, section, key."""
+from __future__ import annotations
+
+import pytest
+
+from bridge.deploy.config import load_config
+from bridge.deploy.settings import ConfigError
+from bridge.worker.settings import settings_markdown, worker_settings
+from bridge.worker.tunnel import Schedule, channel_names
+
+from worker_fixtures import write_config
+
+
+def settings_of(tmp_path, extra: str = "", **kw):
+    return worker_settings(load_config(write_config(tmp_path, extra=extra, **kw)))
+
+
+def test_defaults_and_values(tmp_path):
+    s = settings_of(tmp_path)
+    assert s.train.batch_size == 4 and s.buffer.kind == "reservoir" and s.buffer.capacity == 64
+    assert s.model.model_channels == 8 and s.model.channel_mult == (1, 2)
+    assert s.ensemble.levels == (0.1, 0.5, 0.9)
+
+
+def test_unknown_key_names_file_section_and_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"deploy.toml: \[model\] unknown key 'widht'"):
+        settings_of(tmp_path, extra="widht = 3")
+
+
+def test_unknown_worker_section(tmp_path):
+    path = write_config(tmp_path)
+    path.write_text(path.read_text() + "\n[worker.trian]\nlr = 1e-3\n")
+    with pytest.raises(ConfigError, match=r"unknown section \[worker.trian\]"):
+        worker_settings(load_config(path))
+
+
+def test_bad_value_and_bad_choice(tmp_path):
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace('kind = "reservoir"', 'kind = "lifo"'))
+    with pytest.raises(ConfigError, match=r"\[worker.buffer\] key 'kind' has invalid value 'lifo'"):
+        worker_settings(load_config(path))
+
+
+def test_spinup_needs_a_generator_checkpoint(tmp_path):
+    path = write_config(tmp_path, modes=("train",))
+    cfg = load_config(path)
+    object.__setattr__(cfg.worker, "modes", ("train", "spinup"))
+    with pytest.raises(ConfigError, match=r"\[worker.spinup\] checkpoint is not set"):
+        worker_settings(cfg)
+
+
+def test_schedule_follows_the_gyre_protocol(tmp_path):
+    cfg = load_config(write_config(tmp_path, steps=12, freq=4, emulate=True, modes=("train", "emulate")))
+    s = Schedule.from_config(cfg)
+    assert list(s.steps) == list(range(0, 13))
+    assert s.state_steps() == [0, 4, 8, 12]
+    assert [kt for kt in s.steps if s.asks_emulated(kt)] == [4, 8, 12]
+    assert channel_names(cfg) == ("ssh", "u", "v", "temp")
+
+
+def test_reference_lists_every_section():
+    text = settings_markdown()
+    for name in ("[worker.train]", "[worker.buffer]", "[worker.emulate]", "[worker.checkpoint]", "[model]"):
+        assert name in text
