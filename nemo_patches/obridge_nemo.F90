@@ -156,7 +156,10 @@ CONTAINS
       IF( lk_obr ) THEN
          IF( MOD(kt, nn_obr_freq) == 0 )   CALL send( kt, Kmm, .FALSE. )
          IF( lk_obr .AND. ln_obr_emulator .AND. MOD(kt, nn_obr_emu_freq) == 0 ) THEN
-            IF( receive( id_emu, kt, 'emulator get' ) )   CALL apply( Kmm, cn_obr_emu_mode == 'increment' )
+            IF( receive( id_emu, kt, 'emulator get' ) ) THEN
+               CALL apply( Kmm, cn_obr_emu_mode == 'increment' )
+               CALL report( kt, Kmm )
+            ENDIF
          ENDIF
          rn_obr_cpl_time = rn_obr_cpl_time + (MPI_Wtime() - zt0)
       ENDIF
@@ -247,6 +250,29 @@ CONTAINS
          ENDIF
       END SUBROUTINE blend2d
    END SUBROUTINE apply
+
+   !> ocean.output: global ocean min and max of every field just changed by the emulator (a check of the apply).
+   SUBROUTINE report( kt, Kmm )
+      INTEGER, INTENT(in) ::   kt    !< step
+      INTEGER, INTENT(in) ::   Kmm   !< time level that was changed
+      INTEGER  ::   jf, ik, ierr
+      REAL(wp) ::   zmm(2)
+      LOGICAL , ALLOCATABLE ::   llocean(:,:,:)
+      DO jf = 1, nfld
+         IF( id_emu(jf) < 0 )   CYCLE
+         ik = nlev(jf)
+         CALL get_state( nkind(jf), Kmm, zsnd(:,:,1:ik) )
+         SELECT CASE( nkind(jf) )
+         CASE( jp_obr_u )   ;   llocean = umask(Nis0:Nie0,Njs0:Nje0,1:ik) > 0.5_wp
+         CASE( jp_obr_v )   ;   llocean = vmask(Nis0:Nie0,Njs0:Nje0,1:ik) > 0.5_wp
+         CASE DEFAULT       ;   llocean = tmask(Nis0:Nie0,Njs0:Nje0,1:ik) > 0.5_wp
+         END SELECT
+         zmm = (/ -MINVAL(zsnd(:,:,1:ik), MASK=llocean), MAXVAL(zsnd(:,:,1:ik), MASK=llocean) /)
+         CALL MPI_Allreduce( MPI_IN_PLACE, zmm, 2, MPI_DOUBLE_PRECISION, MPI_MAX, mpi_comm_oce, ierr )
+         IF( lwp )   WRITE(numout,'(a,a,a,i0,a,2es25.17)') ' obn_step: applied ', TRIM(cn_obr_send(jf))//'_emu',   &
+            &                                             ' at step ', kt, ': ocean min, max = ', -zmm(1), zmm(2)
+      END DO
+   END SUBROUTINE report
 
    !> Copy the interior of one field at time level Kmm into pbuf (Ni_0, Nj_0, nlev).
    SUBROUTINE get_state( kkind, Kmm, pbuf )

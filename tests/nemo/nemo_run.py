@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import f90nml
@@ -13,6 +14,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 CFG = os.environ.get("NEMO_CFG", "GYRE_OCE")
+MAXSEND = 10                                 # jp_obr_maxfld of obridge_nemo_nml.F90
 
 
 def nemo_exp(nemo_dir: str | Path) -> Path:
@@ -42,7 +44,10 @@ def prepare(nemo_dir: str | Path, folder: Path, *, itend: int, obridge: dict | N
             shutil.copyfile(f, folder / f.name)
     os.symlink(exp / "nemo", folder / "nemo")
     run = {"nn_itend": itend, "nn_stock": itend, "nn_write": itend, **(namrun or {})}
-    f90nml.patch(str(folder / "namelist_cfg"), {"namrun": run, "namobridge": obridge or {}},
+    obridge = dict(obridge or {})
+    if "cn_obr_send" in obridge:   # a shorter list would keep namelist_ref's later entries (Fortran namelist rule)
+        obridge["cn_obr_send"] = list(obridge["cn_obr_send"]) + [""] * (MAXSEND - len(obridge["cn_obr_send"]))
+    f90nml.patch(str(folder / "namelist_cfg"), {"namrun": run, "namobridge": obridge},
                  str(folder / "namelist_cfg.new"))
     os.replace(folder / "namelist_cfg.new", folder / "namelist_cfg")
     return folder
@@ -59,9 +64,47 @@ def receiver_argv(mode: str, *args: str) -> list[str]:
 
 def run_alone(folder: Path, ranks: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
     from bridge.mpirun import mpirun_prefix
-    cmd = mpirun_prefix(ranks) + ["-np", str(ranks), "./nemo"]
-    return subprocess.run(cmd, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout)
+    return launch(mpirun_prefix(ranks) + ["-np", str(ranks), "./nemo"], folder, timeout)
+
+
+def coupled_cmd(nemo_ranks: int, peer: list[str], py_ranks: int = 1, keep_going: bool = False) -> list[str]:
+    """``mpirun -np N ./nemo : -np M <peer>``."""
+    from bridge.mpirun import mpirun_prefix
+    cmd = mpirun_prefix(nemo_ranks + py_ranks, keep_going_on_failure=keep_going)
+    return cmd + ["-np", str(nemo_ranks), "./nemo", ":", "-np", str(py_ranks)] + peer
+
+
+def launch(cmd: list[str], folder: Path, timeout: float, grace: float = 10.0) -> subprocess.CompletedProcess:
+    """Run an mpirun command in ``folder`` (output in mpirun.log and returned).
+
+    Open MPI 4.1's mpirun sometimes outlives every process it started after an MPI_Abort that meets a
+    peer in MPI_Finalize: it is killed ``grace`` seconds after its last child ended (and says so).
+    A job that runs past ``timeout`` raises TimeoutError: a hang."""
+    log = folder / "mpirun.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        t0, orphan_since, note = time.monotonic(), None, ""
+        while proc.poll() is None:
+            time.sleep(0.5)
+            if time.monotonic() - t0 > timeout:
+                proc.kill()
+                proc.wait()
+                raise TimeoutError(f"{cmd} ran for more than {timeout} s:\n{log.read_text()[-3000:]}")
+            alive = _has_children(proc.pid)
+            orphan_since = None if alive else (orphan_since or time.monotonic())
+            if orphan_since and time.monotonic() - orphan_since > grace:
+                proc.kill()
+                proc.wait()
+                note = f"\nnemo_run: mpirun outlived its processes by {grace:g} s and was killed\n"
+    return subprocess.CompletedProcess(cmd, proc.returncode if not note else 1, log.read_text() + note)
+
+
+def _has_children(pid: int) -> bool:
+    try:
+        return any(Path(t, "children").read_text().split() for t in Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return False
 
 
 def restart_fields(folder: Path, step: int, names=("tn", "sn", "sshn", "un", "vn")) -> dict[str, np.ndarray]:
@@ -98,3 +141,12 @@ def per_step_time(folder: Path) -> float:
     if not m:
         raise ValueError(f"{folder}/ocean.output: no 'obn_finalize: ... wall time per step' line")
     return float(m.group(2))
+
+
+def obn_applied(folder: Path) -> dict[int, dict[str, tuple[float, float]]]:
+    """step -> field -> (min, max) over ocean points after the emulator's apply, from ocean.output."""
+    out: dict[int, dict[str, tuple[float, float]]] = {}
+    pat = r"obn_step: applied (\w+)_emu at step (\d+): ocean min, max = +(\S+) +(\S+)"
+    for name, step, lo, hi in re.findall(pat, (folder / "ocean.output").read_text()):
+        out.setdefault(int(step), {})[name] = (float(lo), float(hi))
+    return out
