@@ -19,6 +19,7 @@ from bridge.install import croco
 from bridge.install.patching import PatchError, find_blocks, load_table
 
 TABLE = load_table(croco.PATCH_DIR / "patches.toml")
+REGEX_LINES = {"cppdefs-switch": "#undef  REGIONAL        /* REGIONAL Applications */"}   # lines the regexes match
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def tree(tmp_path: Path) -> Path:
     ocean = tmp_path / "croco" / "OCEAN"
     ocean.mkdir(parents=True)
     for name in croco.PATCHED:
-        anchors = list(dict.fromkeys(p.anchor for p in TABLE if p.target == name))
+        anchors = list(dict.fromkeys(p.anchor or REGEX_LINES[p.id] for p in TABLE if p.target == name))
         body = []
         for k, a in enumerate(anchors):
             body += [f"      filler line {k} of {name}", a]
@@ -157,15 +158,14 @@ def test_namelist_parses_and_names_only_known_switches():
 
 @pytest.mark.skipif(shutil.which("cpp") is None, reason="no C preprocessor (cpp) on this machine")
 def test_cppdefs_block_turns_on_mpi_and_renames_the_communicator(tmp_path):
-    block = next(p for p in TABLE if p.id == "cppdefs-key").block()
+    switch, key = (next(p for p in TABLE if p.id == i).block() for i in ("cppdefs-switch", "cppdefs-key"))
+    probe = ["#ifdef MPI", "      MPI_IS_ON", "#endif", "      x = MPI_COMM_WORLD", ""]
     src = tmp_path / "probe.F"
-    src.write_text("\n".join(block + ["#ifdef MPI", "      MPI_IS_ON", "#endif", "      x = MPI_COMM_WORLD", ""]))
-    out = subprocess.run(["cpp", "-traditional", "-P", str(src)], capture_output=True, text=True, check=True).stdout
-    assert "MPI_IS_ON" in out and "x = ocean_grid_comm" in out
-    off = "\n".join(["#undef OBRIDGE" if line == "#define OBRIDGE" else line for line in block])
-    src.write_text(off + "\n#ifdef MPI\n      MPI_IS_ON\n#endif\n      x = MPI_COMM_WORLD\n")
-    out = subprocess.run(["cpp", "-traditional", "-P", str(src)], capture_output=True, text=True, check=True).stdout
-    assert "MPI_IS_ON" not in out and "x = MPI_COMM_WORLD" in out
+    for user, on in (([], True), (["#undef OBRIDGE"], False)):   # a user's '#undef OBRIDGE' after the switch
+        src.write_text("\n".join(switch + user + ["#undef MPI"] + key + probe))
+        out = subprocess.run(["cpp", "-traditional", "-P", str(src)], capture_output=True, text=True,
+                             check=True).stdout
+        assert ("MPI_IS_ON" in out) is on and ("x = ocean_grid_comm" in out) is on, out
 
 
 @pytest.mark.croco
@@ -179,3 +179,25 @@ def test_real_v2_1_3_tree_takes_every_patch(tmp_path, capsys):
     assert install(Path(os.environ["CROCO_SRC"]), run, "--np-xi", "2") == 0
     assert snapshot(run) == first
     assert "obr_croco_after_step" in (run / "step.F").read_text()
+
+
+def _preprocessed(src: Path, include: list[Path]) -> list[str]:
+    """``cpp -traditional -P`` of a CROCO file as jobcomp runs it, without blank and comment lines."""
+    out = subprocess.run(["cpp", "-traditional", "-DLinux", "-P", *(f"-I{d}" for d in include), str(src)],
+                         capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line.strip() and not line.startswith("!")]
+
+
+@pytest.mark.croco
+@pytest.mark.skipif(not os.environ.get("CROCO_SRC") or shutil.which("cpp") is None,
+                    reason="CROCO_SRC is not set (a CROCO v2.1.3 source root) or no cpp")
+def test_key_off_leaves_croco_unchanged(tmp_path):
+    """With '#undef OBRIDGE' after the switch, the patched main.F and step.F preprocess to CROCO's own code."""
+    ocean = Path(os.environ["CROCO_SRC"]) / "OCEAN"
+    run = tmp_path / "run"
+    assert install(Path(os.environ["CROCO_SRC"]), run) == 0
+    cppdefs = run / "cppdefs.h"
+    cppdefs.write_text(cppdefs.read_text().replace("/* <<< oceanbridge cppdefs-switch */",
+                                                   "/* <<< oceanbridge cppdefs-switch */\n#undef OBRIDGE"))
+    for name in ("main.F", "step.F"):
+        assert _preprocessed(run / name, [run, ocean]) == _preprocessed(ocean / name, [ocean]), name
