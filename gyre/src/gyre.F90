@@ -10,7 +10,7 @@ program gyre
    use gyre_dom,  only: dom_init, tmask
    use gyre_sbc,  only: sbc_init, tstar
    use gyre_oce,  only: oce_alloc, xn, xmsk
-   use gyre_ctl,  only: ctl_cfl, stp_ctl
+   use gyre_ctl,  only: ctl_cfl, stp_ctl, rcfl_max, ncfl_max
    use gyre_cpl,  only: cpl_init, cpl_define, cpl_spinup, cpl_send, cpl_finalize, rcpl_time
    use gyre_diag, only: dia_init, dia_step, dia_close
    use gyre_io,   only: io_init, io_write, io_close
@@ -88,6 +88,8 @@ contains
          write(*, '(a,i0,a,f0.3,a,f0.2,a)') ' gyre: time loop of ', instp, ' steps in ', ptime, ' s = ', &
             & real(instp, wp) / max(ptime, 1.e-9_wp), ' steps/s'
          write(*, '(a,f0.3,a)') ' gyre: processor time of rank 0 in the time loop: ', pcpu, ' s'
+         write(*, '(a,f5.3,a,i0,a)') ' gyre: largest CFL number of the flow: ', rcfl_max, ' (step ', ncfl_max, &
+            & '; checked every nn_ctl steps, stable below 1)'
          if (ln_obridge) write(*, '(a,f0.3,a,f0.2,a)') ' gyre: coupling calls in the time loop: ', rcpl_time, &
             & ' s on rank 0 (', 100._wp * rcpl_time / max(ptime, 1.e-9_wp), '% of the loop)'
          write(*, '(a)') ' gyre: normal end'

@@ -24,7 +24,7 @@ module gyre_nml
    namelist /namphys/ rn_tau0, rn_ahm, rn_bhm, ln_dynldf_lap, ln_dynldf_blp, rn_gprime, rn_rdrag, rn_trelax, rn_h0, &
       &               rn_f0, rn_beta, rn_rho0, rn_aht, rn_shlat, rn_apvm, rn_tsouth, rn_tnorth
    namelist /nammask/ cn_mask_file, cn_mask_var, rn_island
-   namelist /namctl/ nn_ctl, rn_umax, rn_hmin, rn_tmax
+   namelist /namctl/ nn_ctl, rn_umax, rn_hmin, rn_tmax, rn_cflmax
    namelist /namobridge/ ln_obridge, cn_obr_name, nn_obr_freq, cn_obr_send, ln_obr_emulator, cn_obr_emu_mode, nn_obr_emu_freq, &
       &                  ln_obr_spinup, ln_obr_required, rn_obr_timeout
 
@@ -177,6 +177,7 @@ contains
       if (rn_apvm < 0._wp .or. rn_apvm > 1._wp) cd_err = '&namphys: rn_apvm must be in [0, 1]'
       if (rn_shlat < 0._wp)      cd_err = '&namphys: rn_shlat must be >= 0 (0 free slip, 2 no slip)'
       if (nn_ctl < 1)            cd_err = '&namctl: nn_ctl must be >= 1'
+      if (rn_cflmax <= 0._wp)    cd_err = '&namctl: rn_cflmax must be > 0 (1: the RK3 stability limit)'
       if (nn_obr_freq < 1)       cd_err = '&namobridge: nn_obr_freq must be >= 1'
       if (nn_obr_emu_freq < 1)   cd_err = '&namobridge: nn_obr_emu_freq must be >= 1'
       if (rn_obr_timeout <= 0._wp) cd_err = '&namobridge: rn_obr_timeout must be > 0 (seconds)'

@@ -74,6 +74,7 @@ module gyre_par
    real(wp) :: rn_umax = 10._wp                !< blow-up threshold on |u|, |v| (m s-1)
    real(wp) :: rn_hmin = 1._wp                 !< blow-up threshold on the layer thickness (m)
    real(wp) :: rn_tmax = 100._wp               !< blow-up threshold on |temp| (degC)
+   real(wp) :: rn_cflmax = 1._wp               !< stop when the flow's CFL number (advection + gravity waves) exceeds it
 
    ! ---------------- &namobridge: coupling to the oceanbridge worker (same block as NEMO and CROCO) ----------------
    logical  :: ln_obridge = .false.            !< master switch

@@ -44,8 +44,9 @@ def test_cfl_violation_stops_printing_the_limit(gyre_exe, rundir):
     _fails(res, "CFL", "rn_dt = 20000.0 s", "limit")
     limit = float(re.search(r"limit ([0-9.]+) s", res.stdout).group(1))
     assert 100.0 < limit < 20000.0
-    # the printed limit is the real threshold: just below it runs, just above it stops
-    below = rundir("below", small_cfg(namrun={"rn_dt": round(0.99 * limit, 1), "nn_itend": 200, "nn_write": 0}))
+    # the printed limit is the real threshold at rest: just below it runs, just above it stops (once the flow is
+    # moving, the flow's own CFL check takes over: test_flow_cfl_stops_before_the_blowup)
+    below = rundir("below", small_cfg(namrun={"rn_dt": round(0.99 * limit, 1), "nn_itend": 10, "nn_write": 0}))
     assert_ok(gyrerun.run_gyre(below, 1, exe=gyre_exe, timeout=60))
     above = rundir("above", small_cfg(namrun={"rn_dt": round(1.01 * limit, 1), "nn_itend": 2}))
     _fails(gyrerun.run_gyre(above, 1, exe=gyre_exe, timeout=60), "CFL", f"limit {limit:.1f} s")
@@ -59,7 +60,8 @@ def _blowup_cfg(**namctl):
 @pytest.mark.mpi
 @pytest.mark.parametrize("namctl, field_re", [
     ({}, r"field '(ssh': the layer thickness .* below rn_hmin|(u|v)': max \|(u|v)\| = .* exceeds the &namctl limit)"),
-    ({"rn_umax": 1.0e300, "rn_hmin": -1.0e300, "rn_tmax": 1.0e300}, r"field '(ssh|u|v|temp)' is NaN at \d+ points"),
+    ({"rn_umax": 1.0e300, "rn_hmin": -1.0e300, "rn_tmax": 1.0e300, "rn_cflmax": 1.0e300},
+     r"field '(ssh|u|v|temp)' is NaN at \d+ points"),
 ], ids=["threshold", "nan"])
 def test_blowup_stops_naming_step_and_field_and_keeps_last_restart(gyre_exe, rundir, namctl, field_re):
     rd = rundir("blowup", _blowup_cfg(**namctl))
@@ -75,7 +77,7 @@ def test_blowup_stops_naming_step_and_field_and_keeps_last_restart(gyre_exe, run
     assert int(good["kt"]) == 3 * ((step - 1) // 3) < step
     for name in ("ssh", "u", "v", "temp"):
         assert np.all(np.isfinite(good[name]))
-    if namctl:   # thresholds off: the last finite state is wild (the CFL check at restart would rightly stop it)
+    if "rn_cflmax" in namctl:   # thresholds off: the last finite state is wild (the CFL check at restart would rightly stop it)
         return
     # the last good restart is a valid start: read, checked (CFL, NaN / blow-up) and accepted (zero steps: with the
     # same forcing the next step blows up again, as it should)
@@ -84,3 +86,19 @@ def test_blowup_stops_naming_step_and_field_and_keeps_last_restart(gyre_exe, run
     res = gyrerun.run_gyre(rundir("again", cfg), 1, exe=gyre_exe, timeout=60)
     assert_ok(res)
     assert f"this run starts at step {int(good['kt']) + 1}" in res.stdout
+
+
+@pytest.mark.mpi
+def test_flow_cfl_stops_before_the_blowup(gyre_exe, rundir):
+    """A wind that accelerates the flow past the CFL limit: the flow's CFL check stops the run, naming the CFL
+    number and the step, before any NaN (the same run with every check off ends in NaN, a few steps later)."""
+    rd = rundir("cflflow", _blowup_cfg(rn_umax=1.0e300, rn_hmin=-1.0e300, rn_tmax=1.0e300))
+    res = gyrerun.run_gyre(rd, 2, exe=gyre_exe, timeout=120)
+    _fails(res, "the flow breaks the CFL condition", "> rn_cflmax = 1.000", "last good restart")
+    number = float(re.search(r"CFL number ([0-9.]+) >", res.stdout).group(1))
+    assert 1.0 < number < 2.0
+    step = int(re.search(r"CFL: at step (\d+)", res.stdout).group(1))
+    nan = gyrerun.run_gyre(rundir("nan", _blowup_cfg(rn_umax=1.0e300, rn_hmin=-1.0e300, rn_tmax=1.0e300,
+                                                     rn_cflmax=1.0e300)), 2, exe=gyre_exe, timeout=120)
+    _fails(nan, "is NaN at")
+    assert step < int(re.search(r"blow-up at step (\d+)", nan.stdout).group(1))
