@@ -191,7 +191,8 @@ contains
       if (step < core_nit000 - 1 .or. t > real(huge(tsec), dp)) then
          kinfo = OBR_ERR_USAGE
          write (msg, '(a,es10.3,a)') 'field '''//trim(name)//''': step '//core_itoa(step)//' is '// &
-            'before the initial state nit000 - 1 = '//core_itoa(core_nit000 - 1)//' or its time ', t, ' s overflows OASIS''s 32-bit '// &
+            'before the initial state nit000 - 1 = '//core_itoa(core_nit000 - 1)//' or its time ', t, &
+            ' s overflows OASIS''s 32-bit '// &
             'seconds (about 68 years): run long spin-ups in restart segments'
       else
          tsec = nint(t)

@@ -328,7 +328,8 @@ contains
             msg = 'field '''//trim(fields(k)%def%name)//''' (OASIS '''//trim(fields(k)%wire)//''', period '// &
                   core_itoa(fields(k)%period)//' s) missed a coupling time before t = '//core_itoa(tsec)// &
                   ' s, where field '''//trim(fields(id)%def%name)//''' is exchanged at step '//core_itoa(step)// &
-                  ' (its last exchange: '//trim(last_text(fields(k)%last))//'). OASIS needs every field put/got at every coupling time from t = 0 '// &
+                  ' (its last exchange: '//trim(last_text(fields(k)%last))//'). OASIS needs every field '// &
+                  'put/got at every coupling time from t = 0 '// &
                   '(the initial state, step nit000 - 1) on, and aborts otherwise'
             return
          end if

@@ -59,7 +59,8 @@ module obridge
    implicit none
    private
 
-   public :: obr_init, obr_init_from_oasis, obr_def_time, obr_def_partition, obr_def_field, obr_enddef, obr_put, obr_get, obr_finalize
+   public :: obr_init, obr_init_from_oasis, obr_def_time, obr_def_partition, obr_def_field, obr_enddef
+   public :: obr_put, obr_get, obr_finalize
    public :: obr_abort, obr_set_timeout, obr_set_nan_policy, obr_set_put_mode, obr_last_error
    public :: OBR_IN, OBR_OUT, OBR_OK, OBR_RECVD, OBR_SENT
    public :: OBR_ERR_DEF, OBR_ERR_TIMEOUT, OBR_ERR_VALUE, OBR_ERR_USAGE, OBR_ERR_MPI, OBR_NAME_LEN
