@@ -1,10 +1,19 @@
-"""``oceanbridge demo``: the main job.
+"""``oceanbridge demo``: the main job, driven by ``deploy/demo/demo.toml``.
 
-For now (the bridge issue) it shows the bridge itself: a Fortran ocean
-component on 2 ranks and a Python worker on 2 ranks, with different
-decompositions, exchange 2-D and 3-D analytic fields both ways for several
-steps and check every value bit for bit. Later issues grow it into the full
-in-situ training demo.
+1. spin-up: the embedded gyre runs uncoupled from rest (a physical spin-up) and
+   writes a restart;
+2. online training: K members, each with its own θ, restart from it and stream
+   their state to one worker that trains a diffusion surrogate while they run
+   (the worker also writes ensemble statistics);
+3. MSE baseline: the same network trained with an MSE loss on the members'
+   output files, for the same number of optimizer steps;
+4. emulation: the members continue with the emulator on: every coupling period
+   their state is replaced by a diffusion sample, and the ocean's own step from
+   the same start is kept as the truth;
+5. report: netCDF, PNG figures and a summary table in the output folder.
+
+``oceanbridge demo --bridge-only`` runs the bridge exchange example instead
+(2 Fortran <-> 2 Python ranks, bit-exact both ways).
 """
 from __future__ import annotations
 
@@ -20,17 +29,27 @@ from .mpirun import mpirun_prefix
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO / "deploy" / "demo" / "demo.toml"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="oceanbridge demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nx", type=int, default=96)
-    parser.add_argument("--ny", type=int, default=64)
-    parser.add_argument("--nlev", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="demo deploy config")
+    parser.add_argument("--bridge-only", action="store_true", help="run the bridge exchange example only")
+    parser.add_argument("--nx", type=int, default=96, help="--bridge-only: grid points in x")
+    parser.add_argument("--ny", type=int, default=64, help="--bridge-only: grid points in y")
+    parser.add_argument("--nlev", type=int, default=10, help="--bridge-only: levels of the 3-D field")
+    parser.add_argument("--steps", type=int, default=20, help="--bridge-only: exchanges")
     parser.add_argument("--build", type=Path, default=REPO / "build")
     args = parser.parse_args(argv)
+    if args.bridge_only:
+        return bridge_only(args)
+    from bridge.worker.demo_run import run_demo
+    return run_demo(args.config)
+
+
+def bridge_only(args) -> int:
     ocean_exe = args.build / "bin" / "obr_exchange_ocean"
     if not ocean_exe.exists():
         raise SystemExit(f"oceanbridge demo: {ocean_exe} is missing; run 'make fortran' (or 'make demo') first")

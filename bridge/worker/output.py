@@ -79,9 +79,18 @@ def write_ensemble_stats(path: Path, channels, steps, states: np.ndarray, quanti
     return atomic_write(path, write)
 
 
-def write_emulation(path: Path, channels, members, steps, sent: np.ndarray, ocean: np.ndarray,
-                    spread: np.ndarray | None, box, dx, dy, dt, mask: np.ndarray) -> Path:
-    """``sent``/``ocean``/``spread``: (K, T, C, nj, ni)."""
+EMULATION_VARIABLES = {  # suffix -> (long name, netCDF type); the first two are compared bit for bit in tests
+    "emulated": ("{} sent by the worker (the first diffusion sample)", "f8"),
+    "ocean": ("{} after the ocean's own step from the same start", "f8"),
+    "start": ("{} the step started from", "f4"),
+    "mean": ("mean of the diffusion samples of {}", "f4"),
+    "spread": ("standard deviation of the diffusion samples of {}", "f4"),
+}
+
+
+def write_emulation(path: Path, channels, members, steps, arrays: dict[str, np.ndarray], box, dx, dy, dt,
+                    mask: np.ndarray) -> Path:
+    """``arrays``: suffix of EMULATION_VARIABLES -> (K, T, C, nj, ni)."""
     def write(tmp: str) -> None:
         with netCDF4.Dataset(tmp, "w") as ds:
             _grid(ds, box, dx, dy, mask, np.asarray(steps, float) * dt)
@@ -92,12 +101,9 @@ def write_emulation(path: Path, channels, members, steps, sent: np.ndarray, ocea
             for c, name in enumerate(channels):
                 a = cf_attrs(name)
                 cf = {key: a[key] for key in ("standard_name", "units") if key in a}
-                _var(ds, f"{name}_emulated", dims, sent[:, :, c],
-                     {**cf, "long_name": f"{a['long_name']} sent by the worker (diffusion sample)"}, "f8")
-                _var(ds, f"{name}_ocean", dims, ocean[:, :, c],
-                     {**cf, "long_name": f"{a['long_name']} after the ocean's own step from the same start"}, "f8")
-                if spread is not None:
-                    _var(ds, f"{name}_spread", dims, spread[:, :, c],
-                         {"units": a["units"], "long_name": f"standard deviation of the diffusion samples of "
-                                                            f"{a['long_name']}"})
+                for suffix, values in arrays.items():
+                    long_name, dtype = EMULATION_VARIABLES[suffix]
+                    attrs = {"units": a["units"]} if suffix == "spread" else dict(cf)
+                    _var(ds, f"{name}_{suffix}", dims, values[:, :, c],
+                         {**attrs, "long_name": long_name.format(a["long_name"])}, dtype)
     return atomic_write(path, write)

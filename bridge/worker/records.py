@@ -52,11 +52,12 @@ class EmulationRecord:
     ocean: dict = field(default_factory=dict)
     spread: dict = field(default_factory=dict)
     start: dict = field(default_factory=dict)     # member -> [state the step started from]
+    mean: dict = field(default_factory=dict)      # member -> [mean of the diffusion samples]
 
     def add(self, member: str, step: int, start: np.ndarray, sent: np.ndarray, ocean: np.ndarray,
-            spread: np.ndarray) -> None:
+            spread: np.ndarray, mean: np.ndarray) -> None:
         for store, value in ((self.steps, step), (self.sent, sent), (self.ocean, ocean), (self.spread, spread),
-                             (self.start, start)):
+                             (self.start, start), (self.mean, mean)):
             store.setdefault(member, []).append(value)
 
     def common_steps(self) -> list[int]:

@@ -123,7 +123,7 @@ class Runtime:
             sent = samples[0]
             spread = samples.std(0) if len(samples) > 1 else np.zeros_like(sent)
             if ocean is not None and np.isfinite(ocean).all():
-                self.emulation.add(member, kt, start, sent, ocean, spread)
+                self.emulation.add(member, kt, start, sent, ocean, spread, samples.mean(0))
         out = sent if self.cfg.ocean.emu_mode == "replace" else sent - ocean
         self.tunnel.send(member, "emulated", kt, out)
         self.actual[member] = sent
@@ -168,9 +168,10 @@ class Runtime:
         if "emulate" in self.modes and self.emulation.common_steps():
             path = rank_path(run_dir / self.settings.emulate.output, rank, size)
             e = self.emulation
-            write_emulation(path, self.channels, self.members, e.common_steps(), e.arrays(e.sent),
-                            e.arrays(e.ocean), e.arrays(e.spread) if self.settings.emulate.samples > 1 else None,
-                            box, m.dx, m.dy, dt, mask)
+            arrays = {"emulated": e.arrays(e.sent), "ocean": e.arrays(e.ocean), "start": e.arrays(e.start)}
+            if self.settings.emulate.samples > 1:
+                arrays.update(mean=e.arrays(e.mean), spread=e.arrays(e.spread))
+            write_emulation(path, self.channels, self.members, e.common_steps(), arrays, box, m.dx, m.dy, dt, mask)
             log.info("emulated states written to %s", path)
 
     def summary(self, wall: float) -> dict:

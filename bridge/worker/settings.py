@@ -138,7 +138,7 @@ def worker_settings(cfg) -> WorkerSettings:
     model: Mapping | None = cfg.extra.get("model")
     if model is not None:
         kwargs["model"] = from_table(ModelSettings, model, where=f"{src}: [model]", base_dir=base)
-    unknown = set(cfg.extra) - {"model"}
+    unknown = set(cfg.extra) - {"model", "demo"}  # [demo] belongs to `oceanbridge demo`
     if unknown:
         raise ConfigError(f"{src}: unknown top-level section(s) {sorted(unknown)}")
     settings = WorkerSettings(**kwargs)

@@ -1,0 +1,175 @@
+"""The phases of ``oceanbridge demo`` (see bridge/demo.py): spin-up, online training,
+MSE baseline, emulation, report.  Every coupled phase is a deploy config written from
+``deploy/demo/demo.toml`` into the run folder and started with the deploy layer's
+preprod + mpirun command, exactly as ``oceanbridge preprod/launch`` would.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.deploy.config import load_config
+from bridge.deploy.launch import build_command, require_ready
+from bridge.deploy.namelist import patch_namelist
+from bridge.deploy.preprod import preprod
+from bridge.deploy.settings import ConfigError, from_table, setting
+from bridge.worker.tomlio import absolute_paths, dump_toml
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[2]
+MARKER = ".oceanbridge-demo"  # the demo only ever empties a run folder that holds this file
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoSettings:
+    spinup_steps: int = setting(26280, "physical spin-up from rest, uncoupled (ocean steps)", ge=1)
+    emulate_steps: int = setting(1080, "last phase, emulator on (ocean steps)", ge=1)
+    out: Path = setting(Path("out/demo"), "output folder: figures, netCDF, summary.json")
+
+    def __post_init__(self):
+        from bridge.deploy.settings import validate_section
+        validate_section(self)
+
+
+def run_demo(config: Path) -> int:
+    t_start = time.perf_counter()
+    raw = tomllib.loads(Path(config).read_text())
+    base = load_config(config)  # validates the whole file first
+    demo = from_table(DemoSettings, raw.get("demo", {}), where=f"{config}: [demo]", base_dir=base.source.parent)
+    run_dir, out = base.run.run_dir, demo.out
+    fresh_folder(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    restart, kt0 = spin_up(base, demo, run_dir / "spinup")
+    timings["spin-up"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    train_cfg = phase_config(raw, base, "train", nit000=kt0 + 1, steps=base.run.steps, restart=restart,
+                             modes=list(base.worker.modes), emulate=False)
+    run_phase(train_cfg, "online training")
+    timings["online training"] = time.perf_counter() - t
+    train_summary = json.loads((run_dir / "worker_summary.json").read_text())
+    shutil.copy(run_dir / "worker_summary.json", out / "worker_train_summary.json")
+
+    t = time.perf_counter()
+    from bridge.worker.demo_baseline import train_mse_baseline
+    baseline = train_mse_baseline(train_cfg, steps=train_summary["train_steps"], out=out / "mse_baseline.pt")
+    timings["MSE baseline"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    kt1 = kt0 + base.run.steps
+    emu_modes = sorted(set(base.worker.modes) | {"emulate"})
+    emu_cfg = phase_config(raw, base, "emulate", nit000=kt1 + 1, steps=demo.emulate_steps,
+                           restart=f"train_{kt1:08d}_restart", modes=emu_modes, emulate=True)
+    run_phase(emu_cfg, "emulation")
+    timings["emulation"] = time.perf_counter() - t
+    emu_summary = json.loads((run_dir / "worker_summary.json").read_text())
+
+    t = time.perf_counter()
+    from bridge.worker.demo_report import report
+    table = report(emu_cfg, baseline, out, train_summary, emu_summary, timings)
+    timings["report"] = time.perf_counter() - t
+    table["timings_s"] = {**timings, "total": time.perf_counter() - t_start}
+    (out / "summary.json").write_text(json.dumps(table, indent=2))
+    print_summary(table, out)
+    return 0
+
+
+def fresh_folder(run_dir: Path) -> None:
+    """Empty the demo's run folder (only one the demo made), so nothing resumes by accident."""
+    if run_dir.exists():
+        if not (run_dir / MARKER).is_file():
+            raise SystemExit(f"oceanbridge demo: {run_dir} exists and was not made by the demo; move it away "
+                             f"or point [run] run_dir elsewhere")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    (run_dir / MARKER).write_text("made by oceanbridge demo; emptied at every demo run\n")
+
+
+def spin_up(cfg, demo: DemoSettings, folder: Path) -> tuple[Path, int]:
+    """The physical spin-up: one uncoupled gyre run from rest; returns its restart and last step."""
+    folder.mkdir(parents=True)
+    shutil.copy(cfg.ocean.namelist_ref, folder / "namelist_ref")
+    patch = {"namrun": {"cn_exp": "spinup", "nn_it000": 1, "nn_itend": demo.spinup_steps, "rn_dt": cfg.run.dt,
+                        "nn_write": 0, "nn_stock": 0},
+             "namdom": {"nn_nx": cfg.ocean.nx, "nn_ny": cfg.ocean.ny}, "namobridge": {"ln_obridge": False}}
+    patch_namelist(cfg.namelist_template, patch, folder / "namelist_cfg")
+    from bridge.mpirun import mpirun_prefix
+    cmd = mpirun_prefix(cfg.ocean.ranks) + ["-np", str(cfg.ocean.ranks), str(cfg.ocean.executable)]
+    log.info("spin-up: %d steps of %.0f s from rest (%.1f model years), uncoupled", demo.spinup_steps, cfg.run.dt,
+             demo.spinup_steps * cfg.run.dt / 86400 / 365)
+    _run(cmd, folder, folder / "gyre.log", "spin-up")
+    restart = folder / f"spinup_{demo.spinup_steps:08d}_restart.nc"
+    if not restart.is_file():
+        raise SystemExit(f"oceanbridge demo: the spin-up wrote no restart {restart}; see {folder / 'gyre.log'}")
+    return restart, demo.spinup_steps
+
+
+def phase_config(raw: dict, base, phase: str, *, nit000: int, steps: int, restart: Path | str, modes: list[str],
+                 emulate: bool):
+    """Write ``<run_dir>/<phase>.toml`` (and its namelist template) from the demo config; load it."""
+    run_dir = base.run.run_dir
+    data = absolute_paths(raw, base.source.parent)
+    data.pop("demo", None)
+    name = restart.name if isinstance(restart, Path) else restart + ".nc"
+    template = run_dir / f"namelist_cfg.{phase}"
+    patch_namelist(base.namelist_template, {"namrun": {"cn_exp": phase, "ln_rstart": True,
+                                                       "cn_ocerst_in": name[:-3]}}, template)
+    data["run"].update(nit000=nit000, steps=steps, run_dir=str(run_dir))
+    data["ocean"].update(namelist=str(template), inputs=[str(restart)] if isinstance(restart, Path) else [])
+    data["worker"]["modes"] = modes
+    if emulate:
+        states = [f for f in data["fields"] if f["direction"] == "ocean_to_worker"]
+        data["fields"] += [{**f, "name": f["name"] + "_emu", "direction": "worker_to_ocean"} for f in states]
+    path = run_dir / f"{phase}.toml"
+    path.write_text(f"# written by oceanbridge demo from {base.source}\n" + dump_toml(data))
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        raise SystemExit(f"oceanbridge demo: phase '{phase}': {err}") from None
+
+
+def run_phase(cfg, title: str) -> None:
+    """preprod, the launch checks, then the MPMD job; ocean output goes to a log file, the worker's
+    progress bar and log lines to the terminal."""
+    preprod(cfg)
+    require_ready(cfg, "mpirun")
+    cmd = build_command(cfg, "mpirun")
+    log.info("%s: %d member(s) x %d rank(s) + %d worker rank(s), steps %d..%d", title, cfg.ocean.members,
+             cfg.ocean.ranks, cfg.worker.ranks, cfg.run.nit000, cfg.run.nit000 + cfg.run.steps - 1)
+    _run(cmd, cfg.run.run_dir, cfg.run.run_dir / f"{cfg.source.stem}.log", title)
+
+
+def _run(cmd: list[str], cwd: Path, log_path: Path, title: str) -> None:
+    env_path = str(REPO)
+    import os
+    env = {**os.environ, "PYTHONPATH": env_path + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMPI_MCA_mpi_yield_when_idle": "1"}
+    with open(log_path, "w") as fh:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=fh, stderr=sys.stderr)
+    if proc.returncode != 0:
+        tail = log_path.read_text()[-3000:]
+        raise SystemExit(f"oceanbridge demo: {title} failed (exit {proc.returncode}); {log_path}:\n{tail}")
+
+
+def print_summary(table: dict, out: Path) -> None:
+    print("\n" + "=" * 78)
+    print("oceanbridge demo: summary")
+    print("=" * 78)
+    for section, rows in table.items():
+        if isinstance(rows, dict):
+            print(f"\n{section}")
+            for key, value in rows.items():
+                text = json.dumps(value) if isinstance(value, (dict, list)) else (
+                    f"{value:.4g}" if isinstance(value, float) else str(value))
+                print(f"  {key:<36} {text}")
+    print(f"\noutputs in {out}")

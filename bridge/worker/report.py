@@ -1,0 +1,90 @@
+"""Scores and figures of an emulation run (``emulated.nc``): the diffusion samples the
+worker sent, an MSE baseline from the same starts, persistence, and the ocean's own
+steps as truth.  Used by ``oceanbridge demo``; no MPI here.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+
+from models import metrics
+from models.plots import plot_fields, plot_spectra
+
+log = logging.getLogger(__name__)
+
+
+def read_emulation(path: Path, channels) -> dict:
+    """{suffix: (K, T, C, ny, nx)} plus 'steps', 'mask', 'members', 'dx', 'dy'."""
+    out: dict = {}
+    with netCDF4.Dataset(path) as ds:
+        ds.set_auto_mask(False)
+        for suffix in ("emulated", "ocean", "start", "mean", "spread"):
+            if f"{channels[0]}_{suffix}" in ds.variables:
+                out[suffix] = np.stack([ds[f"{c}_{suffix}"][:] for c in channels], axis=2).astype(np.float64)
+        out["steps"] = ds["step"][:]
+        out["mask"] = ds["mask"][:].astype(bool)
+        out["members"] = ds.getncattr("members").split()
+        x, y = ds["x"][:], ds["y"][:]
+        out["dx"] = float(x[1] - x[0]) if len(x) > 1 else 1.0
+        out["dy"] = float(y[1] - y[0]) if len(y) > 1 else 1.0
+    return out
+
+
+def rmse(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(((a - b) ** 2)[..., mask])))
+
+
+def scores(em: dict, mse_pred: np.ndarray | None, channels, n_samples: int) -> dict:
+    """Per channel: RMSE of the diffusion sample, of the MSE baseline and of persistence against
+    the ocean's step; spread/skill of the samples; high-wavenumber energy ratios."""
+    mask, dx, dy = em["mask"], em["dx"], em["dy"]
+    table = {}
+    for c, name in enumerate(channels):
+        truth, sample, start = em["ocean"][:, :, c], em["emulated"][:, :, c], em["start"][:, :, c]
+        row = {"rmse_diffusion": rmse(sample, truth, mask), "rmse_persistence": rmse(start, truth, mask),
+               "highk_diffusion": metrics.high_k_ratio(sample - start, truth - start, dx, dy, mask)}
+        if mse_pred is not None:
+            row["rmse_mse"] = rmse(mse_pred[:, :, c], truth, mask)
+            row["highk_mse"] = metrics.high_k_ratio(mse_pred[:, :, c] - start, truth - start, dx, dy, mask)
+        if "spread" in em and n_samples > 1:
+            spread = np.sqrt(np.mean((em["spread"][:, :, c] ** 2)[..., mask]) * n_samples / (n_samples - 1))
+            skill = rmse(em["mean"][:, :, c], truth, mask)
+            row["spread_skill"] = float(np.sqrt((n_samples + 1) / n_samples) * spread / max(skill, 1e-30))
+        table[name] = row
+    return table
+
+
+def figures(em: dict, mse_pred: np.ndarray | None, channels, out: Path, ensemble_std: np.ndarray | None) -> list[Path]:
+    """Maps (truth, diffusion sample, MSE baseline, spread) of the last step of member 1, and the
+    spectra of the one-step change (truth, diffusion, MSE) of every channel."""
+    out.mkdir(parents=True, exist_ok=True)
+    mask, dx, dy, written = em["mask"], em["dx"], em["dy"], []
+    kt = int(em["steps"][-1])
+    for c, name in enumerate(channels):
+        start = em["start"][0, -1, c]
+        panels = [("ocean's own step (truth)", em["ocean"][0, -1, c] - start),
+                  ("diffusion sample", em["emulated"][0, -1, c] - start)]
+        if mse_pred is not None:
+            panels.append(("MSE baseline", mse_pred[0, -1, c] - start))
+        written.append(plot_fields(out / f"{name}_change.png", panels, mask, symmetric=True,
+                                   title=f"{name}: change over one coupling period, member 1, step {kt}"))
+        state = [("ocean (truth)", em["ocean"][0, -1, c]), ("diffusion sample", em["emulated"][0, -1, c])]
+        written.append(plot_fields(out / f"{name}_state.png", state, mask, cmap="viridis",
+                                   title=f"{name} at step {kt}, member 1"))
+        if "spread" in em:
+            spread = [("diffusion spread", em["spread"][0, -1, c])]
+            if ensemble_std is not None:
+                spread.append(("spread over the ocean members", ensemble_std[c]))
+            written.append(plot_fields(out / f"{name}_spread.png", spread, mask, cmap="magma",
+                                       title=f"{name}: standard deviations at step {kt}"))
+        start_all = em["start"][:, :, c]
+        curves = {"truth": metrics.power_spectrum(em["ocean"][:, :, c] - start_all, dx, dy, mask),
+                  "diffusion": metrics.power_spectrum(em["emulated"][:, :, c] - start_all, dx, dy, mask)}
+        if mse_pred is not None:
+            curves["MSE baseline"] = metrics.power_spectrum(mse_pred[:, :, c] - start_all, dx, dy, mask)
+        written.append(plot_spectra(out / f"{name}_spectra.png", curves, k_nyq=0.5 / dx,
+                                    title=f"{name}: spectrum of the one-step change"))
+    return written
