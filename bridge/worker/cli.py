@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = load_config(args.config)
     settings = worker_settings(cfg)
-    tunnel = Tunnel(cfg)  # joins the job first: the ocean waits at its init for every component
+    import torch  # noqa: F401  (slow imports before joining: the ocean then waits in its init, not in its loop)
+
+    import models.train  # noqa: F401
+    tunnel = Tunnel(cfg)
     summary = run_worker(cfg, settings, tunnel, fresh=args.fresh, progress=not args.no_progress,
                          channels=channel_names(cfg))
     tunnel.finalize()
