@@ -92,3 +92,17 @@ def build_gyre(oasis: OasisFortran, build: Path) -> Path:
                     f"OBRINC=-I{build / 'include' / 'oasis'}", "CPPDEFS=",
                     f"OBRLINK={lib} {' '.join(oasis.link_flags)}"], check=True)
     return where / "bin" / "gyre.exe"
+
+
+def build_pyoasis_standin(oasis: OasisFortran, out: Path) -> Path:
+    """The shared library of tests/oasis/pyoasis_standin.F90, or ValueError when the OASIS build
+    cannot go into a shared object (it must be compiled with -fPIC)."""
+    out.mkdir(parents=True, exist_ok=True)
+    lib = out / "libpyoasis_standin.so"
+    proc = subprocess.run(["mpif90", "-fPIC", "-shared", "-O2", *oasis.compile_flags, f"-J{out}",
+                           str(HERE / "pyoasis_standin.F90"), "-o", str(lib), *oasis.link_flags],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ValueError(f"cannot link OASIS3-MCT of {oasis.root} into a shared library (build it with -fPIC "
+                         f"in F90 and CC of make.inc for the Python OASIS tests): {proc.stderr.strip()[-300:]}")
+    return lib
