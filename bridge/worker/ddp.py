@@ -4,7 +4,7 @@ Every rank owns a tile of the domain (``tunnel.worker_box``), receives only
 that tile through the bridge and trains on it; this module keeps the ranks'
 models identical without gathering any field: parameters are broadcast from
 rank 0 at start, gradients are averaged in backward hooks, and the running
-normalization statistics are averaged while they are still learning.  The
+normalization statistics of all tiles are pooled when they freeze.  The
 rendezvous address travels over the worker's MPI communicator, so no launcher
 environment (MASTER_ADDR, ...) is needed.  With one rank nothing here runs.
 """
@@ -57,14 +57,25 @@ class DataParallel:
         dist.all_reduce(grad)
         return grad / self.size
 
-    def average_buffers(self, module: torch.nn.Module) -> None:
-        """Average floating buffers (normalizer statistics) across ranks."""
+    def pool_statistics(self, module: torch.nn.Module) -> None:
+        """Pool the running statistics (count, running_mean, m2) of every normalizer across ranks
+        (Chan et al.'s parallel combination), so every rank ends with the statistics of all tiles.
+        Called once, when the normalizers freeze; before that each rank normalizes with its own."""
         if not self.active:
             return
-        for b in module.buffers():
-            if b.is_floating_point():
-                dist.all_reduce(b.data)
-                b.data /= self.size
+        for norm in module.modules():
+            if not all(hasattr(norm, a) for a in ("count", "running_mean", "m2")):
+                continue
+            parts = [torch.stack([norm.count, norm.running_mean, norm.m2])]
+            gathered = [torch.empty_like(parts[0]) for _ in range(self.size)]
+            dist.all_gather(gathered, parts[0].contiguous())
+            stats = torch.stack(gathered)  # (ranks, 3, channels)
+            n, mean, m2 = stats[:, 0], stats[:, 1], stats[:, 2]
+            total = n.sum(0)
+            pooled = (n * mean).sum(0) / total.clamp_min(1)
+            norm.m2.copy_((m2 + n * (mean - pooled) ** 2).sum(0))
+            norm.running_mean.copy_(pooled)
+            norm.count.copy_(total)
 
     def agree(self, ready: bool, stop: bool) -> tuple[bool, bool]:
         """(every rank ready, some rank stopping): the lock-step decision of one trainer iteration."""

@@ -119,8 +119,10 @@ class Learner(threading.Thread):
         trainer = self.engine.trainer
         with self.lock:
             stats = self.engine.train(samples)
-            if trainer.step <= self.train_cfg.norm_warmup_steps:
-                self.ddp.average_buffers(trainer.model)
+            if trainer.step == max(self.train_cfg.norm_warmup_steps, 1):  # the normalizers just froze
+                self.ddp.pool_statistics(trainer.model)
+                for b_ema, b in zip(trainer.ema.buffers(), trainer.model.buffers()):
+                    b_ema.copy_(b)
         self.train_s += time.perf_counter() - t
         if stats is None:
             return
