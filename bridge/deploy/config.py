@@ -49,7 +49,8 @@ class RunSection(_Section):
     timeout: float = setting(300.0, "seconds a blocking receive waits (`rn_obr_timeout`)", gt=0)
     mpirun: str = setting("mpirun", "MPI launcher used by `oceanbridge launch`")
     mpirun_args: tuple[str, ...] = setting((), "extra launcher options placed before the first program, "
-                                           "e.g. `[\"-x\", \"LD_LIBRARY_PATH\"]`")
+                                           "e.g. `[\"--mca\", \"mca_base_env_list\", \"LD_LIBRARY_PATH\"]` "
+                                           "(Open MPI: a `-x` there reaches only the first program)")
 
 
 @dataclass(frozen=True, kw_only=True)

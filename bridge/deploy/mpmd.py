@@ -74,16 +74,18 @@ def mpirun_command(cfg: "DeployConfig", *, cores: int | None = None, openmpi: bo
     (bridge.mpirun: --oversubscribe only with more ranks than ``cores``,
     --allow-run-as-root only as root, and with ``[ocean] required = false``
     the MCA setting that keeps the job alive when a side dies), plus ``-x``
-    for ``job_env`` (remote nodes too); other MPIs get no flags of ours and
-    inherit ``job_env`` from the launching process (``launch.run_job``).
+    for ``job_env`` in every app context (remote nodes too); other MPIs get
+    no flags of ours and inherit ``job_env`` from the launching process
+    (``launch.run_job``).
     """
     cmd = [cfg.run.mpirun]
     if openmpi:  # an ocean that need not stop with its worker must survive the worker's death
         cmd += mpirun_prefix(total_ranks(cfg), cores=cores, keep_going_on_failure=not cfg.ocean.required)[1:]
-        cmd += [arg for key, value in job_env(cfg).items() for arg in ("-x", f"{key}={value}")]
     cmd += cfg.run.mpirun_args
+    # Open MPI applies -x to one app context (before the first one: to the first only), so each gets its own
+    env = [arg for key, value in job_env(cfg).items() for arg in ("-x", f"{key}={value}")] if openmpi else []
     for i, app in enumerate(mpmd_apps(cfg)):
-        cmd += ([":"] if i else []) + ["-np", str(app.ntasks), "-wdir", str(app.wdir), *app.argv]
+        cmd += ([":"] if i else []) + ["-np", str(app.ntasks), *env, "-wdir", str(app.wdir), *app.argv]
     return cmd
 
 

@@ -181,6 +181,8 @@ def test_oasis_job_gets_the_time_axis(make_config, tree):
     cfg = make_config(run={"backend": "oasis", "nit000": 721})
     cmd = mpirun_command(cfg, cores=64)
     assert cmd[cmd.index("OBRIDGE_DT=1200") - 1] == "-x" and "OBRIDGE_NIT000=721" in cmd
+    # Open MPI gives -x to one app context only: every program (member, worker) carries its own
+    assert cmd.count("OBRIDGE_DT=1200") == cmd.count("-np") == 2
     script = render_script(cfg)
     assert "export OBRIDGE_DT=1200\nexport OBRIDGE_NIT000=721\n" in script
     assert not any("OBRIDGE_" in arg for arg in mpirun_command(make_config(), cores=64))
