@@ -36,7 +36,7 @@ module obr_core
    character(len=OBR_NAME_LEN) :: core_name = '?'      !< this component's name
    integer :: core_world_rank = -1                     !< rank in MPI_COMM_WORLD
    character(len=OBR_MSG_LEN) :: core_last_error = ''  !< message of the last error returned through kinfo
-   integer :: core_nit000 = 0                          !< host's first step index (obr_def_time)
+   integer :: core_nit000 = 1                          !< host's first step index (obr_def_time)
    real(dp) :: core_dt = 0._dp                         !< host's time step in seconds, 0 = not given (obr_def_time)
 
 contains

@@ -15,8 +15,8 @@ write straight into ``out``.
 Time: OASIS counts seconds. ``step`` labels the host's state after step
 ``step``, at ``t = (step - nit000 + 1) * dt`` (the initial state, step
 ``nit000 - 1``, is t = 0), as the Fortran bridge counts (obridge.F90); give
-``dt`` (and ``nit000``) to the component, or let ``oceanbridge launch`` set
-``$OBRIDGE_DT`` / ``$OBRIDGE_NIT000``.  ``t`` is a 32-bit integer in OASIS:
+``dt`` (and ``nit000``, default 1) to the component, or let ``oceanbridge
+launch`` set ``$OBRIDGE_DT`` / ``$OBRIDGE_NIT000``.  ``t`` is a 32-bit integer in OASIS:
 about 68 simulated years per run segment.
 
 No receive timeout: ``Var.get`` waits inside OASIS/MPI until the data arrive;
@@ -30,6 +30,7 @@ raises an error naming pyoasis, OASIS_DIR, PYTHONPATH and LD_LIBRARY_PATH).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
@@ -90,7 +91,7 @@ class OasisComponent:
         if timeout is not None:
             log.info("component '%s': OASIS has no receive timeout; timeout=%s is not applied", name, timeout)
         self.dt = _env_number("OBRIDGE_DT", None) if dt is None else float(dt)
-        self.nit000 = _env_number("OBRIDGE_NIT000", 0, int) if nit000 is None else int(nit000)
+        self.nit000 = _env_number("OBRIDGE_NIT000", 1, int) if nit000 is None else int(nit000)
         self._comp = pyoasis.Component(name, True)
         self.local_comm = self._comp.localcomm
         self.world_rank = 0
@@ -206,9 +207,10 @@ class OasisField:
         box = self.component._box
         return (self.nlev, box.nj, box.ni)
 
-    @property
+    @functools.cached_property
     def period(self) -> int | None:
-        """Coupling period in seconds from the namcouple (pyoasis ``Var.cpl_freqs``), None if unknown."""
+        """Coupling period in seconds from the namcouple (pyoasis ``Var.cpl_freqs``, known after enddef),
+        None if unknown."""
         freqs = getattr(self._var, "cpl_freqs", None)
         return int(freqs[0]) if freqs is not None and len(freqs) and freqs[0] > 0 else None
 
