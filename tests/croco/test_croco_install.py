@@ -19,7 +19,7 @@ from bridge.install import croco
 from bridge.install.patching import PatchError, find_blocks, load_table
 
 TABLE = load_table(croco.PATCH_DIR / "patches.toml")
-REGEX_LINES = {"cppdefs-switch": "#undef  REGIONAL        /* REGIONAL Applications */"}   # lines the regexes match
+REGEX_LINES = {"cppdefs-switch": "#endif /* END OF CONFIGURATION CHOICE */"}   # lines the regexes match
 
 
 @pytest.fixture
@@ -179,6 +179,10 @@ def test_real_v2_1_3_tree_takes_every_patch(tmp_path, capsys):
     assert install(Path(os.environ["CROCO_SRC"]), run, "--np-xi", "2") == 0
     assert snapshot(run) == first
     assert "obr_croco_after_step" in (run / "step.F").read_text()
+    # CROCO's cppcheck counts every key defined before the first #if as a configuration (and refuses two)
+    lines = [line.strip() for line in (run / "cppdefs.h").read_text().splitlines()]
+    first_if = next(k for k, line in enumerate(lines) if line.startswith("#if"))
+    assert lines.index("#define OBRIDGE         /* oceanbridge coupling, switches in namelist_obridge */") > first_if
 
 
 def _preprocessed(src: Path, include: list[Path]) -> list[str]:
