@@ -1,5 +1,5 @@
-"""The Python worker of the exchange example on the OASIS backend (bridge/transport/oasis.py), with
-tests/oasis/pyoasis_standin.py in place of pyoasis 5.  Each rank owns a box of a PX x PY split, gets
+"""The Python worker of the exchange example on the OASIS backend (bridge/transport/oasis.py), on the
+real pyoasis (LIBRARY = 'pyoasis') or on tests/oasis/pyoasis_standin.py (LIBRARY = its shared library).  Each rank owns a box of a PX x PY split, gets
 'a2'/'b3' from 'ocean' and checks every value, then puts 'c2'/'d3'; time: step k is k seconds.
 Usage: python oasis_py_worker.py LIBRARY NX NY NLEV NSTEPS PX PY
 """
@@ -18,7 +18,8 @@ from pyoasis_standin import PyoasisStandIn  # noqa: E402
 def main(argv):
     library = argv[0]
     nx, ny, nlev, nsteps, px, py = map(int, argv[1:7])
-    comp = Component("worker", backend="oasis", pyoasis=PyoasisStandIn(library), dt=1.0, nit000=1)
+    standin = {} if library == "pyoasis" else {"pyoasis": PyoasisStandIn(library)}
+    comp = Component("worker", backend="oasis", dt=1.0, nit000=1, **standin)
     rank = comp.local_comm.Get_rank()
     box = decompose(nx, ny, px, py)[rank]
     comp.def_partition(box)
