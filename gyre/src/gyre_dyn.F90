@@ -10,6 +10,7 @@ module gyre_dyn
    use gyre_dom, only: tmask, umask, vmask, fmask, ff_f
    use gyre_oce, only: ht, uflx, vflx, zeta
    use gyre_sbc, only: utau
+   use gyre_ssh, only: entrain
    implicit none
    private
 
@@ -94,12 +95,16 @@ contains
             ! zonal momentum
             zcor  = 0.25_wp * (qf(ji,jj) * (vflx(ji,jj) + vflx(ji+1,jj)) + qf(ji,jj-1) * (vflx(ji,jj-1) + vflx(ji+1,jj-1)))
             zpg   = -(bern(ji+1,jj) - bern(ji,jj)) * zrdx
-            zwind = 2._wp * utau(jj) * zrr / (ht(ji,jj) + ht(ji+1,jj))
+            zwind = utau(jj) * zrr / max(0.5_wp * (ht(ji,jj) + ht(ji+1,jj)), rn_hthin)   ! over rn_hthin at least
             pt(ji,jj,jp_u) = (zcor + zpg + zwind - rn_rdrag * px(ji,jj,jp_u)) * umask(ji,jj)
+            if (min(ht(ji,jj), ht(ji+1,jj)) < rn_hthin) pt(ji,jj,jp_u) = pt(ji,jj,jp_u) - umask(ji,jj) * px(ji,jj,jp_u) &
+               & * (entrain(ht(ji,jj)) + entrain(ht(ji+1,jj))) / max(ht(ji,jj) + ht(ji+1,jj), rn_hthin)  ! entrained water at rest
             ! meridional momentum
             zcor  = -0.25_wp * (qf(ji,jj) * (uflx(ji,jj) + uflx(ji,jj+1)) + qf(ji-1,jj) * (uflx(ji-1,jj) + uflx(ji-1,jj+1)))
             zpg   = -(bern(ji,jj+1) - bern(ji,jj)) * zrdy
             pt(ji,jj,jp_v) = (zcor + zpg - rn_rdrag * px(ji,jj,jp_v)) * vmask(ji,jj)
+            if (min(ht(ji,jj), ht(ji,jj+1)) < rn_hthin) pt(ji,jj,jp_v) = pt(ji,jj,jp_v) - vmask(ji,jj) * px(ji,jj,jp_v) &
+               & * (entrain(ht(ji,jj)) + entrain(ht(ji,jj+1))) / max(ht(ji,jj) + ht(ji,jj+1), rn_hthin)
          end do
       end do
    end subroutine dyn_tend

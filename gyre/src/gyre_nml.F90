@@ -21,7 +21,7 @@ module gyre_nml
    namelist /namrun/ cn_exp, nn_it000, nn_itend, rn_dt, ln_rstart, cn_ocerst_in, nn_stock, ln_rst_end, nn_write, &
       &              nn_diag, nn_print
    namelist /namdom/ nn_nx, nn_ny, rn_dx, rn_dy, jpni, jpnj
-   namelist /namphys/ rn_tau0, rn_ahm, rn_bhm, ln_dynldf_lap, ln_dynldf_blp, rn_gprime, rn_rdrag, rn_trelax, rn_h0, &
+   namelist /namphys/ rn_tau0, rn_ahm, rn_bhm, ln_dynldf_lap, ln_dynldf_blp, rn_gprime, rn_rdrag, rn_trelax, rn_h0, rn_hthin, &
       &               rn_f0, rn_beta, rn_rho0, rn_aht, rn_shlat, rn_apvm, rn_tsouth, rn_tnorth
    namelist /nammask/ cn_mask_file, cn_mask_var, rn_island
    namelist /namctl/ nn_ctl, rn_umax, rn_hmin, rn_tmax, rn_cflmax
@@ -168,6 +168,7 @@ contains
       if (rn_dx <= 0._wp .or. rn_dy <= 0._wp) cd_err = '&namdom: rn_dx and rn_dy must be > 0'
       if (rn_gprime <= 0._wp)    cd_err = '&namphys: rn_gprime must be > 0'
       if (rn_h0 <= 0._wp)        cd_err = '&namphys: rn_h0 must be > 0'
+      if (rn_hthin < 0._wp .or. rn_hthin >= rn_h0) cd_err = '&namphys: rn_hthin must be in [0, rn_h0) (0: no outcrop guard)'
       if (rn_ahm < 0._wp)        cd_err = '&namphys: rn_ahm must be >= 0'
       if (rn_bhm < 0._wp)        cd_err = '&namphys: rn_bhm must be >= 0'
       if (rn_aht < 0._wp)        cd_err = '&namphys: rn_aht must be >= 0'

@@ -55,6 +55,7 @@ module gyre_par
    real(wp) :: rn_rdrag = 1.e-7_wp             !< linear (interfacial) drag (s-1)
    real(wp) :: rn_trelax = 30._wp              !< temperature relaxation time (days)
    real(wp) :: rn_h0 = 600._wp                 !< upper-layer rest thickness (m)
+   real(wp) :: rn_hthin = 50._wp               !< outcrop guard: a layer thinner than this entrains water (m; 0: off)
    real(wp) :: rn_f0 = 7.e-5_wp                !< Coriolis parameter at mid-basin (s-1)
    real(wp) :: rn_beta = 2.e-11_wp             !< beta (m-1 s-1)
    real(wp) :: rn_rho0 = 1025._wp              !< reference density (kg m-3)

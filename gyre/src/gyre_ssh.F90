@@ -12,7 +12,10 @@ module gyre_ssh
    implicit none
    private
 
-   public :: ssh_flx, ssh_tend
+   public :: ssh_flx, ssh_tend, entrain
+
+   real(wp), parameter :: rp_tent = 7200._wp   ! time scale of the outcrop guard's entrainment (s): faster than an eddy
+   !                                             ! lifts the interface, slower than 1/2.5 of rn_dt (RK3 stays stable)
 
 contains
 
@@ -44,8 +47,17 @@ contains
          do ji = 1, ni
             pt(ji,jj,jp_ssh) = -zr * ((uflx(ji,jj) - uflx(ji-1,jj)) * zrdx + (vflx(ji,jj) - vflx(ji,jj-1)) * zrdy) &
                &               * tmask(ji,jj)
+            if (ht(ji,jj) < rn_hthin) pt(ji,jj,jp_ssh) = pt(ji,jj,jp_ssh) + zr * entrain(ht(ji,jj)) * tmask(ji,jj)
          end do
       end do
    end subroutine ssh_tend
+
+   !> Outcrop guard: entrainment velocity (m/s) into a layer thinner than rn_hthin, (rn_hthin - h)**2 / (t rn_hthin)
+   !> with t = rp_tent (McCreary and Kundu 1988); 0 for thicker layers, so the usual run is untouched bit for bit.
+   pure real(wp) function entrain(ph)
+      real(wp), intent(in) :: ph                !< layer thickness (m)
+      entrain = 0._wp
+      if (ph < rn_hthin) entrain = (rn_hthin - ph)**2 / (rp_tent * rn_hthin)
+   end function entrain
 
 end module gyre_ssh
