@@ -108,9 +108,15 @@ contains
       integer, intent(out) :: kinfo              !< OBR_OK or OBR_ERR_USAGE
       type(field_t), allocatable :: grown(:)
       id = -1
-      if (ended) then
-         call set_error('field '''//trim(def%name)//''': obr_def_field after obr_enddef', kinfo)
-         kinfo = OBR_ERR_USAGE
+      kinfo = OBR_ERR_USAGE
+      if (.not. allocated(fields) .or. ended) then
+         core_last_error = 'field '''//trim(def%name)//''': obr_def_field before obr_init or after obr_enddef'
+         return
+      end if
+      if (len_trim(core_name) + len_trim(def%peer) + len_trim(def%name) + 2 > WIRE_LEN) then
+         core_last_error = 'field '''//trim(def%name)//''': its OASIS name '''// &
+                           trim(wire_name(core_name, def%peer, def%name))//'...'' is longer than the '// &
+                           core_itoa(WIRE_LEN)//' characters OASIS3-MCT accepts: shorten the component or field name'
          return
       end if
       if (nfields == size(fields)) then

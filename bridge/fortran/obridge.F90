@@ -147,7 +147,7 @@ contains
          return
       end if
       call backend_def_partition([nx_glob, ny_glob, i0, j0, ni, nj], code)
-      if (present(kinfo)) kinfo = code
+      call finish(code, core_last_error, kinfo)
    end subroutine obr_def_partition
 
    !> Declare a field; returns its handle.
@@ -166,7 +166,7 @@ contains
          return
       end if
       call backend_def_field(fdef_t(name, '', direction, nlev), id, code)
-      if (present(kinfo)) kinfo = code
+      call finish(code, core_last_error, kinfo)
    end subroutine obr_def_field
 
    !> End definitions: check both sides' definitions and compute the routes.
