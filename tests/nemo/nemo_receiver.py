@@ -7,7 +7,8 @@ MODE:
   emulate    record, and at every emulator step send '<name>_emu' = a smooth pattern (saved as '<name>_emu@<step>')
   spinup     send '<name>_init' = a smooth pattern at step nit000-1 (saved), then record
   kill N     record until step N, then die (SIGKILL), as a crashed worker
-  quit N     record until step N, then leave the job while NEMO goes on
+  quit N     record until step N, then leave the job (finalize) while NEMO goes on
+  silent N   record until step N, then stop calling the bridge (sleep 60 s) and leave
 Each of the M ranks owns a j-band of the global grid; rank 0 gathers the bands into worker.npz.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import f90nml
@@ -53,7 +55,7 @@ def pattern(name: str, step: int, box, nlev: int) -> np.ndarray:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["record", "emulate", "spinup", "kill", "quit"])
+    ap.add_argument("mode", choices=["record", "emulate", "spinup", "kill", "quit", "silent"])
     ap.add_argument("nstop", nargs="?", type=int, default=-1)
     ap.add_argument("--nx", type=int, default=32)
     ap.add_argument("--ny", type=int, default=22)
@@ -81,9 +83,11 @@ def main(argv: list[str]) -> int:
     if f_mask is not None:
         saved[f"mask@{k0}"] = f_mask.get(k0)
     for kt in range(k0, p["itend"] + 1):
-        if args.mode in ("kill", "quit") and kt > args.nstop:
+        if args.mode in ("kill", "quit", "silent") and kt > args.nstop:
             if args.mode == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if args.mode == "silent":      # alive but deaf: an MPI_Abort of NEMO must end the job
+                time.sleep(60.0)
             break
         if kt % p["freq"] == 0:
             for n, f in f_in.items():

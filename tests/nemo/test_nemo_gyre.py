@@ -75,11 +75,12 @@ def test_emulator_replaces_ocean_points(tmp_path):
 
 @pytest.mark.parametrize("required", [False, True])
 def test_worker_gone_continue_or_stop(tmp_path, required):
-    """The worker leaves after step 3: NEMO goes on uncoupled or stops the job, per ln_obr_required; no hang."""
+    """The worker leaves (quit) or goes deaf (silent) after step 3: NEMO goes on uncoupled or stops the whole
+    job, per ln_obr_required; it never hangs."""
     obr = dict(ln_obridge=True, cn_obr_send=["sst"], nn_obr_freq=1, rn_obr_timeout=5.0, ln_obr_emulator=True,
                ln_obr_required=required)
     folder = nr.prepare(NEMO_DIR, tmp_path / "dead", itend=8, obridge=obr)
-    res = coupled(folder, 1, "quit", "3", timeout=240, keep_going=True)
+    res = coupled(folder, 1, "silent" if required else "quit", "3", timeout=240, keep_going=not required)
     log = (folder / "ocean.output").read_text()
     assert re.search(r"emulator get failed at step [34]\b", res.stdout + log), res.stdout[-3000:]
     if required:
