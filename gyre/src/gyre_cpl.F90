@@ -213,10 +213,9 @@ contains
       integer :: iv(2), ierr
       character(len=lc) :: cl
 #if ! defined GYRE_NO_OBRIDGE
-      iv = [kinfo, -1]
-      if (kinfo < 0) iv(2) = nrank
-      call MPI_Allreduce(MPI_IN_PLACE, iv(1:1), 1, MPI_INTEGER, MPI_MIN, mpi_comm_oce, ierr)
-      call MPI_Allreduce(MPI_IN_PLACE, iv(2:2), 1, MPI_INTEGER, MPI_MAX, mpi_comm_oce, ierr)
+      ! one collective: the worst status and the lowest rank that has it (MINLOC)
+      iv = [min(kinfo, 0), nrank]
+      call MPI_Allreduce(MPI_IN_PLACE, iv, 1, MPI_2INTEGER, MPI_MINLOC, mpi_comm_oce, ierr)
       if (iv(1) >= 0) return
       if (kinfo < 0) write(*, '(a,i0,a)') ' gyre rank ', nrank, ': bridge: '//trim(obr_last_error())
       flush(6)

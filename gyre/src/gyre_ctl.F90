@@ -88,7 +88,7 @@ contains
       real(wp), intent(in) :: px(1-nn_hls:, 1-nn_hls:, :)   !< state
       character(len=*), intent(in) :: cd_where  !< where in the step the check is made
       integer :: inan(jpfld), ji, jj, jf
-      real(wp) :: zv(jpfld), zval, zlim(jpfld), zw(2), zrdx, zrdy
+      real(wp) :: zv(jpfld), zval, zlim(jpfld), zw(2), zall(jpfld+2), zrdx, zrdy
       character(len=lc) :: cl
       character(len=24) :: clu(jpfld)
       inan = 0 ; zv = -huge(1._wp) ; zw = 0._wp
@@ -113,8 +113,9 @@ contains
          end do
       end do
       call mpp_sum_int(inan)
-      call mpp_max(zv)
-      call mpp_max(zw)
+      zall = [zv, zw]                           ! one reduction for the thresholds and the CFL number
+      call mpp_max(zall)
+      zv = zall(1:jpfld) ; zw = zall(jpfld+1:)
       zlim = [-rn_hmin, rn_umax, rn_umax, rn_tmax]
       clu  = [character(len=24) :: 'm (layer thickness)', 'm s-1', 'm s-1', 'degC']
       do jf = 1, jpfld
