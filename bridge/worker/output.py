@@ -85,6 +85,7 @@ EMULATION_VARIABLES = {  # suffix -> (long name, netCDF type); the first two are
     "start": ("{} the step started from", "f4"),
     "mean": ("mean of the diffusion samples of {}", "f4"),
     "spread": ("standard deviation of the diffusion samples of {}", "f4"),
+    "initial": ("{} generated for the start of the run (spin-up mode)", "f8"),
 }
 
 

@@ -131,11 +131,17 @@ class Runtime:
 
     def _send_initial(self, kt: int) -> None:
         from bridge.worker.engine import generate_state  # torch, only in this mode
+        states = []
         for member in self.members:
             state = generate_state(self.generator, self.theta[member], self.engine, self.settings.spinup.num_steps,
                                    seed=zlib.crc32(member.encode()))
             self.tunnel.send(member, "initial", kt, state)
+            states.append(state[None])
             log.info("member '%s': generated initial state sent at step %d", member, kt)
+        m, box = self.settings.model, self.tunnel.box
+        path = rank_path(self.cfg.run.run_dir / self.settings.spinup.output, self.tunnel.rank, self.tunnel.size)
+        write_emulation(path, self.channels, self.members, [kt], {"initial": np.stack(states)}, box, m.dx, m.dy,
+                        self.cfg.run.dt, self.engine.mask[0, 0].cpu().numpy().astype("i1"))
 
     # -- end -----------------------------------------------------------------------
     def save(self) -> None:

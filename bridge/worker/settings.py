@@ -62,6 +62,7 @@ class SpinupSettings(_Section):
     checkpoint: Path | None = setting(None, "checkpoint of a `generate` surrogate (oceanbridge train --task "
                                       "generate); required by the spinup mode")
     num_steps: int = setting(18, "EDM Heun steps of the generated state", ge=1)
+    output: str = setting("initial.nc", "netCDF file (in run_dir) of the generated states sent")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,19 +25,21 @@ TEMPLATE = """&namrun
 """
 
 
-def fields_toml(names=("ssh", "u", "v", "temp"), freq: int = 4, emulate: bool = False) -> str:
+def fields_toml(names=("ssh", "u", "v", "temp"), freq: int = 4, emulate: bool = False, spinup: bool = False) -> str:
     rows = []
     for n in names:
         rows.append(f'[[fields]]\nname = "{n}"\ndirection = "ocean_to_worker"\nfreq = {freq}\n')
         if emulate:
             rows.append(f'[[fields]]\nname = "{n}_emu"\ndirection = "worker_to_ocean"\nfreq = {freq}\n')
+        if spinup:
+            rows.append(f'[[fields]]\nname = "{n}_init"\ndirection = "worker_to_ocean"\nfreq = 1\n')
     return "\n".join(rows)
 
 
 def write_config(run_dir: Path, *, steps: int = 80, freq: int = 4, n: int = 32, members: int = 1,
                  modes=("train",), worker_ranks: int = 1, required: bool = True, timeout: float = 60.0,
                  emulate: bool = False, extra: str = "", nit000: int = 1, restart: str = "",
-                 ocean_ranks: int = 1, parameters: bool = True, ocean_args: tuple[str, ...] = ()) -> Path:
+                 ocean_ranks: int = 1, parameters: bool = True, ocean_args: tuple[str, ...] = (), spinup: bool = False) -> Path:
     """A deploy config (and its namelist template) in ``run_dir``; returns the config path."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "template_cfg").write_text(TEMPLATE.format(write=freq, rstart=".true." if restart else ".false.",
@@ -96,7 +98,7 @@ dx = 30000.0
 dy = 30000.0
 {extra}
 {params}
-{fields_toml(freq=freq, emulate=emulate)}
+{fields_toml(freq=freq, emulate=emulate, spinup=spinup)}
 """.replace("'", '"')
     path = run_dir / "deploy.toml"
     path.write_text(text)
