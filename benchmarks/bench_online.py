@@ -16,15 +16,20 @@ import argparse
 import json
 import platform
 import re
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "worker"))
+sys.path.insert(0, str(REPO / "tests" / "worker"))  # the small deploy configs of the worker tests
 sys.path.insert(0, str(REPO))
 
+from bridge.deploy.config import load_config  # noqa: E402
+from bridge.deploy.namelist import patch_namelist  # noqa: E402
+from bridge.deploy.preprod import preprod  # noqa: E402
+from bridge.mpirun import mpirun_prefix  # noqa: E402
 from worker_fixtures import launch, write_config  # noqa: E402
 
 LOOP = re.compile(r"time loop of (\d+) steps in ([0-9.]+) s")
@@ -43,11 +48,6 @@ def one_run(folder: Path, args, coupled: bool) -> dict:
     text = text.replace("model_channels = 8", f"model_channels = {args.channels}")
     config.write_text(text.replace("watermark = 4", "watermark = 8"))
     if not coupled:  # the same namelist with the bridge switched off, the ocean alone
-        from bridge.deploy.config import load_config
-        from bridge.deploy.preprod import preprod
-        from bridge.deploy.namelist import patch_namelist
-        import subprocess
-        from bridge.mpirun import mpirun_prefix
         cfg = load_config(config)
         preprod(cfg)
         patch_namelist(cfg.member_namelist(1), {"namobridge": {"ln_obridge": False}})

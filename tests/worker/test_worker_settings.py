@@ -1,6 +1,8 @@
 """The worker's config sections: validated on creation, unknown names raise naming file, section, key."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bridge.deploy.config import load_config
@@ -62,3 +64,8 @@ def test_reference_lists_every_section():
     text = settings_markdown()
     for name in ("[worker.train]", "[worker.buffer]", "[worker.emulate]", "[worker.checkpoint]", "[model]"):
         assert name in text
+
+
+def test_readme_key_reference_is_current():
+    readme = (Path(__file__).parents[2] / "bridge" / "worker" / "README.md").read_text()
+    assert settings_markdown() in readme, "regenerate the Keys section of bridge/worker/README.md"
