@@ -143,6 +143,10 @@ def worker_settings(cfg) -> WorkerSettings:
     if unknown:
         raise ConfigError(f"{src}: unknown top-level section(s) {sorted(unknown)}")
     settings = WorkerSettings(**kwargs)
+    emulated, states = cfg.fields_with_role("emulated"), cfg.fields_with_role("state")
+    if "emulate" in cfg.worker.modes and emulated and emulated[0].freq != states[0].freq:
+        raise ConfigError(f"{src}: mode 'emulate' needs the '_emu' fields' freq ({emulated[0].freq}) to equal the "
+                          f"state fields' freq ({states[0].freq}): each emulated state is one coupling period ahead")
     if "spinup" in cfg.worker.modes and settings.spinup.checkpoint is None:
         raise ConfigError(f"{src}: [worker] modes has 'spinup' but [worker.spinup] checkpoint is not set")
     return settings

@@ -69,3 +69,10 @@ def test_reference_lists_every_section():
 def test_readme_key_reference_is_current():
     readme = (Path(__file__).parents[2] / "bridge" / "worker" / "README.md").read_text()
     assert settings_markdown() in readme, "regenerate the Keys section of bridge/worker/README.md"
+
+
+def test_emulator_period_must_match_the_state_period(tmp_path):
+    path = write_config(tmp_path, freq=4, emulate=True, modes=("train", "emulate"))
+    path.write_text(path.read_text().replace('direction = "worker_to_ocean"\nfreq = 4', 'direction = "worker_to_ocean"\nfreq = 8'))
+    with pytest.raises(ConfigError, match=r"mode 'emulate' needs the '_emu' fields' freq \(8\)"):
+        worker_settings(load_config(path))
