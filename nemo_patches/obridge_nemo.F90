@@ -56,12 +56,18 @@ CONTAINS
    SUBROUTINE obn_start( kcomm )
       INTEGER, INTENT(out) ::   kcomm   !< communicator to pass to mpp_start
       CHARACTER(len=jp_obr_namlen) ::   clname
+      CHARACTER(len=512) ::   clerr
       LOGICAL ::   llinit
       INTEGER ::   ierr
-      CALL obn_nml_peek( ll_peeked, clname )
       CALL MPI_Initialized( llinit, ierr )
       IF( .NOT. llinit )   CALL MPI_Init( ierr )   ! so that NEMO's mppstop, not the bridge, finalizes MPI
       kcomm = MPI_COMM_WORLD
+      CALL obn_nml_peek( ll_peeked, clname, clerr )
+      IF( clerr /= '' ) THEN                       ! every rank reads the same files: all stop here
+         WRITE(0,'(a)') ' oceanbridge: NEMO stops: '//TRIM(clerr)
+         FLUSH(0)
+         CALL MPI_Abort( MPI_COMM_WORLD, 1, ierr )
+      ENDIF
       IF( .NOT. ll_peeked )   RETURN
       CALL obr_set_timeout( REAL(rn_obr_timeout, 8) )
       CALL obr_init( TRIM(clname), kcomm )        ! stops the job with a message if the launch is wrong

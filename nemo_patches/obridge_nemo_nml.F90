@@ -45,24 +45,31 @@ MODULE obridge_nemo_nml
 
 CONTAINS
 
-   !> Before mpp_start: read ln_obridge and cn_obr_name from the namelist files on disk (no MPI needed).
-   SUBROUTINE obn_nml_peek( ld_on, cd_name )
+   !> Before mpp_start: read ln_obridge and cn_obr_name from the namelist files on disk (NEMO's buffers do not
+   !> exist yet). A &namobridge group that cannot be read leaves cd_err set: the caller must stop the job, since
+   !> a wrong guess of ln_obridge would put NEMO and the worker in one communicator and hang both.
+   SUBROUTINE obn_nml_peek( ld_on, cd_name, cd_err )
       LOGICAL         , INTENT(out) ::   ld_on     !< ln_obridge (namelist_cfg over namelist_ref)
       CHARACTER(len=*), INTENT(out) ::   cd_name   !< cn_obr_name
-      CALL peek_file( 'namelist_ref' )
-      CALL peek_file( 'namelist_cfg' )
+      CHARACTER(len=*), INTENT(out) ::   cd_err    !< '' or why a file's &namobridge cannot be read
+      cd_err = ''
+      CALL peek_file( 'namelist_ref', cd_err )
+      CALL peek_file( 'namelist_cfg', cd_err )
       ld_on   = ln_obridge
       cd_name = cn_obr_name
    END SUBROUTINE obn_nml_peek
 
-   !> Read &namobridge from one namelist file when it has the group; errors are left to obn_nml_read.
-   SUBROUTINE peek_file( cd_file )
-      CHARACTER(len=*), INTENT(in) ::   cd_file   !< namelist file name in the run folder
+   !> Read &namobridge from one namelist file when it has the group.
+   SUBROUTINE peek_file( cd_file, cd_err )
+      CHARACTER(len=*), INTENT(in   ) ::   cd_file   !< namelist file name in the run folder
+      CHARACTER(len=*), INTENT(inout) ::   cd_err    !< set when the group is there but unreadable
+      CHARACTER(len=256) ::   clmsg
       INTEGER ::   inum, ios
       OPEN( NEWUNIT=inum, FILE=cd_file, STATUS='old', ACTION='read', IOSTAT=ios )
       IF( ios /= 0 )   RETURN
-      READ( inum, NML=namobridge, IOSTAT=ios )
+      READ( inum, NML=namobridge, IOSTAT=ios, IOMSG=clmsg )
       CLOSE( inum )
+      IF( ios > 0 .AND. cd_err == '' )   cd_err = cd_file//': &namobridge cannot be read: '//TRIM(clmsg)
    END SUBROUTINE peek_file
 
    !> In nemo_init: READ_NML_REF/CFG of &namobridge, then check every switch (ctl_stop naming it).

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -39,9 +40,12 @@ def prepare(nemo_dir: str | Path, folder: Path, *, itend: int, obridge: dict | N
     """A run folder: EXP00's files (links followed), namelist_cfg patched with &namrun and &namobridge."""
     folder.mkdir(parents=True, exist_ok=True)
     exp = nemo_exp(nemo_dir)
-    for f in exp.iterdir():
-        if f.name != "nemo" and f.is_file():
+    for f in exp.iterdir():      # inputs only: namelists and XIOS files, not outputs of earlier runs
+        if f.is_file() and (f.name.startswith("namelist") or f.suffix == ".xml"):
             shutil.copyfile(f, folder / f.name)
+    # start from a namelist_cfg without &namobridge: f90nml.patch (1.5) garbles a list it extends in place
+    cfg = folder / "namelist_cfg"
+    cfg.write_text(re.sub(r"(?ims)^\s*&namobridge\b.*?^\s*/\s*$", "", cfg.read_text()))
     os.symlink(exp / "nemo", folder / "nemo")
     run = {"nn_itend": itend, "nn_stock": itend, "nn_write": itend, **(namrun or {})}
     obridge = dict(obridge or {})
@@ -83,21 +87,28 @@ def launch(cmd: list[str], folder: Path, timeout: float, grace: float = 10.0) ->
     log = folder / "mpirun.log"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)        # its own group: a kill reaches every rank
         t0, orphan_since, note = time.monotonic(), None, ""
         while proc.poll() is None:
             time.sleep(0.5)
             if time.monotonic() - t0 > timeout:
-                proc.kill()
-                proc.wait()
+                _kill_group(proc)
                 raise TimeoutError(f"{cmd} ran for more than {timeout} s:\n{log.read_text()[-3000:]}")
             alive = _has_children(proc.pid)
             orphan_since = None if alive else (orphan_since or time.monotonic())
             if orphan_since and time.monotonic() - orphan_since > grace:
-                proc.kill()
-                proc.wait()
+                _kill_group(proc)
                 note = f"\nnemo_run: mpirun outlived its processes by {grace:g} s and was killed\n"
     return subprocess.CompletedProcess(cmd, proc.returncode if not note else 1, log.read_text() + note)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def _has_children(pid: int) -> bool:

@@ -7,6 +7,7 @@ ssh = i + 100 j; each step adds 1; land is the column i = 1.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,24 +28,42 @@ pytestmark = [pytest.mark.mpi, pytest.mark.skipif(not (shutil.which("mpif90") an
                                                    reason="needs mpif90 and cpp")]
 
 
+def compile_like_makenemo(sources: list[Path], build: Path, keys: list[str], incs: tuple[str, ...] = ()) -> None:
+    """cpp -P -traditional with the cpp keys, then mpif90 with NEMO's -fdefault-real-8, in dependency order."""
+    for src in sources:
+        f90 = build / (src.stem + ".f90")
+        subprocess.run(["cpp", "-P", "-traditional"] + [f"-D{k}" for k in keys] + [f"-I{HERE / 'stubs'}", str(src),
+                        str(f90)], check=True)
+        res = subprocess.run(["mpif90", "-c", "-fdefault-real-8", "-O1", "-ffree-line-length-none", "-Wall",
+                              "-Wno-unused-dummy-argument", *incs, f90.name, "-o", src.stem + ".o"], cwd=build,
+                             capture_output=True, text=True)
+        assert res.returncode == 0, f"{src.name} does not compile with {keys}:\n{res.stderr}"
+
+
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory) -> Path:
     """Build the stand-in ocean with the adapter and the bridge, as makenemo would (cpp, then compile)."""
     build = tmp_path_factory.mktemp("standin")
-    for src in SOURCES:
-        f90 = build / (src.stem + ".f90")
-        subprocess.run(["cpp", "-P", "-traditional", "-Dkey_obridge", "-Dkey_RK3", f"-I{HERE / 'stubs'}", str(src),
-                        str(f90)], check=True)
-        res = subprocess.run(["mpif90", "-c", "-fdefault-real-8", "-O1", "-ffree-line-length-none", "-Wall",
-                              "-Wno-unused-dummy-argument", f90.name, "-o", src.stem + ".o"], cwd=build,
-                             capture_output=True, text=True)
-        assert res.returncode == 0, f"{src.name} does not compile:\n{res.stderr}"
+    compile_like_makenemo(SOURCES, build, ["key_obridge", "key_RK3"])
     subprocess.run(["mpif90", "-o", "standin_ocean.exe"] + [s.stem + ".o" for s in SOURCES], cwd=build, check=True)
     return build / "standin_ocean.exe"
 
 
+@pytest.mark.oasis
+@pytest.mark.skipif(not os.environ.get("OASIS_DIR"), reason="OASIS_DIR (an OASIS3-MCT build, BLD) is not set")
+def test_oasis_path_of_the_adapter_compiles(tmp_path):
+    """key_oasis3 + key_obridge_oasis: obn_define joins NEMO's OASIS component (obr_init_from_oasis, ncomp_id)."""
+    oasis = Path(os.environ["OASIS_DIR"])
+    sources = SOURCES[:1] + [HERE / "stubs" / "cpl_oasis3_standin.F90"] + \
+        [nr.REPO / "bridge" / "fortran" / f for f in ("obr_core.F90", "obr_mpi_defs.F90", "obr_oasis.F90",
+                                                       "obridge.F90")] + SOURCES[-3:-1]
+    incs = tuple(f"-I{p}" for p in (oasis / "build/lib/psmile.MPI1", oasis / "build/lib/mct", oasis / "include"))
+    compile_like_makenemo(sources, tmp_path, ["key_obridge", "key_obridge_oasis", "key_oasis3", "key_RK3"], incs)
+    assert (tmp_path / "obridge_nemo.o").is_file()
+
+
 def run(standin: Path, folder: Path, obr: dict, mode: str | None = "record", *args: str, ranks: int = 2,
-        py_ranks: int = 1, keep_going: bool = False):
+        py_ranks: int = 1, keep_going: bool = False, extra_line: str = ""):
     import f90nml
     folder.mkdir()
     (folder / "namelist_ref").write_text((nr.REPO / "nemo_patches" / "namobridge.nml").read_text()
@@ -53,6 +72,9 @@ def run(standin: Path, folder: Path, obr: dict, mode: str | None = "record", *ar
     obr = {**obr, "cn_obr_send": list(send) + [""] * (nr.MAXSEND - len(send))} if send else obr
     f90nml.write({"namrun": {"nn_it000": 1, "nn_itend": ITEND}, "namstandin": {"nx": NX, "ny": NY, "nz": NZ},
                   "namobridge": obr}, str(folder / "namelist_cfg"))
+    if extra_line:                                    # a line slipped into &namobridge of namelist_cfg
+        cfg = folder / "namelist_cfg"
+        cfg.write_text(cfg.read_text().replace("&namobridge\n", f"&namobridge\n    {extra_line}\n"))
     (folder / "nemo").symlink_to(standin)
     if mode is None:                                  # the stand-in alone
         return nr.run_alone(folder, ranks, timeout=60), {}
@@ -122,3 +144,24 @@ def test_worker_leaving_continue_uncoupled_or_stop(standin, tmp_path, required):
         assert res.returncode != 0 and "stopping because ln_obr_required = .true." in res.stdout
     else:
         assert "continuing UNCOUPLED" in res.stdout and "obn_finalize: 4 steps" in res.stdout
+
+
+def test_spinup_replaces_the_initial_state(standin, tmp_path):
+    obr = dict(ln_obridge=True, cn_obr_send=["ssh", "tem3d", "mask"], ln_obr_spinup=True)
+    res, got = run(standin, tmp_path / "spin", obr, "spinup")
+    assert res.returncode == 0 and "initial state replaced by the received one at step 0" in res.stdout, \
+        res.stdout[-3000:]
+    ocean = got["mask@0"] == 1
+    for name in ("ssh", "tem3d"):
+        sea = ocean[: got[f"{name}@0"].shape[0]]
+        for kt in (0, 1):       # the initial state sent at step 0 is the generated one, and NEMO starts from it
+            assert np.array_equal(got[f"{name}@{kt}"], np.where(sea, got[f"{name}_init@0"] + kt, truth(name, kt)))
+
+
+def test_unreadable_namobridge_stops_the_job_at_once(standin, tmp_path):
+    """A garbled &namobridge (as f90nml 1.5's patch writes when it extends a list) must not let NEMO guess
+    ln_obridge: a wrong guess would put NEMO and the worker in one communicator and hang them both."""
+    obr = dict(ln_obridge=True, cn_obr_send=["sst"])
+    res, _ = run(standin, tmp_path / "garbled", obr, extra_line="'tem3d' = .false.")
+    assert res.returncode != 0
+    assert "oceanbridge: NEMO stops: namelist_cfg: &namobridge cannot be read" in res.stdout, res.stdout[-3000:]

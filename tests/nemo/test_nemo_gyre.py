@@ -145,3 +145,18 @@ def test_oceanbridge_worker_trains_on_nemo(tmp_path):
     assert summary["counters"]["received"] == 61 and summary["counters"]["pairs"] == 60
     assert summary["train_steps"] >= 60
     assert summary["loss_last"] < 0.85 * summary["loss_first"], summary
+
+
+def test_spinup_replaces_initial_state(tmp_path):
+    """ln_obr_spinup: the state NEMO sends at step nit000-1 is the one the worker generated, on ocean points."""
+    obr = dict(ln_obridge=True, cn_obr_send=["sss", "tem3d", "mask"], nn_obr_freq=1, rn_obr_timeout=60.0,
+               ln_obr_spinup=True)
+    folder = nr.prepare(NEMO_DIR, tmp_path / "spin", itend=2, obridge=obr)
+    res = coupled(folder, 2, "spinup")
+    assert res.returncode == 0, res.stdout[-4000:]
+    got = np.load(folder / "worker.npz")
+    mask = got["mask@0"] == 1
+    assert np.array_equal(got["tem3d@0"][mask], got["tem3d_init@0"][mask])
+    assert np.array_equal(got["sss@0"][mask[:1]], got["sss_init@0"][mask[:1]])
+    assert np.all(got["tem3d@0"][~mask] == 0)
+    assert "initial state replaced by the received one at step 0" in (folder / "ocean.output").read_text()
