@@ -5,7 +5,8 @@
    realistic 6 and 12) to a Python receiver, against coupling off, measured in the same benchmark run by alternating the two (A B A B ...) and
    keeping the best of each, printed as ratios (target: coupled/uncoupled >= 0.95, i.e. <= 5% overhead).
 
-usage: python benchmarks/bench_gyre.py [--repeats 3] [--quick] [--json PATH] [--coupled-ranks 1]
+usage: python benchmarks/bench_gyre.py [--repeats 3] [--quick] [--json PATH] [--coupled-ranks 1] [--freqs 1 6 12]
+       [--coupling-only]
 The figures are gyre's own timing of its time loop (MPI_Wtime, initialisation and finalisation excluded).
 Needs `make fortran` (build/bin/gyre.exe linked with the bridge). Timings are never asserted anywhere.
 """
@@ -92,6 +93,7 @@ def main(argv=None) -> int:
     ap.add_argument("--freqs", type=int, nargs="+", default=[1, 6, 12],
                     help="nn_obr_freq values of the coupled runs (1: every step; >= 6 is the realistic setting, "
                          "deploy/gyre/mpi.toml sends every 12)")
+    ap.add_argument("--coupling-only", action="store_true", help="skip the speed table (part 1)")
     ap.add_argument("--receiver", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.receiver:
@@ -105,9 +107,10 @@ def main(argv=None) -> int:
                      "speed": [], "coupling": []}
     with tempfile.TemporaryDirectory(prefix="bench_gyre_") as tmp:
         work = Path(tmp)
-        print(f"gyre speed, coupling off (best of {args.repeats}; {os.cpu_count()} cores)")
-        print(f"{'grid':>9} {'ranks':>5} {'steps':>6} {'steps/s':>9} {'ms/step':>8} {'Mpts*steps/s':>13}")
-        for n in (128, 256):
+        if not args.coupling_only:
+            print(f"gyre speed, coupling off (best of {args.repeats}; {os.cpu_count()} cores)")
+            print(f"{'grid':>9} {'ranks':>5} {'steps':>6} {'steps/s':>9} {'ms/step':>8} {'Mpts*steps/s':>13}")
+        for n in ((128, 256) if not args.coupling_only else ()):
             for ranks in (1, 2):
                 best = max(run_once(work, n, steps[n], ranks, False)[0] for _ in range(args.repeats))
                 results["speed"].append({"n": n, "ranks": ranks, "steps": steps[n], "steps_per_s": best})
