@@ -39,6 +39,7 @@ import numpy as np
 from ..deploy.naming import oasis_name
 from ..errors import BridgeError, DefinitionError, FieldValueError
 from ..partition import BoxPartition
+from .mpi import MpiComponent  # no MPI at import: mpi4py is imported when an MpiComponent is made
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +151,7 @@ class OasisComponent:
             raise BridgeError(f"{self.where()}: {what} after enddef")
 
     # -- run time ------------------------------------------------------------
-    def field(self, name: str, peer: str = "") -> "OasisField":
-        try:
-            return self._fields[(name, peer)]
-        except KeyError:
-            known = ", ".join(f"'{n}'" + (f" (peer '{p}')" if p else "") for n, p in self._fields)
-            raise BridgeError(f"{self.where()}: unknown field '{name}'" + (f" with peer '{peer}'" if peer else "")
-                              + f"; defined: {known}") from None
+    field = MpiComponent.field  # the same lookup and message: fields are keyed (name, peer) in both
 
     def _check_schedule(self, current: "OasisField", step: int, tsec: int) -> None:
         """OASIS aborts ('coupling skipped at earlier time, potential deadlock') when a field acts at t
