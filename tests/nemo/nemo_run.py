@@ -18,28 +18,28 @@ CFG = os.environ.get("NEMO_CFG", "GYRE_OCE")
 MAXSEND = 10                                 # jp_obr_maxfld of obridge_nemo_nml.F90
 
 
-def nemo_exp(nemo_dir: str | Path) -> Path:
+def nemo_exp(nemo_dir: str | Path, cfg: str = CFG) -> Path:
     """EXP00 of the built configuration (its ``nemo`` link made by makenemo)."""
-    return Path(nemo_dir) / "cfgs" / CFG / "EXP00"
+    return Path(nemo_dir) / "cfgs" / cfg / "EXP00"
 
 
-def built(nemo_dir: str | None) -> str:
-    """'' when NEMO_DIR holds a GYRE_OCE build patched with key_obridge, else why not."""
+def built(nemo_dir: str | None, cfg: str = CFG) -> str:
+    """'' when NEMO_DIR holds a build of ``cfg`` patched with key_obridge, else why not."""
     if not nemo_dir:
-        return "NEMO_DIR is not set (a NEMO 5.0 tree with cfgs/GYRE_OCE built after 'oceanbridge install nemo')"
-    exe = nemo_exp(nemo_dir) / "nemo"
+        return f"NEMO_DIR is not set (a NEMO 5.0 tree with cfgs/{cfg} built after 'oceanbridge install nemo')"
+    exe = nemo_exp(nemo_dir, cfg) / "nemo"
     if not exe.exists():
-        return f"{exe} not found: build GYRE_OCE with makenemo first (deploy/nemo/README.md)"
-    if "key_obridge" not in (Path(nemo_dir) / "cfgs" / CFG / f"cpp_{CFG}.fcm").read_text():
-        return f"{CFG} was built without key_obridge: run 'oceanbridge install nemo' and rebuild"
+        return f"{exe} not found: build {cfg} with makenemo first (deploy/nemo/README.md)"
+    if "key_obridge" not in (Path(nemo_dir) / "cfgs" / cfg / f"cpp_{cfg}.fcm").read_text():
+        return f"{cfg} was built without key_obridge: run 'oceanbridge install nemo' and rebuild"
     return ""
 
 
 def prepare(nemo_dir: str | Path, folder: Path, *, itend: int, obridge: dict | None = None,
-            namrun: dict | None = None) -> Path:
+            namrun: dict | None = None, cfg_name: str = CFG) -> Path:
     """A run folder: EXP00's files (links followed), namelist_cfg patched with &namrun and &namobridge."""
     folder.mkdir(parents=True, exist_ok=True)
-    exp = nemo_exp(nemo_dir)
+    exp = nemo_exp(nemo_dir, cfg_name)
     for f in exp.iterdir():      # inputs only: namelists and XIOS files, not outputs of earlier runs
         if f.is_file() and (f.name.startswith("namelist") or f.suffix == ".xml"):
             shutil.copyfile(f, folder / f.name)
