@@ -113,6 +113,7 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels) 
     learner = Learner(engine, buffer, ddp, settings.train, settings.emulate, training="train" in cfg.worker.modes)
     runtime = Runtime(cfg, settings, tunnel, engine, buffer, learner, counters, member_parameters(cfg), channels,
                       ckpt, generator)
+    tunnel.connect()
     bar = tqdm(total=len(runtime.schedule.steps), desc="worker: ocean steps", unit="step", file=sys.stderr,
                disable=not progress or rank != 0, mininterval=2.0)
     try:

@@ -9,6 +9,7 @@ clock: time spent in optimizer steps, in sampling, and waiting for data.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -17,6 +18,17 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 IDLE_WAIT = 0.005  # s between checks when there is nothing to do
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise this thread's nice value (Linux schedules threads one by one), so the ocean ranks and
+    the receiving thread win the cores when they need them; training takes what is left."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(os.getpriority(os.PRIO_PROCESS, 0) + nice, 19))
+    except OSError as err:
+        log.warning("could not lower the training thread's priority: %s", err)
 
 
 class LearnerError(RuntimeError):
@@ -77,6 +89,7 @@ class Learner(threading.Thread):
     # -- the thread --------------------------------------------------------------
     def run(self) -> None:
         self._t0 = t0 = time.perf_counter()
+        _lower_priority(self.train_cfg.nice)
         try:
             self._loop()
         except BaseException as err:  # reported to the main thread by result()/check()

@@ -34,6 +34,8 @@ class TrainSettings(_Section):
                              "optimizer steps (the ocean has finished, so this never slows it)", ge=0)
     seed: int = setting(0, "seed of the noise and data streams", ge=0)
     log_every: int = setting(20, "log the loss every N optimizer steps", ge=1)
+    nice: int = setting(10, "nice increment of the training thread (Linux), so the ocean ranks and the "
+                        "receiving thread get the cores first; 0 keeps the process priority", ge=0)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -66,7 +66,7 @@ def worker_box(cfg: DeployConfig, rank: int, size: int) -> BoxPartition:
 
 
 class Tunnel:
-    """The worker component with every (member, field) pair defined and checked at enddef."""
+    """The worker component; after ``connect`` every (member, field) pair is defined and checked."""
 
     ROLE_SUFFIX = {"emulated": "_emu", "initial": "_init"}
 
@@ -79,8 +79,14 @@ class Tunnel:
         comm = self.comp.local_comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.box = worker_box(cfg, self.rank, self.size)
-        self.comp.def_partition(self.box)
         self._fields = {}
+
+    def connect(self) -> None:
+        """Declare the tile and every (member, field), then end the definitions (collective with the
+        ocean).  Kept apart from joining so the worker can build its model in between: the ocean
+        then waits in its own end of definitions, before its time loop, not inside it."""
+        cfg = self.cfg
+        self.comp.def_partition(self.box)
         for member in self.members:
             for f in cfg.fields:
                 direction = "in" if f.direction == TO_WORKER else "out"
