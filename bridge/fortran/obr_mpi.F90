@@ -271,7 +271,7 @@ contains
             call pack(fld%routes(r), fld%def%nlev, fld%buf(r, slot)%a, f2, f3)
             if (core_nan_policy /= OBR_NAN_OFF) nbad = nbad + core_count_bad(fld%buf(r, slot)%a)  ! no scan when off
          end do
-         call check_values(fld, step, nbad, kinfo, msg); if (kinfo < 0) return
+         call core_nan_verdict(fld%def%name, step, nbad, kinfo, msg); if (kinfo < 0) return
          m = 0
          do r = 1, fld%nroutes
             call post_route(fld, slot, r, step, fld%buf(r, slot)%a, 1, size(fld%buf(r, slot)%a)/fld%chunks(r), m)
@@ -321,7 +321,7 @@ contains
             nbad = count(.not. ieee_is_finite(f2))
          end if
       end if
-      call check_values(fld, step, nbad, kinfo, msg); if (kinfo < 0) return
+      call core_nan_verdict(fld%def%name, step, nbad, kinfo, msg); if (kinfo < 0) return
       m = 0
       if (present(f3)) then   ! a flat view of the caller's array (direct_possible checked it is contiguous)
          call c_f_pointer(c_loc(f3), flat, [size(f3)])
@@ -360,25 +360,6 @@ contains
                         fld%req(m, slot), ierr)
       end do
    end subroutine post_route
-
-   !> Apply the NaN policy to a put holding nbad NaN/Inf values.
-   subroutine check_values(fld, step, nbad, kinfo, msg)
-      type(field_t), intent(in) :: fld                 !< the field
-      integer, intent(in) :: step                      !< host model step
-      integer, intent(in) :: nbad                      !< NaN/Inf values found
-      integer, intent(out) :: kinfo                    !< OBR_OK or OBR_ERR_VALUE
-      character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
-      kinfo = OBR_OK
-      msg = ''
-      if (nbad == 0 .or. core_nan_policy == OBR_NAN_OFF) return
-      msg = 'field '''//trim(fld%def%name)//''': put at step '//core_itoa(step)//' holds '// &
-            core_itoa(nbad)//' NaN/Inf value(s)'
-      if (core_nan_policy == OBR_NAN_ERROR) then
-         kinfo = OBR_ERR_VALUE
-      else
-         call core_warn(trim(msg)//'; sent anyway (NaN policy warn)')
-      end if
-   end subroutine check_values
 
    !> Receive this rank's part of a field for a step, waiting at most the timeout.
    subroutine backend_get(id, step, kinfo, msg, f2, f3)
@@ -449,7 +430,6 @@ contains
       character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
       real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field
       real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field
-      integer :: got(3)
       kinfo = OBR_ERR_USAGE
       msg = ''
       if (.not. ended) then
@@ -457,20 +437,10 @@ contains
       else if (id < 1 .or. id > nfields) then
          msg = what//' at step '//core_itoa(step)//': unknown field id '//core_itoa(id)// &
                ' (ids are 1..'//core_itoa(nfields)//')'
-      else if (fields(id)%def%dir /= dir) then
-         msg = 'field '''//trim(fields(id)%def%name)//''': '//what//' on a field of the other direction'
       else
-         got = 1
-         if (present(f2)) got(1:2) = shape(f2)
-         if (present(f3)) got = shape(f3)
-         if (any(got /= [mybox(5), mybox(6), fields(id)%def%nlev])) then
-            msg = 'field '''//trim(fields(id)%def%name)//''': '//what//' with an array of shape ('// &
-                  core_itoa(got(1))//','//core_itoa(got(2))//','//core_itoa(got(3))//'), expected ('// &
-                  core_itoa(mybox(5))//','//core_itoa(mybox(6))//','//core_itoa(fields(id)%def%nlev)// &
-                  ') = (ni, nj, nlev) of this rank''s partition'
-         else
-            kinfo = OBR_OK
-         end if
+         associate (fd => fields(id)%def)
+            call core_check_field(fd%name, fd%dir, fd%nlev, mybox(5:6), dir, what, kinfo, msg, f2, f3)
+         end associate
       end if
    end subroutine check_call
 
