@@ -6,7 +6,7 @@
 2. the fraction of the worker's wall time spent in optimizer steps while coupled
    (target >= 90%), and its optimizer steps per second.
 
-usage: python benchmarks/bench_online.py [--repeats 2] [--n 64] [--steps 8760] [--freq 36] [--json PATH]
+usage: python benchmarks/bench_online.py [--repeats 2] [--n 64] [--steps 17520] [--freq 36] [--json PATH]
 Timings are never asserted anywhere. On a 2-core machine the worker's training thread and
 the ocean share the cores, which is what the slow-down shows.
 """
@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "worker"))  # the small deploy configs of the worker tests
@@ -71,7 +73,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--n", type=int, default=64, help="grid points per side")
-    p.add_argument("--steps", type=int, default=8760, help="ocean steps per run")
+    p.add_argument("--steps", type=int, default=17520, help="ocean steps per run")
     p.add_argument("--freq", type=int, default=36, help="coupling period (ocean steps)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--channels", type=int, default=16, help="U-Net base width")
@@ -94,7 +96,7 @@ def main(argv=None) -> int:
         "ocean_loop_s_off": best_off, "ocean_loop_s_train": best_on,
         "ocean_slowdown": best_on / best_off - 1.0,
         "ocean_share_in_coupling_calls": best["coupling_calls_s"] / best_on,
-        "worker_train_fraction_coupled": max(fractions),
+        "worker_train_fraction_coupled": float(np.median(fractions)),
         "worker_train_steps_per_s": max(x["steps_per_s"] for x in runs["train"]),
         "runs": runs, "machine": platform.processor() or platform.machine(),
     }
@@ -104,7 +106,8 @@ def main(argv=None) -> int:
     print(f"| ocean slow-down (on/off - 1) | {100 * result['ocean_slowdown']:.1f}% | <= 5% |")
     print(f"| share of that loop spent in the ocean's coupling calls | "
           f"{100 * result['ocean_share_in_coupling_calls']:.1f}% | |")
-    print(f"| worker time training while coupled | {100 * result['worker_train_fraction_coupled']:.1f}% | >= 90% |")
+    print(f"| worker time training while coupled (median) | {100 * result['worker_train_fraction_coupled']:.1f}% "
+          f"| >= 90% |")
     print(f"| worker optimizer steps per second | {result['worker_train_steps_per_s']:.2f} | |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
