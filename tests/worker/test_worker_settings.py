@@ -76,3 +76,14 @@ def test_emulator_period_must_match_the_state_period(tmp_path):
     path.write_text(path.read_text().replace('direction = "worker_to_ocean"\nfreq = 4', 'direction = "worker_to_ocean"\nfreq = 8'))
     with pytest.raises(ConfigError, match=r"mode 'emulate' needs the '_emu' fields' freq \(8\)"):
         worker_settings(load_config(path))
+
+
+def test_transport_side_imports_no_torch_and_starts_no_mpi():
+    """The tunnel and the settings (the coupling side) never import torch; importing starts nothing."""
+    import subprocess
+    import sys
+    code = ("import sys, bridge.worker, bridge.worker.tunnel, bridge.worker.settings; "
+            "print('torch' in sys.modules, 'mpi4py.MPI' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parents[2]).stdout.split()
+    assert out == ["False", "False"]
