@@ -15,7 +15,8 @@ What it does in ``cfgs/<CFG>``, checking everything before writing anything:
    ``namelist_ref`` that ``EXP00`` reads (a symlink into ``cfgs/SHARED`` is
    followed: other configurations never read the group).
 
-Running it again is a no-op; a newer oceanbridge upgrades the blocks in place.
+Running it again is a no-op; a newer oceanbridge upgrades the blocks in place;
+``--uninstall`` takes everything out again.
 Then rebuild: ``./makenemo -n <CFG> -m <arch> -j 2``.
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .patching import Patch, PatchError, apply_patches, load_table, write_atomic
+from .patching import Patch, PatchError, apply_patches, load_table, remove_blocks, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +47,38 @@ class NemoInstallError(RuntimeError):
 
 @dataclass
 class Plan:
-    """Every file the installer will write: path -> (old text or None, new text)."""
+    """Every file the installer will write (path -> (old text or None, new text)) or delete."""
 
     writes: dict[Path, tuple[str | None, str]] = field(default_factory=dict)
+    deletes: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def add(self, path: Path, new: str) -> None:
         old = path.read_text() if path.is_file() else None
         if old != new:
             self.writes[path] = (old, new)
+
+    def commit(self, dry_run: bool, show) -> None:
+        """Write (or, with ``dry_run``, show) every planned change; each write is atomic."""
+        for path, (old, new) in self.writes.items():
+            if dry_run:
+                if path.suffix == ".fcm":
+                    show("".join(difflib.unified_diff((old or "").splitlines(True), new.splitlines(True),
+                                                      f"a/{path.name}", f"b/{path.name}")))
+                else:
+                    show(f"would {'create' if old is None else 'update'} {path}")
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(path, new)
+                log.info("%s %s", "created" if old is None else "updated", path)
+        for path in self.deletes:
+            if dry_run:
+                show(f"would remove {path}")
+            else:
+                path.unlink()
+                log.info("removed %s", path)
+        for note in self.notes:
+            show(f"note: {note}")
 
 
 def cfg_dir(nemo: Path, cfg: str) -> Path:
@@ -164,19 +188,35 @@ def install(nemo: str | Path, cfg: str, *, backend: str = "mpi", dry_run: bool =
     if backend == "oasis" and "key_oasis3" not in plan.writes.get(fcm, (None, fcm.read_text()))[1]:
         plan.notes.append(f"{fcm}: add key_oasis3 too (NEMO owns the OASIS component the bridge joins)")
     plan_namelist(plan, folder, dry_run, show)
-    for path, (old, new) in plan.writes.items():
-        if dry_run:
-            if path.suffix == ".fcm":
-                show("".join(difflib.unified_diff((old or "").splitlines(True), new.splitlines(True),
-                                                  f"a/{path.name}", f"b/{path.name}")))
-            else:
-                show(f"would {'create' if old is None else 'update'} {path}")
+    plan.commit(dry_run, show)
+    return plan
+
+
+def uninstall(nemo: str | Path, cfg: str, *, dry_run: bool = False, show=print) -> Plan:
+    """Take oceanbridge out of a configuration: blocks, copied sources, keys and &namobridge.
+
+    A hooked file that is then identical to NEMO's ``src/OCE`` one (the installer copied it) is removed."""
+    nemo = Path(nemo)
+    folder = cfg_dir(nemo, cfg)
+    my_src = folder / "MY_SRC"
+    plan = Plan()
+    shipped = {p.name for p in PATCHES.glob("*.F90")} | {p.name for p in BRIDGE_FORTRAN.glob("*.F90")}
+    plan.deletes += [my_src / name for name in sorted(shipped) if (my_src / name).is_file()]
+    for target in dict.fromkeys(p.target for p in load_table(PATCHES / "hooks.toml")):
+        path = my_src / target
+        if not path.is_file():
+            continue
+        stripped = remove_blocks(path.read_text())
+        original = sorted((nemo / "src" / "OCE").rglob(target))
+        if len(original) == 1 and original[0].read_text() == stripped:
+            plan.deletes.append(path)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, new)
-            log.info("%s %s", "created" if old is None else "updated", path)
-    for note in plan.notes:
-        show(f"note: {note}")
+            plan.add(path, stripped)
+    fcm = folder / f"cpp_{cfg}.fcm"
+    plan.add(fcm, with_keys(fcm.read_text(), [], sum(KEYS.values(), []), fcm))
+    real = namelist_ref_path(folder)
+    plan.add(real, remove_blocks(real.read_text(), {"namobridge"}))
+    plan.commit(dry_run, show)
     return plan
 
 
@@ -187,13 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cfg", required=True, help="configuration name (cfgs/<CFG>), e.g. GYRE_OCE")
     parser.add_argument("--backend", choices=sorted(KEYS), default="mpi", help="bridge transport (default mpi)")
     parser.add_argument("--dry-run", action="store_true", help="print what would change (diffs), write nothing")
+    parser.add_argument("--uninstall", action="store_true", help="take oceanbridge out of the configuration")
     args = parser.parse_args(argv)
     try:
-        plan = install(args.nemo, args.cfg, backend=args.backend, dry_run=args.dry_run)
+        if args.uninstall:
+            plan = uninstall(args.nemo, args.cfg, dry_run=args.dry_run)
+        else:
+            plan = install(args.nemo, args.cfg, backend=args.backend, dry_run=args.dry_run)
     except (NemoInstallError, PatchError) as exc:
         print(f"oceanbridge install nemo: {exc}", file=sys.stderr, flush=True)
         return 1
     verb = "would write" if args.dry_run else "wrote"
-    print(f"oceanbridge install nemo: {verb} {len(plan.writes)} file(s) in {args.nemo}/cfgs/{args.cfg}; "
+    print(f"oceanbridge install nemo: {verb} {len(plan.writes)} file(s), "
+          f"{'would remove' if args.dry_run else 'removed'} {len(plan.deletes)} in {args.nemo}/cfgs/{args.cfg}; "
           f"rebuild with: ./makenemo -n {args.cfg} -m <arch> -j 2")
     return 0

@@ -94,3 +94,15 @@ def test_unknown_configuration_is_named(tree, capsys):
     assert "cfgs/NOPE/cpp_NOPE.fcm not found: create the configuration first" in capsys.readouterr().err
     assert install_main(["nemo", "--nemo", str(tree / "cfgs"), "--cfg", CFG]) == 1
     assert "not a NEMO source tree" in capsys.readouterr().err
+
+
+def test_uninstall_gives_back_the_tree(tree, capsys):
+    own = tree / "cfgs" / CFG / "MY_SRC"
+    own.mkdir()
+    (own / "stpmlf.F90").write_text((tree / "src" / "OCE" / "stpmlf.F90").read_text() + "! mine\n")
+    before = snapshot(tree)
+    install(tree, CFG, show=lambda s: None)
+    assert install_main(["nemo", "--nemo", str(tree), "--cfg", CFG, "--uninstall", "--dry-run"]) == 0
+    assert "would remove" in capsys.readouterr().out
+    assert install_main(["nemo", "--nemo", str(tree), "--cfg", CFG, "--uninstall"]) == 0
+    assert snapshot(tree) == before          # the configuration's own stpmlf.F90 stays, without the blocks
