@@ -120,24 +120,26 @@ def _has_children(pid: int) -> bool:
 
 def restart_fields(folder: Path, step: int, names=("tn", "sn", "sshn", "un", "vn")) -> dict[str, np.ndarray]:
     """NEMO's own restart of ``step``, every rank's file put back on the global interior grid (nlev, ny, nx)."""
-    import netCDF4
-
     files = sorted(folder.glob(f"*_{step:08d}_restart*.nc"))
     if not files:
         raise FileNotFoundError(f"{folder}: no restart file of step {step}")
+    return global_fields(files, names)
+
+
+def global_fields(files: list[Path], names) -> dict[str, np.ndarray]:
+    """Variables of NEMO's per-rank files (restart, mesh_mask) on the global interior grid (nlev, ny, nx),
+    placed by their DOMAIN_position_first / DOMAIN_size_global attributes."""
+    import netCDF4
+
     out: dict[str, np.ndarray] = {}
     for f in files:
         with netCDF4.Dataset(f) as ds:
-            gsize = ds.getncattr("DOMAIN_size_global") if "DOMAIN_size_global" in ds.ncattrs() else None
-            first = ds.getncattr("DOMAIN_position_first") if gsize is not None else (1, 1)
+            nx, ny = ds.getncattr("DOMAIN_size_global")
+            i0, j0 = ds.getncattr("DOMAIN_position_first") - 1
             for n in names:
                 a = np.asarray(ds[n][:])
                 a = a.reshape(-1, *a.shape[-2:])
-                if n not in out:
-                    ny, nx = (gsize[1], gsize[0]) if gsize is not None else a.shape[-2:]
-                    out[n] = np.full((a.shape[0], ny, nx), np.nan)
-                j0, i0 = first[1] - 1, first[0] - 1
-                out[n][:, j0:j0 + a.shape[1], i0:i0 + a.shape[2]] = a
+                out.setdefault(n, np.full((a.shape[0], ny, nx), np.nan))[:, j0:j0 + a.shape[1], i0:i0 + a.shape[2]] = a
     return out
 
 

@@ -160,3 +160,29 @@ def test_spinup_replaces_initial_state(tmp_path):
     assert np.array_equal(got["sss@0"][mask[:1]], got["sss_init@0"][mask[:1]])
     assert np.all(got["tem3d@0"][~mask] == 0)
     assert "initial state replaced by the received one at step 0" in (folder / "ocean.output").read_text()
+
+
+def test_oceanbridge_worker_emulates_into_nemo(tmp_path):
+    """train + emulate: at every emulator step NEMO's own min/max over its ocean points right after the apply
+    equal those of the state 'oceanbridge worker' sent (its emulated.nc)."""
+    import netCDF4
+    folder = nr.prepare(NEMO_DIR, tmp_path / "emu", itend=20)
+    fields = "".join(f'[[fields]]\nname = "{n}"\ndirection = "{d}"\nfreq = 5\n\n'
+                     for n, d in (("sst", "ocean_to_worker"), ("ssh", "ocean_to_worker"),
+                                  ("sst_emu", "worker_to_ocean"), ("ssh_emu", "worker_to_ocean")))
+    toml = TRAIN_TOML.replace("steps = 60", "steps = 20").replace('modes = ["train"]', 'modes = ["train", "emulate"]')
+    (folder / "emu.toml").write_text(toml + "\n" + fields)
+    cli = [sys.executable, "-m", "bridge.cli"]
+    env = {**os.environ, "PYTHONPATH": str(nr.REPO)}
+    assert subprocess.run(cli + ["preprod", "emu.toml"], cwd=folder, env=env).returncode == 0
+    res = nr.launch(cli + ["launch", "emu.toml"], folder, timeout=400)
+    assert res.returncode == 0, res.stdout[-4000:]
+    ocean = nr.global_fields(sorted(folder.glob("mesh_mask_*.nc")), ["tmask"])["tmask"][0] == 1
+    applied = nr.obn_applied(folder)
+    with netCDF4.Dataset(folder / "emulated.nc") as ds:
+        steps = [int(k) for k in ds["step"][:]]
+        assert steps == [5, 10, 15, 20] and sorted(applied) == steps
+        for t, kt in enumerate(steps):
+            for name in ("sst", "ssh"):
+                sent = np.asarray(ds[f"{name}_emulated"][0, t])[ocean]
+                assert applied[kt][name] == (sent.min(), sent.max()), (name, kt)
