@@ -39,6 +39,7 @@ MODULE obridge_nemo
    LOGICAL , PUBLIC ::   lk_obr = .FALSE.        !: the bridge is in use and healthy
    REAL(wp), PUBLIC ::   rn_obr_cpl_time = 0._wp !: wall time spent in the bridge calls of the time loop (s)
 
+   LOGICAL  ::   ll_started = .FALSE.             ! obn_start was called (MPI backend)
    LOGICAL  ::   ll_peeked = .FALSE.              ! ln_obridge as seen before mpp_start
    LOGICAL  ::   ll_joined = .FALSE.              ! obr_init was called
    INTEGER  ::   nfld = 0                         ! number of fields in cn_obr_send
@@ -62,6 +63,7 @@ CONTAINS
       CALL MPI_Initialized( llinit, ierr )
       IF( .NOT. llinit )   CALL MPI_Init( ierr )   ! so that NEMO's mppstop, not the bridge, finalizes MPI
       kcomm = MPI_COMM_WORLD
+      ll_started = .TRUE.
       CALL obn_nml_peek( ll_peeked, clname, clerr )
       IF( clerr /= '' ) THEN                       ! every rank reads the same files: all stop here
          WRITE(0,'(a)') ' oceanbridge: NEMO stops: '//TRIM(clerr)
@@ -86,7 +88,17 @@ CONTAINS
          lk_obr    = .TRUE.
       ENDIF
 #else
-      CALL obn_nml_read( ierr, ll_peeked )
+      IF( ll_started ) THEN
+         CALL obn_nml_read( ierr, ll_peeked )
+      ELSE                                         ! obn_start sits in NEMO's non-XIOS, non-OASIS branch only
+         CALL obn_nml_read( ierr )
+         IF( ln_obridge ) THEN
+            CALL ctl_stop( 'obn_define: &namobridge: ln_obridge = .true. but the bridge was not started before '//   &
+               &           'mpp_start: NEMO built with key_xios takes its communicator from XIOS, which oceanbridge '//   &
+               &           'does not hook; build without key_xios, or with key_oasis3 + key_obridge_oasis' )
+            ierr = ierr + 1
+         ENDIF
+      ENDIF
 #endif
       IF( ierr > 0 ) THEN
          IF( ll_joined )   CALL obr_abort( 'nemo: invalid &namobridge switch (see ocean.output: E R R O R)' )

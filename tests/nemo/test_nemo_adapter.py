@@ -63,14 +63,14 @@ def test_oasis_path_of_the_adapter_compiles(tmp_path):
 
 
 def run(standin: Path, folder: Path, obr: dict, mode: str | None = "record", *args: str, ranks: int = 2,
-        py_ranks: int = 1, keep_going: bool = False, extra_line: str = ""):
+        py_ranks: int = 1, keep_going: bool = False, extra_line: str = "", xios: bool = False):
     import f90nml
     folder.mkdir()
     (folder / "namelist_ref").write_text((nr.REPO / "nemo_patches" / "namobridge.nml").read_text()
                                          + f"&namrun\n nn_it000 = 1\n nn_itend = {ITEND}\n/\n")
     send = obr.get("cn_obr_send", [])
     obr = {**obr, "cn_obr_send": list(send) + [""] * (nr.MAXSEND - len(send))} if send else obr
-    f90nml.write({"namrun": {"nn_it000": 1, "nn_itend": ITEND}, "namstandin": {"nx": NX, "ny": NY, "nz": NZ},
+    f90nml.write({"namrun": {"nn_it000": 1, "nn_itend": ITEND}, "namstandin": {"nx": NX, "ny": NY, "nz": NZ, "ln_xios": xios},
                   "namobridge": obr}, str(folder / "namelist_cfg"))
     if extra_line:                                    # a line slipped into &namobridge of namelist_cfg
         cfg = folder / "namelist_cfg"
@@ -165,3 +165,10 @@ def test_unreadable_namobridge_stops_the_job_at_once(standin, tmp_path):
     res, _ = run(standin, tmp_path / "garbled", obr, extra_line="'tem3d' = .false.")
     assert res.returncode != 0
     assert "oceanbridge: NEMO stops: namelist_cfg: &namobridge cannot be read" in res.stdout, res.stdout[-3000:]
+
+
+def test_xios_branch_stops_instead_of_running_uncoupled(standin, tmp_path):
+    """With key_xios NEMO never calls obn_start: ln_obridge must stop it, not let it run silently uncoupled."""
+    res, _ = run(standin, tmp_path / "xios", dict(ln_obridge=True, cn_obr_send=["sst"]), None, xios=True)
+    assert "ln_obridge = .true. but the bridge was not started before mpp_start" in res.stdout, res.stdout[-3000:]
+    assert "nstop = 1 error(s)" in res.stdout

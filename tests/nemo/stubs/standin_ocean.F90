@@ -12,16 +12,22 @@ PROGRAM standin_ocean
    USE obridge_nemo
    IMPLICIT NONE
    INTEGER ::   icomm, irank, isize, ierr, kt, nx = 12, ny = 10, nz = 3, nn_it000 = 1, nn_itend = 4
-   NAMELIST/namstandin/ nx, ny, nz
+   LOGICAL ::   ln_xios = .FALSE.                  ! as NEMO's key_xios branch: no obn_start
+   NAMELIST/namstandin/ nx, ny, nz, ln_xios
    NAMELIST/namrun/ nn_it000, nn_itend
 
-   CALL obn_start( icomm )
+   numnam_cfg = load( 'namelist_cfg' )
+   READ( numnam_cfg(MAX(INDEX(numnam_cfg, '&namstandin '), 1):), namstandin, IOSTAT=ierr )
+   IF( ln_xios ) THEN
+      CALL MPI_Init( ierr )
+      icomm = MPI_COMM_WORLD
+   ELSE
+      CALL obn_start( icomm )
+   ENDIF
    mpi_comm_oce = icomm
    CALL MPI_Comm_rank( icomm, irank, ierr )
    CALL MPI_Comm_size( icomm, isize, ierr )
    numnam_ref = load( 'namelist_ref' )
-   numnam_cfg = load( 'namelist_cfg' )
-   READ( numnam_cfg(MAX(INDEX(numnam_cfg, '&namstandin '), 1):), namstandin, IOSTAT=ierr )
    READ( numnam_cfg(MAX(INDEX(numnam_cfg, '&namrun '), 1):), namrun, IOSTAT=ierr )
    narea = irank + 1   ;   lwp = narea == 1   ;   lwm = lwp
    nit000 = nn_it000   ;   nitend = nn_itend
