@@ -12,6 +12,8 @@ after the other on the same machine:
 The time per step is the one NEMO's adapter prints (``obn_finalize`` in
 ``ocean.output``: wall time from the first to the last step hook), so start-up
 and the worker's own start are not counted. Ratios are taken per repetition.
+The share of the loop spent inside bridge calls (also from ``obn_finalize``)
+is the coupling cost measured within one run, less exposed to machine noise.
 
     python benchmarks/bench_nemo.py [--json PATH] [--reps 2] [--steps 200] [--ranks 1] [--no-train]
 
@@ -59,8 +61,8 @@ device = "{device}"
 """
 
 
-def run_case(case: str, folder: Path, steps: int, ranks: int, device: str) -> float:
-    """One run of ``case``; returns NEMO's wall time per step (s)."""
+def run_case(case: str, folder: Path, steps: int, ranks: int, device: str) -> tuple[float, float]:
+    """One run of ``case``: NEMO's wall time per step (s) and the share of it spent in bridge calls."""
     on = case != "off"
     obr = dict(ln_obridge=on, cn_obr_send=SEND, nn_obr_freq=1, rn_obr_timeout=300.0)
     nr.prepare(os.environ["NEMO_DIR"], folder, itend=steps, obridge=obr)
@@ -77,7 +79,7 @@ def run_case(case: str, folder: Path, steps: int, ranks: int, device: str) -> fl
         res = nr.launch(cli + ["launch", "train.toml"], folder, timeout=1200)
     if res.returncode != 0:
         raise RuntimeError(f"{case} run failed in {folder}:\n{res.stdout[-3000:]}")
-    return nr.per_step_time(folder)
+    return nr.loop_timing(folder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,20 +96,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_nemo: skipped: {why}")
         return 0
     cases = ["off", "receiver"] + ([] if args.no_train else ["train"])
-    times = {c: [] for c in cases}
+    times: dict[str, list[float]] = {c: [] for c in cases}
+    shares: dict[str, list[float]] = {c: [] for c in cases}
     with tempfile.TemporaryDirectory(prefix="bench_nemo_") as tmp:
         for rep in range(args.reps):
             for case in cases:
-                t = run_case(case, Path(tmp) / f"{case}_{rep}", args.steps, args.ranks, args.device)
+                t, share = run_case(case, Path(tmp) / f"{case}_{rep}", args.steps, args.ranks, args.device)
                 times[case].append(t)
-                print(f"rep {rep}: {case:<8} {1e3 * t:8.2f} ms/step", flush=True)
+                shares[case].append(share)
+                print(f"rep {rep}: {case:<8} {1e3 * t:8.2f} ms/step, {100 * share:5.2f}% in bridge calls", flush=True)
     off = np.array(times["off"])
-    rows = {c: {"ms_per_step": [1e3 * t for t in times[c]], "ratio_to_off": list(np.array(times[c]) / off)}
-            for c in cases}
+    rows = {c: {"ms_per_step": [1e3 * t for t in times[c]], "ratio_to_off": list(np.array(times[c]) / off),
+                "bridge_share": shares[c]} for c in cases}
     print(f"\nNEMO GYRE_OCE, {args.ranks} rank(s), {args.steps} steps, SST/SSS/SSH every step")
-    print(f"{'case':<9} {'ms/step (median)':>17} {'on/off (median)':>16}")
+    print(f"{'case':<9} {'ms/step (median)':>17} {'on/off (median)':>16} {'in bridge calls':>16}")
     for c in cases:
-        print(f"{c:<9} {np.median(rows[c]['ms_per_step']):17.2f} {np.median(rows[c]['ratio_to_off']):16.3f}")
+        print(f"{c:<9} {np.median(rows[c]['ms_per_step']):17.2f} {np.median(rows[c]['ratio_to_off']):16.3f} "
+              f"{100 * np.median(shares[c]):15.2f}%")
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "nemo_step_time", "ranks": args.ranks, "steps": args.steps,
                                          "fields": SEND, "cases": rows, "target_ratio": 1.05}, indent=2))

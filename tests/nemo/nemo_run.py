@@ -57,10 +57,6 @@ def prepare(nemo_dir: str | Path, folder: Path, *, itend: int, obridge: dict | N
     return folder
 
 
-def nemo_argv(folder: Path) -> list[str]:
-    return [str(folder / "nemo")]
-
-
 def receiver_argv(mode: str, *args: str) -> list[str]:
     import sys
     return [sys.executable, str(HERE / "nemo_receiver.py"), mode, *args]
@@ -143,17 +139,14 @@ def global_fields(files: list[Path], names) -> dict[str, np.ndarray]:
     return out
 
 
-def run_stat(folder: Path) -> list[str]:
-    """The lines of NEMO's run.stat (one per step)."""
-    return (folder / "run.stat").read_text().splitlines() if (folder / "run.stat").exists() else []
-
-
-def per_step_time(folder: Path) -> float:
-    """Wall time per step printed by obn_finalize in ocean.output."""
-    m = re.search(r"obn_finalize: +(\d+) steps, wall time per step +([0-9.Ee+-]+) s", (folder / "ocean.output").read_text())
+def loop_timing(folder: Path) -> tuple[float, float]:
+    """(wall time per step, share of the loop spent in bridge calls), from obn_finalize in ocean.output."""
+    m = re.search(r"obn_finalize: +(\d+) steps, wall time per step +(\S+) s, in bridge calls +(\S+) s",
+                  (folder / "ocean.output").read_text())
     if not m:
         raise ValueError(f"{folder}/ocean.output: no 'obn_finalize: ... wall time per step' line")
-    return float(m.group(2))
+    steps, per_step, in_bridge = int(m.group(1)), float(m.group(2)), float(m.group(3))
+    return per_step, in_bridge / max(per_step * (steps - 1), 1e-30)
 
 
 def obn_applied(folder: Path) -> dict[int, dict[str, tuple[float, float]]]:
