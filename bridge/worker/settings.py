@@ -145,6 +145,9 @@ def worker_settings(cfg) -> WorkerSettings:
     if unknown:
         raise ConfigError(f"{src}: unknown top-level section(s) {sorted(unknown)}")
     settings = WorkerSettings(**kwargs)
+    if "infer" in cfg.worker.modes:
+        raise ConfigError(f"{src}: [worker] modes: 'infer' (parameter posteriors) is not implemented by the worker "
+                          f"yet; use train, emulate, spinup, ensemble")
     emulated, states = cfg.fields_with_role("emulated"), cfg.fields_with_role("state")
     if "emulate" in cfg.worker.modes and emulated and emulated[0].freq != states[0].freq:
         raise ConfigError(f"{src}: mode 'emulate' needs the '_emu' fields' freq ({emulated[0].freq}) to equal the "

@@ -87,3 +87,10 @@ def test_transport_side_imports_no_torch_and_starts_no_mpi():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parents[2]).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_unimplemented_mode_is_refused(tmp_path):
+    cfg = load_config(write_config(tmp_path))
+    object.__setattr__(cfg.worker, "modes", ("train", "infer"))
+    with pytest.raises(ConfigError, match=r"'infer' .* is not implemented"):
+        worker_settings(cfg)
