@@ -154,6 +154,7 @@ class Runtime:
             self.learner.finish_training(self.settings.train.min_steps, timeout=float("inf"))
         self.learner.stop()
         self.learner.join()
+        self.learner.check()  # a training thread that failed fails the run (before a checkpoint of it is written)
         self.save()
         self._write_outputs()
         summary = self.summary(wall)
