@@ -81,6 +81,13 @@ class Plan:
             show(f"note: {note}")
 
 
+def check_patches() -> None:
+    """The NEMO patches ship in the source tree, beside the bridge package."""
+    if not (PATCHES / "hooks.toml").is_file():
+        raise NemoInstallError(f"{PATCHES}/hooks.toml not found: run oceanbridge from its source checkout "
+                               f"(pip install -e .), where nemo_patches/ sits beside bridge/")
+
+
 def cfg_dir(nemo: Path, cfg: str) -> Path:
     """``cfgs/<cfg>`` of a NEMO tree, checked to be a configuration made by makenemo."""
     nemo = Path(nemo)
@@ -176,6 +183,7 @@ def install(nemo: str | Path, cfg: str, *, backend: str = "mpi", dry_run: bool =
     """Plan every change, then (unless ``dry_run``) write them; raises before writing on any refusal."""
     if backend not in KEYS:
         raise NemoInstallError(f"--backend {backend!r}: choose one of {sorted(KEYS)}")
+    check_patches()
     nemo = Path(nemo)
     folder = cfg_dir(nemo, cfg)
     my_src = folder / "MY_SRC"
@@ -196,6 +204,7 @@ def uninstall(nemo: str | Path, cfg: str, *, dry_run: bool = False, show=print) 
     """Take oceanbridge out of a configuration: blocks, copied sources, keys and &namobridge.
 
     A hooked file that is then identical to NEMO's ``src/OCE`` one (the installer copied it) is removed."""
+    check_patches()
     nemo = Path(nemo)
     folder = cfg_dir(nemo, cfg)
     my_src = folder / "MY_SRC"
