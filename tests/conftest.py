@@ -27,14 +27,13 @@ def run_mpmd(apps: list[tuple[int, list[str]]], *, timeout: float = 120, env: di
     ``keep_going``: a process that dies does not take the job down, so the
     survivors' own timeouts are what is tested. A job that outlives
     ``timeout`` is a hang: the test fails and says so."""
-    from bridge.mpirun import mpirun_prefix
+    from bridge.mpirun import mpirun_prefix, run_mpirun
 
     cmd = mpirun_prefix(sum(n for n, _ in apps), keep_going_on_failure=keep_going)
     for k, (n, argv) in enumerate(apps):
         cmd += ([":"] if k else []) + ["-np", str(n)] + argv
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     try:
-        return subprocess.run(cmd, cwd=cwd or REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=timeout)
+        return run_mpirun(cmd, cwd=cwd or REPO, env=full_env, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"MPMD job hung for more than {timeout} s: {' '.join(cmd)}\n{exc.output}")

@@ -18,6 +18,7 @@ from bridge.deploy.mpmd import mpirun_command, srun_hetjob_command, srun_multipr
 from bridge.deploy.namcouple import check_namcouple, restart_name
 from bridge.deploy.oasis_env import HOW_TO, oasis_problems
 from bridge.deploy.preprod import check_members
+from bridge.mpirun import wait_mpirun
 
 if TYPE_CHECKING:
     from bridge.deploy.config import DeployConfig
@@ -107,4 +108,8 @@ def require_ready(cfg: "DeployConfig", launcher: str) -> None:
 def run_job(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> int:
     """Run the MPMD job in the foreground, with ``env`` added to this environment; return its exit status."""
     log.info("launching in %s: %s", cwd, " ".join(cmd))
-    return subprocess.call(cmd, cwd=cwd, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})})
+    note = wait_mpirun(proc)  # stops an mpirun that outlives its job (Open MPI 4.1)
+    if note:
+        log.warning(note.strip())
+    return proc.returncode

@@ -1,0 +1,43 @@
+"""mpirun that outlives its job (Open MPI 4.1) is stopped, not waited on forever."""
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from bridge import mpirun
+from bridge.mpirun import mpirun_prefix, run_mpirun
+
+KILL_ONE_RANK = """
+import os, signal, time
+from mpi4py import MPI
+if MPI.COMM_WORLD.Get_rank() == 1:
+    os.kill(os.getpid(), signal.SIGKILL)   # a worker killed mid-run
+time.sleep(1.0)
+print("survivor finalizes", flush=True)
+MPI.Finalize()
+"""
+
+
+@pytest.mark.mpi
+def test_mpirun_outliving_a_killed_rank_is_stopped_with_a_note(tmp_path, monkeypatch):
+    monkeypatch.setattr(mpirun, "ORPHAN_GRACE", 2.0)
+    script = tmp_path / "kill_one.py"
+    script.write_text(KILL_ONE_RANK)
+    t0 = time.monotonic()
+    run = run_mpirun(mpirun_prefix(2, keep_going_on_failure=True) + ["-np", "2", sys.executable, str(script)],
+                     timeout=60)
+    assert "survivor finalizes" in run.stdout  # the survivor ran to its end: the job was kept going
+    assert "mpirun was still running 2 s after every process of the job had ended" in run.stdout
+    assert run.returncode != 0
+    assert time.monotonic() - t0 < 30
+
+
+@pytest.mark.mpi
+def test_a_job_that_really_hangs_still_times_out(tmp_path):
+    script = tmp_path / "sleep.py"
+    script.write_text("import time\nfrom mpi4py import MPI\ntime.sleep(60)\n")
+    with pytest.raises(Exception) as err:
+        run_mpirun(mpirun_prefix(1) + ["-np", "1", sys.executable, str(script)], timeout=5)
+    assert "timed out after 5 seconds" in str(err.value)
