@@ -28,7 +28,7 @@ TO_WORKER, TO_OCEAN = "ocean_to_worker", "worker_to_ocean"
 EMU_SUFFIX, INIT_SUFFIX = "_emu", "_init"
 
 
-class _Section:
+class Section:
     """Validation hook shared by every section dataclass."""
     section: ClassVar[str] = ""
 
@@ -37,7 +37,7 @@ class _Section:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunSection(_Section):
+class RunSection(Section):
     section: ClassVar[str] = "run"
     backend: str = setting("mpi", "transport between the ocean and the worker", choices=("mpi", "oasis"))
     run_dir: Path = setting(Path("."), "launch folder: the worker runs here; member folders, the namcouple "
@@ -54,7 +54,7 @@ class RunSection(_Section):
 
 
 @dataclass(frozen=True, kw_only=True)
-class OceanSection(_Section):
+class OceanSection(Section):
     section: ClassVar[str] = "ocean"
     model: str = setting(MISSING, "host ocean model", choices=tuple(HOSTS))
     executable: Path = setting(MISSING, "ocean executable")
@@ -86,7 +86,7 @@ class OceanSection(_Section):
 
 
 @dataclass(frozen=True, kw_only=True)
-class WorkerSection(_Section):
+class WorkerSection(Section):
     section: ClassVar[str] = "worker"
     name: str = setting("worker", "component name of the Python worker group")
     ranks: int = setting(1, "MPI ranks of the worker group", ge=1)
@@ -99,7 +99,7 @@ class WorkerSection(_Section):
 
 
 @dataclass(frozen=True, kw_only=True)
-class FieldSpec(_Section):
+class FieldSpec(Section):
     section: ClassVar[str] = "fields"
     name: str = setting(MISSING, "wire name: a name of `cn_obr_send` (ocean_to_worker), or `<name>_emu` / "
                         "`<name>_init` (worker_to_ocean)")
@@ -134,7 +134,7 @@ class FieldSpec(_Section):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ParameterSpec(_Section):
+class ParameterSpec(Section):
     section: ClassVar[str] = "parameters"
     name: str = setting(MISSING, "parameter name (a column of parameters.csv, the worker's θ)")
     block: str = setting(MISSING, "namelist group holding it, e.g. `namphys`")
@@ -155,7 +155,7 @@ class ParameterSpec(_Section):
 
 
 @dataclass(frozen=True, kw_only=True)
-class EnsembleSection(_Section):
+class EnsembleSection(Section):
     section: ClassVar[str] = "ensemble"
     design: str = setting("lhs", "how θ is drawn for the K members: Latin hypercube or independent uniform",
                           choices=("lhs", "uniform"))
@@ -163,7 +163,7 @@ class EnsembleSection(_Section):
 
 
 @dataclass(frozen=True, kw_only=True)
-class OasisSection(_Section):
+class OasisSection(Section):
     section: ClassVar[str] = "oasis"
     grid: str = setting("obrg", "grid name written in the namcouple (both sides share the grid)")
     nlogprt: int = setting(1, "OASIS log level (first number of `$NLOGPRT`)", ge=0)
@@ -171,7 +171,7 @@ class OasisSection(_Section):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SlurmSection(_Section):
+class SlurmSection(Section):
     section: ClassVar[str] = "slurm"
     layout: str = setting("multi-prog", "`multi-prog`: one job step from a generated --multi-prog file; "
                           "`hetjob`: a heterogeneous job, ocean members on CPUs and workers with "

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from bridge.deploy.config import _Section
+from bridge.deploy.config import Section
 from bridge.deploy.settings import ConfigError, from_table, markdown_table, setting
 
 BUFFER_KINDS = ("fifo", "firo", "reservoir")
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainSettings(_Section):
+class TrainSettings(Section):
     section: ClassVar[str] = "worker.train"
     batch_size: int = setting(8, "samples per optimizer step (per worker rank)", ge=1)
     lr: float = setting(1e-3, "Adam learning rate", gt=0)
@@ -39,7 +39,7 @@ class TrainSettings(_Section):
 
 
 @dataclass(frozen=True, kw_only=True)
-class BufferSettings(_Section):
+class BufferSettings(Section):
     section: ClassVar[str] = "worker.buffer"
     kind: str = setting("reservoir", "Melissa buffer: `fifo`, `firo` (first in, random out) or `reservoir` "
                         "(repeats samples so the trainer never starves)", choices=BUFFER_KINDS)
@@ -49,7 +49,7 @@ class BufferSettings(_Section):
 
 
 @dataclass(frozen=True, kw_only=True)
-class EmulateSettings(_Section):
+class EmulateSettings(Section):
     section: ClassVar[str] = "worker.emulate"
     num_steps: int = setting(6, "EDM Heun steps per sample (2 x steps - 1 network evaluations)", ge=1)
     samples: int = setting(1, "diffusion samples drawn per emulated state; the first is sent, the spread "
@@ -59,7 +59,7 @@ class EmulateSettings(_Section):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SpinupSettings(_Section):
+class SpinupSettings(Section):
     section: ClassVar[str] = "worker.spinup"
     checkpoint: Path | None = setting(None, "checkpoint of a `generate` surrogate (oceanbridge train --task "
                                       "generate); required by the spinup mode")
@@ -68,7 +68,7 @@ class SpinupSettings(_Section):
 
 
 @dataclass(frozen=True, kw_only=True)
-class EnsembleSettings(_Section):
+class EnsembleSettings(Section):
     section: ClassVar[str] = "worker.ensemble"
     output: str = setting("ensemble.nc", "netCDF file (in run_dir) of the statistics over members")
     quantiles: str = setting("0.1,0.5,0.9", "comma-separated quantiles written beside mean and std")
@@ -88,7 +88,7 @@ class EnsembleSettings(_Section):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CheckpointSettings(_Section):
+class CheckpointSettings(Section):
     section: ClassVar[str] = "worker.checkpoint"
     path: str = setting("worker_ckpt.pt", "checkpoint file (relative to run_dir); one per worker rank, "
                         "`_r<rank>` is added with several ranks")
@@ -97,7 +97,7 @@ class CheckpointSettings(_Section):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelSettings(_Section):
+class ModelSettings(Section):
     section: ClassVar[str] = "model"
     objective: str = setting("diffusion", "training objective", choices=("diffusion", "mse"))
     model_channels: int = setting(16, "U-Net base width", ge=1)
