@@ -11,7 +11,7 @@ STAMPS  := .stamps
 APT_PKGS := gfortran openmpi-bin libopenmpi-dev libnetcdff-dev libnetcdf-dev netcdf-bin make
 PYTEST_ARGS ?=
 
-.PHONY: all demo test test-slow deps venv fortran bench clean distclean
+.PHONY: all demo test test-slow test-oasis deps venv fortran bench clean distclean
 
 all: fortran venv
 
@@ -23,6 +23,11 @@ test: all
 
 test-slow: all
 	$(PY) -m pytest -m "slow" $(PYTEST_ARGS)
+
+# Tests against an installed OASIS3-MCT (OASIS_DIR=...; see deploy/README.md).
+test-oasis: all
+	@test -n "$(OASIS_DIR)" || { echo "test-oasis: set OASIS_DIR to an OASIS3-MCT build (see deploy/README.md)"; exit 2; }
+	$(PY) -m pytest -m "oasis" $(PYTEST_ARGS)
 
 # --- Debian packages (gfortran, Open MPI, netCDF-Fortran) -------------------
 deps: $(STAMPS)/apt
