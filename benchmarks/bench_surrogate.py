@@ -35,10 +35,12 @@ from models.plots import plot_fields, plot_rank_histogram, plot_spectra  # noqa:
 from models.sampling import SamplerConfig  # noqa: E402
 from models.surrogate import Surrogate, SurrogateConfig  # noqa: E402
 from models.synthetic import write_turbulence  # noqa: E402
+from models.tiling import TiledDenoiser  # noqa: E402
 from models.train import TrainConfig, Trainer  # noqa: E402
 
 log = logging.getLogger("bench_surrogate")
 TARGETS = {"high_k_ratio": (0.8, 1.25), "spread_skill": (0.8, 1.2), "nfe": 35}
+DENOISE_SIGMAS = (0.01, 0.05, 0.2, 1.0)  # noise levels of the one-call denoising study
 # (noise amplitude, drag) of the synthetic members: θ changes eddy energy and spectral slope
 SYNTHETIC_THETA = [(0.7, 0.05), (1.0, 0.1), (1.4, 0.2), (1.0, 0.05)]
 
@@ -66,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--P-mean", type=float, default=None,
                    help="EDM training noise ln(sigma) ~ N(P_mean, P_std^2); default: the surrogate's (0.6 for emulation)")
     p.add_argument("--P-std", type=float, default=1.2)
+    p.add_argument("--whiten", type=float, default=1.0,
+                   help="spectral whitening exponent of both models' targets (models/whiten.py); 0: off")
     p.add_argument("--cases", type=int, default=48, help="held-out (x_t, x_t+lag) pairs scored")
     p.add_argument("--members", type=int, default=8, help="ensemble members per case")
     p.add_argument("--num-steps", type=int, default=18, help="Heun steps (NFE = 2N - 1)")
@@ -123,6 +127,7 @@ def held_out_cases(test: PairDataset, n_cases: int, with_position: bool) -> Batc
 def train(objective: str, dataset: PairDataset, args) -> Trainer:
     cfg = SurrogateConfig(dataset.spec, objective=objective, lag=args.lag, model_channels=args.channels,
                           P_mean=args.P_mean, P_std=args.P_std, use_position=args.tile is not None,
+                          spectral_whitening=args.whiten,
                           channel_mult=tuple(int(m) for m in args.channel_mult.split(",")))
     trainer = Trainer(Surrogate(cfg), TrainConfig(batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                                    device=args.device, tile=args.tile))
@@ -194,6 +199,31 @@ def nfe_study(diff: Trainer, cases: Batch, args, mask, channels, dx) -> dict:
             "sample_distance_over_spread": float(np.sqrt(np.mean((fast - ref)[:, :, :, mask > 0] ** 2)) / spread)}
 
 
+@torch.no_grad()
+def denoise_study(diff: Trainer, cases: Batch, mask, channels) -> dict:
+    """Where excess small scales come from: one denoiser call on truth + noise, the noise as
+    the sampler adds it (white, or colored when whitened), at a few sigma. Per channel, the
+    high-k band energy of the residual error and of the noise over the truth's (physical
+    units). Below the sigma where the error reaches the truth's level, the ODE no longer
+    removes noise (D ~ x), so that error stays in the samples."""
+    model, sub = diff.ema.eval(), cases.split(4)[0].to(diff.device)
+    y, cond = model.encode_target(sub), model.condition(sub)
+    net = model.denoiser() if diff.config.tile is None else TiledDenoiser(model.denoiser(), diff.config.tile)
+    noise = torch.randn(y.shape, generator=torch.Generator(diff.device).manual_seed(3), device=diff.device)
+    if model.whitener is not None:
+        y, noise = y.double(), model.whitener.color(noise.double(), model.target_norm.var)
+    std = model.target_norm.std.cpu().numpy().reshape(1, -1, 1, 1)
+    truth = sub.target.cpu().numpy()
+    res = {}
+    for sigma in DENOISE_SIGMAS:
+        err = (net(y + sigma * noise, sigma, cond) - y).float().cpu().numpy() * std
+        n_phys = sigma * noise.float().cpu().numpy() * std
+        res[f"{sigma:g}"] = {c: {"error": M.high_k_ratio(err[:, i], truth[:, i], 1, 1, mask),
+                                 "noise": M.high_k_ratio(n_phys[:, i], truth[:, i], 1, 1, mask)}
+                             for i, c in enumerate(channels)}
+    return res
+
+
 def figures(out: Path, truth, diff, mse, mask, channels, dx) -> list[str]:
     paths = []
     k_nyq = 0.5 / dx
@@ -228,6 +258,9 @@ def table(res: dict) -> str:
              ("  high-k ratio at ref.", f"{n['reference']['high_k_ratio']:.3f} (35 NFE: {n['fast']['high_k_ratio']:.3f})",
               "", "same"),
              ("  |x35 - xref| / spread", f"{n['sample_distance_over_spread']:.3f}", "", "small")]
+    for sigma, per in res.get("denoise", {}).items():
+        rows.append((f"  denoised high-k err/true, sigma={sigma}",
+                     " ".join(f"{c}:{v['error']:.2g}" for c, v in per.items()), "", "< 1 (noise removed)"))
     for dev, t in res["timing"].items():
         if dev == "during_fit":
             rows.append(("train samples/s (whole fit)", f"{t['diffusion']['train_samples_per_s']:.1f}",
@@ -275,6 +308,7 @@ def main(argv=None) -> int:
     preds = {obj: predict(tr, cases, args.members, sampler, args.seed + 1)[0] for obj, tr in models.items()}
     res = {obj: score(p, truth, mask, channels, dx) for obj, p in preds.items()}
     res["nfe"] = nfe_study(models["diffusion"], cases, args, mask, channels, dx)
+    res["denoise"] = denoise_study(models["diffusion"], cases, mask, channels)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     res["timing"] = {dev: {obj: timing(tr, dataset, cases, dev, sampler, args.members) for obj, tr in models.items()}
                      for dev in devices}

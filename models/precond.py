@@ -40,7 +40,7 @@ class EDMPrecond(nn.Module):
     """Denoiser D(x; sigma) = c_skip x + c_out F(c_in x; c_noise) with the EDM choices."""
 
     def __init__(self, model: nn.Module, sigma_data: float = 1.0, sigma_min: float = 0.002,
-                 sigma_max: float = 80.0):
+                 sigma_max: float = 80.0, force_land: bool = True):
         super().__init__()
         if not 0 < sigma_min < sigma_max or sigma_data <= 0:
             raise ValueError(f"EDMPrecond needs 0 < sigma_min < sigma_max and sigma_data > 0, "
@@ -49,6 +49,7 @@ class EDMPrecond(nn.Module):
         self.sigma_data = float(sigma_data)
         self.sigma_min = float(sigma_min)
         self.sigma_max = float(sigma_max)
+        self.force_land = force_land  # False when the caller works in a transformed space
 
     def forward(self, x: torch.Tensor, sigma, cond: Cond | None = None) -> torch.Tensor:
         x = x.to(torch.float32)
@@ -63,7 +64,7 @@ class EDMPrecond(nn.Module):
         with autocast_for(x.device):
             F_x = self.model(c_in * x, c_noise.flatten(), cond)
         D_x = c_skip * x + c_out * F_x.to(torch.float32)
-        return _apply_land(D_x, cond)
+        return _apply_land(D_x, cond) if self.force_land else D_x
 
 
 class Regressor(nn.Module):
@@ -77,13 +78,15 @@ class Regressor(nn.Module):
     sigma_min = 0.0
     sigma_max = 0.0
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, force_land: bool = True):
         super().__init__()
         self.model = model
+        self.force_land = force_land
 
     def forward(self, x: torch.Tensor, sigma=None, cond: Cond | None = None) -> torch.Tensor:
         x = torch.zeros_like(x, dtype=torch.float32)
         c_noise = torch.zeros(x.shape[0], device=x.device)
         with autocast_for(x.device):
             out = self.model(x, c_noise, cond)
-        return _apply_land(out.to(torch.float32), cond)
+        out = out.to(torch.float32)
+        return _apply_land(out, cond) if self.force_land else out

@@ -59,11 +59,14 @@ def sigma_steps(num_steps: int, sigma_min: float, sigma_max: float, rho: float,
 
 @torch.no_grad()
 def edm_sampler(net, latents: torch.Tensor, cond=None, config: SamplerConfig = SamplerConfig(),
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None, color=None) -> torch.Tensor:
     """Alg. 2 (stochastic sampler with churn); with S_churn = 0 it is exactly Alg. 1.
 
-    ``latents`` are standard normal draws with the sample shape; the sampler's own
+    ``latents`` are unit-scale noise draws with the sample shape; the sampler's own
     arithmetic runs in the latents' dtype (float64 latents give an exact reference).
+    ``color``: maps white noise to the noise the denoiser was trained with (the churn
+    noise); the latents must already be colored. The ODE dx/dsigma = (x - D(x))/sigma
+    holds for any fixed noise covariance.
     """
     c = config
     t_steps = sigma_steps(c.num_steps, c.sigma_min, c.sigma_max, c.rho, dtype=latents.dtype, device=latents.device)
@@ -76,6 +79,7 @@ def edm_sampler(net, latents: torch.Tensor, cond=None, config: SamplerConfig = S
         t_hat = t_cur + gamma * t_cur
         if gamma > 0:
             eps = torch.randn(x_cur.shape, generator=generator, device=x_cur.device, dtype=x_cur.dtype)
+            eps = eps if color is None else color(eps)
             x_hat = x_cur + (t_hat ** 2 - t_cur ** 2).sqrt() * c.S_noise * eps
         else:
             x_hat = x_cur

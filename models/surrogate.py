@@ -18,6 +18,7 @@ from .normalize import Normalizer
 from .precond import EDMPrecond, Regressor
 from .sampling import SamplerConfig, edm_sampler
 from .tiling import TiledDenoiser
+from .whiten import SpectralWhitener
 
 __all__ = ["SurrogateConfig", "Surrogate"]
 
@@ -48,6 +49,11 @@ class SurrogateConfig:
     P_mean: float | None = None
     P_std: float = 1.2
     fill_value: float = 0.0  # land value of decoded fields (physical units)
+    # Spectral whitening exponent of the target (models/whiten.py): 1 trains and samples
+    # where every scale has unit variance, 0 is off. Checkpoints written before this
+    # option existed load with 0 (see from_dict).
+    spectral_whitening: float = 1.0
+    whiten_floor: float = 1e-10  # the whitened spectrum is clipped at this fraction of its maximum
 
     def __post_init__(self):
         if isinstance(self.spec, dict):
@@ -69,6 +75,10 @@ class SurrogateConfig:
             raise ValueError(f"SurrogateConfig.sigma_data must be > 0, got {self.sigma_data!r}")
         if self.P_std <= 0:
             raise ValueError(f"SurrogateConfig.P_std must be > 0, got {self.P_std!r}")
+        if not 0 <= self.spectral_whitening <= 1:
+            raise ValueError(f"SurrogateConfig.spectral_whitening must be in [0, 1], got {self.spectral_whitening!r}")
+        if not 0 < self.whiten_floor < 1:
+            raise ValueError(f"SurrogateConfig.whiten_floor must be in (0, 1), got {self.whiten_floor!r}")
         object.__setattr__(self, "channel_mult", tuple(self.channel_mult))
         self.unet_config()  # validates the network sizes, naming the field
 
@@ -91,7 +101,26 @@ class SurrogateConfig:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"SurrogateConfig has no field(s) {sorted(unknown)}")
-        return cls(**d)
+        return cls(**{"spectral_whitening": 0.0, **d})  # older checkpoints: trained unwhitened
+
+
+class WhitenedDenoiser(nn.Module):
+    """y-space denoiser around a network trained on z = W y: D_y(x) = mask * W^-1 D_z(W x).
+
+    Linear change of variables, so the sampler may run on y with noise colored by W^-1,
+    and blended tiles (``TiledDenoiser``) each get their own tile-sized W.
+    """
+
+    def __init__(self, net: nn.Module, whitener: SpectralWhitener, norm: Normalizer):
+        super().__init__()
+        self.net, self.whitener, self.norm = net, whitener, norm
+        self.sigma_min, self.sigma_max = getattr(net, "sigma_min", 0.0), getattr(net, "sigma_max", 0.0)
+
+    def forward(self, x: torch.Tensor, sigma, cond: Cond | None = None) -> torch.Tensor:
+        var = self.norm.var
+        z = self.whitener.whiten(x, var)  # in x's dtype: float64 keeps the small scales exact
+        y = self.whitener.color(self.net(z.float(), sigma, cond).to(x.dtype), var)
+        return y if cond is None or cond.mask is None else y * cond.mask.to(y.dtype)
 
 
 class Surrogate(nn.Module):
@@ -102,8 +131,15 @@ class Surrogate(nn.Module):
         self.norm_dx = Normalizer(c.spec.channels) if c.predict_residual else None
         self.norm_theta = Normalizer(c.spec.params) if c.spec.params else None
         backbone = UNet(c.unet_config())
-        self.net = EDMPrecond(backbone, sigma_data=c.sigma_data) if c.objective == "diffusion" else Regressor(backbone)
-        self.loss_fn = EDMLoss(c.P_mean, c.P_std, c.sigma_data) if c.objective == "diffusion" else MSELoss()
+        self.whitener = SpectralWhitener(c.spec.channels, c.spec.ny, c.spec.nx, c.spectral_whitening,
+                                         c.whiten_floor) if c.spectral_whitening > 0 else None
+        # Whitened, the network works on z = W y, where land is not a point set: land is
+        # forced in y-space (WhitenedDenoiser) and the loss covers every z point.
+        plain = self.whitener is None
+        self.net = EDMPrecond(backbone, sigma_data=c.sigma_data, force_land=plain) if c.objective == "diffusion" \
+            else Regressor(backbone, force_land=plain)
+        self.loss_fn = EDMLoss(c.P_mean, c.P_std, c.sigma_data, masked=plain) if c.objective == "diffusion" \
+            else MSELoss(masked=plain)
 
     @property
     def spec(self) -> DataSpec:
@@ -125,6 +161,8 @@ class Surrogate(nn.Module):
             self.norm_dx.update(batch.target - batch.state, batch.mask)
         if self.norm_theta is not None:
             self.norm_theta.update(batch.theta)
+        if self.whitener is not None:
+            self.whitener.update(self._target_field(batch), batch.mask)
 
     def condition(self, batch: Batch) -> Cond:
         """Normalized conditioning of a physical batch (its target is not used)."""
@@ -133,10 +171,24 @@ class Surrogate(nn.Module):
         theta = None if self.norm_theta is None else self.norm_theta.normalize(batch.theta)
         return Cond(mask=batch.mask, state=state, theta=theta, pos=batch.pos)
 
+    @property
+    def target_norm(self) -> Normalizer:
+        """The normalizer of what the network predicts (the increment or the state)."""
+        return self.norm_dx if self.norm_dx is not None else self.norm_x
+
+    def _target_field(self, batch: Batch) -> torch.Tensor:
+        return batch.target - batch.state if self.norm_dx is not None else batch.target
+
     def encode_target(self, batch: Batch) -> torch.Tensor:
-        if self.norm_dx is not None:
-            return self.norm_dx.normalize(batch.target - batch.state, batch.mask)
-        return self.norm_x.normalize(batch.target, batch.mask)
+        """Normalized target y (land 0); ``whiten`` maps it to the network's space."""
+        return self.target_norm.normalize(self._target_field(batch), batch.mask)
+
+    def whiten(self, y: torch.Tensor) -> torch.Tensor:
+        return y if self.whitener is None else self.whitener.whiten(y, self.target_norm.var)
+
+    def denoiser(self) -> nn.Module:
+        """The network as a denoiser of normalized targets y (``net(x, sigma, cond)``)."""
+        return self.net if self.whitener is None else WhitenedDenoiser(self.net, self.whitener, self.target_norm)
 
     def decode(self, y: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Physical fields from normalized network outputs; land gets ``fill_value``."""
@@ -162,9 +214,25 @@ class Surrogate(nn.Module):
 
     # -- training and sampling ---------------------------------------------------------
 
+    def _diffuse(self, latents: torch.Tensor, cond: Cond, sampler: SamplerConfig,
+                 generator: torch.Generator | None, tile: int | None) -> torch.Tensor:
+        """Normalized targets y from white latents."""
+        if self.whitener is None:
+            net = self.net if tile is None else TiledDenoiser(self.net, tile)
+            return edm_sampler(net, latents, cond, sampler, generator)
+        var = self.target_norm.var
+        if tile is None:  # exact change of variables: sample z = W y (white, every mode O(1)), then y = W^-1 z
+            return self.whitener.color(edm_sampler(self.net, latents, cond, sampler, generator), var)
+        # Tiles each need their own W, so the sampler runs on y with colored noise, in float64:
+        # y's modes span many decades and float32 round-off of the large scales swamps the small ones.
+        def color(e):
+            return self.whitener.color(e, var)
+        net = TiledDenoiser(WhitenedDenoiser(self.net, self.whitener, self.target_norm), tile)
+        return edm_sampler(net, color(latents.double()), cond, sampler, generator, color=color)
+
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean training loss of a physical batch (normalizers must be fitted)."""
-        return self.loss_fn(self.net, self.encode_target(batch), self.condition(batch), generator).mean()
+        return self.loss_fn(self.net, self.whiten(self.encode_target(batch)), self.condition(batch), generator).mean()
 
     def nfe(self, sampler: SamplerConfig) -> int:
         return sampler.nfe if self.config.objective == "diffusion" else 1
@@ -180,7 +248,6 @@ class Surrogate(nn.Module):
         single prediction ``n`` times.
         """
         sampler = sampler or SamplerConfig()
-        net = self.net if tile is None else TiledDenoiser(self.net, tile)
         cond = self.condition(batch)
         ref = next((t for t in (batch.state, batch.mask, batch.pos) if t is not None), None)
         grid = (self.spec.ny, self.spec.nx) if ref is None else tuple(ref.shape[-2:])
@@ -188,10 +255,11 @@ class Surrogate(nn.Module):
         b = max(len(batch), 1)
         shape = (b, len(self.spec.channels), *grid)
         if self.config.objective == "mse":
+            net = self.denoiser() if tile is None else TiledDenoiser(self.denoiser(), tile)
             y = net(torch.zeros(shape, device=device), None, cond)
             return self.decode(y, batch).unsqueeze(1).expand(-1, n, -1, -1, -1)
         latents = torch.randn((b * n,) + shape[1:], generator=generator, device=device)
-        y = edm_sampler(net, latents, cond.repeat_interleave(n), sampler, generator)
+        y = self._diffuse(latents, cond.repeat_interleave(n), sampler, generator, tile)
         expanded = Batch(target=None, state=None if batch.state is None else batch.state.repeat_interleave(n, 0),
                          mask=batch.mask if batch.mask is None or batch.mask.shape[0] == 1
                          else batch.mask.repeat_interleave(n, 0))

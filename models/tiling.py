@@ -51,11 +51,12 @@ class TiledDenoiser(nn.Module):
         boxes = [(j, i) for j in tile_origins(ny, ty, self.overlap) for i in tile_origins(nx, tx, self.overlap)]
         weight = _window(ty, min(self.overlap, ty - 1), x.device)[:, None] * \
             _window(tx, min(self.overlap, tx - 1), x.device)[None, :]
-        out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+        dtype = torch.promote_types(x.dtype, torch.float32)  # float64 samplers stay float64
+        out = torch.zeros(x.shape, dtype=dtype, device=x.device)
         total = torch.zeros((ny, nx), dtype=torch.float32, device=x.device)
         for j, i in boxes:
             crop = (..., slice(j, j + ty), slice(i, i + tx))
             tile_cond = None if cond is None else cond._map(lambda t: t[crop] if t.ndim == 4 else t)
-            out[crop] += self.net(x[crop], sigma, tile_cond).float() * weight
+            out[crop] += self.net(x[crop], sigma, tile_cond).to(dtype) * weight
             total[j:j + ty, i:i + tx] += weight
         return out / total
