@@ -16,14 +16,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from bridge.mpirun import mpirun_prefix, wait_mpirun
 
 GYRE_DIR = Path(__file__).resolve().parents[1]
 REPO = GYRE_DIR.parent
 NAMELIST_REF = GYRE_DIR / "cfg" / "namelist_ref"
-ORPHAN_GRACE = 10.0  # s that mpirun may outlive all its processes before it is killed (see _wait_mpirun)
 
 
 def default_exe() -> Path:
@@ -86,8 +86,8 @@ class RunResult:
 def mpirun_command(nranks: int, exe: Path | None = None, worker: list[str] | None = None, nworker: int = 1,
                    *, rundirs: list[Path] | None = None) -> list[str]:
     """mpirun -np N gyre.exe [: -np M worker...]; with rundirs, one gyre app per folder (-wdir), e.g. K members."""
-    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
     apps = [["-wdir", str(d), str(exe or default_exe())] for d in rundirs] if rundirs else [[str(exe or default_exe())]]
+    cmd = mpirun_prefix(nranks * len(apps) + (nworker if worker else 0))
     for k, app in enumerate(apps):
         cmd += ([":"] if k else []) + ["-np", str(nranks)] + app
     if worker:
@@ -117,59 +117,16 @@ def _launch(cmd: list[str], cwd: Path, timeout: float, env: dict | None) -> RunR
         full_env.update(env)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=out, stderr=err, text=True)
-        note = _wait_mpirun(proc, timeout)
+        try:
+            note = wait_mpirun(proc, timeout)  # also stops an mpirun that outlives its job (Open MPI 4.1)
+        except subprocess.TimeoutExpired:
+            note = None
         out.seek(0)
         err.seek(0)
-        stdout, stderr = out.read(), err.read() + note
-    if proc.returncode is None:
+        stdout, stderr = out.read(), err.read() + (note or "")
+    if note is None:
         raise AssertionError(f"gyre run hung for more than {timeout} s in {cwd}\n{stdout}\n{stderr}")
     return RunResult(proc.returncode, stdout, stderr, cwd)
-
-
-def _wait_mpirun(proc: subprocess.Popen, timeout: float) -> str:
-    """Wait for mpirun; kill it when it outlives every process it started by ORPHAN_GRACE seconds.
-
-    Open MPI 4.1's mpirun can hang (or crash in PMIx_server_finalize) when one process calls MPI_Abort while
-    another waits in MPI_Finalize's closing fence, e.g. gyre stopping after its worker left: every process has
-    ended (zombies), yet mpirun never returns. That is mpirun's end, not the job's; report it and kill mpirun.
-    Returns '' or a note for stderr. proc.returncode stays None when the job itself outlives timeout."""
-    t_end = time.monotonic() + timeout
-    orphan_since = None
-    while time.monotonic() < t_end:
-        try:
-            proc.wait(0.2)
-            return ""
-        except subprocess.TimeoutExpired:
-            pass
-        if _children_alive(proc.pid):
-            orphan_since = None
-        elif orphan_since is None:
-            orphan_since = time.monotonic()
-        elif time.monotonic() - orphan_since > ORPHAN_GRACE:
-            proc.kill()
-            proc.wait()
-            return (f"\ngyrerun: mpirun was still running {ORPHAN_GRACE:g} s after all its processes had ended "
-                    "(Open MPI race between MPI_Abort and a peer's MPI_Finalize); killed it\n")
-    proc.kill()
-    proc.wait()
-    proc.returncode = None
-    return ""
-
-
-def _children_alive(pid: int) -> bool:
-    """Whether process pid has a child that is not a zombie (Linux /proc; True when it cannot tell)."""
-    try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return True
-    for kid in kids:
-        try:
-            stat = Path(f"/proc/{kid}/stat").read_text()
-        except OSError:
-            continue                      # gone
-        if stat[stat.rindex(")") + 2] != "Z":
-            return True
-    return False
 
 
 def read_fields(path: Path) -> dict:

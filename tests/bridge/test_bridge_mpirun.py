@@ -1,6 +1,7 @@
 """mpirun that outlives its job (Open MPI 4.1) is stopped, not waited on forever."""
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 
@@ -41,3 +42,27 @@ def test_a_job_that_really_hangs_still_times_out(tmp_path):
     with pytest.raises(Exception) as err:
         run_mpirun(mpirun_prefix(1) + ["-np", "1", sys.executable, str(script)], timeout=5)
     assert "timed out after 5 seconds" in str(err.value)
+
+
+# Unit cases of the guard, without MPI: a launcher stands in for mpirun.
+# a parent whose only child has ended but is never reaped (a zombie), like Open MPI 4.1's mpirun after the
+# MPI_Abort / MPI_Finalize race; it would sleep for a minute
+ORPHANED = "import subprocess, time; subprocess.Popen(['true']); time.sleep(60)"
+# a parent whose child is alive: it must not be taken for an orphaned mpirun
+BUSY = "import subprocess; subprocess.run(['sleep', '2'])"
+
+
+def test_orphaned_launcher_is_stopped_and_reported(monkeypatch):
+    monkeypatch.setattr(mpirun, "ORPHAN_GRACE", 0.5)
+    proc = subprocess.Popen([sys.executable, "-c", ORPHANED])
+    t0 = time.monotonic()
+    note = mpirun.wait_mpirun(proc, timeout=30)
+    assert time.monotonic() - t0 < 10
+    assert proc.returncode == -9 and "still running 0.5 s after every process of the job had ended" in note
+
+
+def test_launcher_with_a_live_child_is_waited_for(monkeypatch):
+    monkeypatch.setattr(mpirun, "ORPHAN_GRACE", 0.5)
+    proc = subprocess.Popen([sys.executable, "-c", BUSY])
+    assert mpirun.wait_mpirun(proc, timeout=30) == ""
+    assert proc.returncode == 0

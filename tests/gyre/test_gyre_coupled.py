@@ -119,7 +119,7 @@ def test_worker_dies(gyre_coupled_exe, rundir, required, how):
 
     quit + required used to hang under load: gyre's MPI_Abort meets the worker waiting in MPI_Finalize's fence,
     and Open MPI 4.1's mpirun then hangs with every process ended (or crashes in PMIx_server_finalize), about 1 run
-    in 4. gyre itself stops correctly; gyrerun kills such an orphaned mpirun after ORPHAN_GRACE seconds."""
+    in 4. gyre itself stops correctly; gyrerun stops such an orphaned mpirun (bridge.mpirun.wait_mpirun)."""
     cfg = _coupled_cfg({"ln_obr_required": required, "rn_obr_timeout": 3.0, "ln_obr_emulator": True,
                         "nn_obr_emu_freq": 2}, namrun={"nn_itend": 10, "nn_write": 5})
     rd = rundir(f"dies-{how}", cfg)
