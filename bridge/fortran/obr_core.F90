@@ -12,7 +12,7 @@ module obr_core
    public :: OBR_ERR_DEF, OBR_ERR_TIMEOUT, OBR_ERR_VALUE, OBR_ERR_USAGE, OBR_ERR_MPI
    public :: OBR_NAME_LEN, OBR_MSG_LEN
    public :: OBR_NAN_OFF, OBR_NAN_WARN, OBR_NAN_ERROR
-   public :: core_timeout, core_nan_policy, core_put_direct, core_name, core_world_rank, core_last_error
+   public :: core_timeout, core_nan_policy, core_put_direct, core_ring, core_name, core_world_rank, core_last_error
    public :: core_read_env, core_fail, core_abort, core_warn, core_report, core_count_bad, core_itoa
    public :: core_nit000, core_dt, core_check_field, core_nan_verdict, core_oasis_time, core_valid_name
 
@@ -33,6 +33,7 @@ module obr_core
    real(dp) :: core_timeout = 300._dp                  !< seconds for every blocking wait
    integer :: core_nan_policy = OBR_NAN_ERROR          !< what a put does with NaN/Inf
    logical :: core_put_direct = .false.                !< put sends from the caller's array and waits (no copy)
+   integer :: core_ring = 4                            !< puts a field may have in flight before a put waits
    character(len=OBR_NAME_LEN) :: core_name = '?'      !< this component's name
    integer :: core_world_rank = -1                     !< rank in MPI_COMM_WORLD
    character(len=OBR_MSG_LEN) :: core_last_error = ''  !< message of the last error returned through kinfo
@@ -41,7 +42,7 @@ module obr_core
 
 contains
 
-   !> Take defaults from OBRIDGE_TIMEOUT, OBRIDGE_PUT_MODE, OBRIDGE_NAN_POLICY, and the
+   !> Take defaults from OBRIDGE_TIMEOUT, OBRIDGE_PUT_MODE, OBRIDGE_NAN_POLICY, OBRIDGE_RING, and the
    !! OASIS time axis from OBRIDGE_NIT000 / OBRIDGE_DT (for hosts that do not call obr_def_time).
    subroutine core_read_env()
       character(len=64) :: val
@@ -50,6 +51,7 @@ contains
       if (env_real('OBRIDGE_DT', t)) core_dt = t
       if (env_real('OBRIDGE_NIT000', t)) core_nit000 = nint(t)
       if (env_real('OBRIDGE_TIMEOUT', t)) core_timeout = t
+      if (env_real('OBRIDGE_RING', t)) core_ring = max(1, nint(t))
       call get_environment_variable('OBRIDGE_PUT_MODE', val, status=stat)
       if (stat == 0) core_put_direct = trim(val) == 'direct'
       call get_environment_variable('OBRIDGE_NAN_POLICY', val, status=stat)

@@ -7,8 +7,9 @@
 !!   enddef: Allgather(record length); Allgatherv(records) on the dup;
 !!           Barrier before stopping on a definition error.
 !! A put sends per route a header (step, tag) then the packed points, tag =
-!! coupling index. Puts copy and return (a ring of RING buffers per field),
-!! so the ocean only pays a memcpy; gets wait with the timeout.
+!! coupling index. Puts copy and return (a ring of core_ring buffers per field,
+!! $OBRIDGE_RING, default 4), so the ocean only pays a memcpy and may run that
+!! many puts ahead of a busy receiver; gets wait with the timeout.
 module obr_backend
    use, intrinsic :: iso_c_binding, only: c_int, c_loc, c_f_pointer
    use, intrinsic :: ieee_arithmetic, only: ieee_is_finite
@@ -20,8 +21,6 @@ module obr_backend
 
    public :: backend_init, backend_def_partition, backend_def_field, backend_enddef
    public :: backend_put, backend_get, backend_finalize
-
-   integer, parameter :: RING = 2
 
    !> Contiguous message buffers for one route and one ring slot.
    type :: buf_t
@@ -39,8 +38,8 @@ module obr_backend
       integer, allocatable :: req(:, :)                 !< (message, slot) requests
       integer, allocatable :: req_route(:)              !< route of each message
       integer, allocatable :: chunks(:)                 !< data messages per route
-      integer :: slot_step(RING) = -huge(1)             !< step sent from each slot
-      logical :: busy(RING) = .false.
+      integer, allocatable :: slot_step(:)              !< step sent from each slot
+      logical, allocatable :: busy(:)                   !< slot has sends in flight
       integer :: next = 1
    end type field_t
 
@@ -233,14 +232,17 @@ contains
       end do
       fld%peer_comp = rd(peer)%comp
       call defs_routes(rd, core_world_rank, peer, fld%routes, fld%nroutes)
-      allocate (fld%buf(fld%nroutes, RING), fld%chunks(fld%nroutes))
+      allocate (fld%buf(fld%nroutes, core_ring), fld%chunks(fld%nroutes))
+      allocate (fld%slot_step(core_ring), fld%busy(core_ring))
+      fld%slot_step = -huge(1)
+      fld%busy = .false.
       do r = 1, fld%nroutes
          fld%chunks(r) = messages_per_route(fld%routes(r), fld%def%nlev)
       end do
-      allocate (fld%req(sum(1 + fld%chunks), RING), fld%req_route(sum(1 + fld%chunks)))
+      allocate (fld%req(sum(1 + fld%chunks), core_ring), fld%req_route(sum(1 + fld%chunks)))
       fld%req_route = [(spread(r, 1, 1 + fld%chunks(r)), r=1, fld%nroutes)]
       do r = 1, fld%nroutes
-         do c = 1, RING
+         do c = 1, core_ring
             allocate (fld%buf(r, c)%a(fld%routes(r)%ni*fld%routes(r)%nj*fld%def%nlev))
          end do
       end do
@@ -278,7 +280,7 @@ contains
          end do
          fld%busy(slot) = .true.
          fld%slot_step(slot) = step
-         fld%next = mod(slot, RING) + 1
+         fld%next = mod(slot, core_ring) + 1
       end associate
       kinfo = OBR_SENT
    end subroutine backend_put
@@ -410,7 +412,7 @@ contains
       msg = ''
       if (ended) then
          do k = 1, nfields
-            do slot = 1, RING
+            do slot = 1, size(fields(k)%busy)
                if (kinfo == OBR_OK) call wait_slot(fields(k), slot, kinfo, msg)
             end do
          end do

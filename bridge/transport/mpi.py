@@ -13,8 +13,9 @@ The sequence of collectives here is mirrored call for call by
 Each put sends, per route, a 2-integer header (step, tag) then the packed
 points, with the coupling index as tag; MPI's non-overtaking order keeps
 header and data paired. Puts are non-blocking and copy the data first, so the
-sender (the ocean) only pays a memcpy; a ring of ``RING`` buffers lets it run
-that many puts ahead of the receiver.
+sender (the ocean) only pays a memcpy; a ring of ``RING`` buffers per field
+($OBRIDGE_RING, default 4, as the Fortran side) lets it run that many puts
+ahead of a busy receiver.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = float(os.environ.get("OBRIDGE_TIMEOUT", "300"))
 NAN_POLICIES = ("error", "warn", "off")
-RING = 2
+RING = max(1, int(os.environ.get("OBRIDGE_RING", "4")))
 
 
 def _mpi():
@@ -77,6 +78,7 @@ class MpiComponent:
         self.name, self.timeout, self.nan_policy = name, float(timeout), nan_policy
         world = MPI.COMM_WORLD if world is None else world
         self.world_rank = world.Get_rank()
+        _abort_job_on_uncaught_exception(name, self.world_rank)  # before the first wait: a timeout there must not hang
         mine = np.frombuffer(name.ljust(handshake.NAME_LEN).encode("ascii"), dtype="S1").copy()
         names = np.empty(handshake.NAME_LEN * world.Get_size(), dtype="S1")
         req = world.Iallgather([mine, MPI.CHARACTER], [names, MPI.CHARACTER])
@@ -85,7 +87,6 @@ class MpiComponent:
             f"did every process of the MPMD launch start and call init?"))
         self.world_names = [names[k:k + handshake.NAME_LEN].tobytes().decode().strip()
                             for k in range(0, names.size, handshake.NAME_LEN)]
-        _abort_job_on_uncaught_exception(name, self.world_rank)
         color = self.world_names.index(name)
         self.local_comm = world.Split(color, self.world_rank)
         self._comm = world.Dup()
