@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -78,14 +79,53 @@ def patch_namelist(path: Path, patch: Patch, out: Path | None = None) -> Path:
     data = {g: {k: _to_fortran(v) for k, v in vals.items()} for g, vals in patch.items()}
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     os.close(fd)
+    source = tmp + ".src"
     try:
-        f90nml.patch(str(path), data, tmp)
+        Path(source).write_text(_drop_resized_lists(path.read_text(), f90nml.read(str(path)), data))
+        f90nml.patch(source, data, tmp)
         shutil.copymode(path, tmp)  # mkstemp makes 0600 files; keep the template's mode
         os.replace(tmp, out)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for leftover in (tmp, source):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
     return out
+
+
+_ASSIGNMENT = re.compile(r"^\s*(\w+)\s*(\([^)]*\))?\s*=")
+_GROUP_START = re.compile(r"^\s*[&$](\w+)")
+_GROUP_END = re.compile(r"^\s*(/|[&$]end\b)", re.IGNORECASE)
+
+
+def _drop_resized_lists(text: str, current: Mapping, data: Patch) -> str:
+    """Remove the assignments that the patch gives a list of another length.
+
+    f90nml 1.5's ``patch`` corrupts a group when it lengthens a list (checked: a
+    5-item ``cn_obr_send`` patched to 6 items drops the next variable and writes
+    ``'tem3d' = .false.``); without the old assignment, ``patch`` appends the
+    variable whole at the end of its group instead."""
+    resized = {(g.lower(), k.lower()) for g, vals in data.items() for k, v in vals.items()
+               if isinstance(v, list) and _length(current.get(g, {}).get(k)) not in (None, len(v))}
+    if not resized:
+        return text
+    kept, group, dropping = [], None, False
+    for line in text.splitlines(keepends=True):
+        if (start := _GROUP_START.match(line)) and not _GROUP_END.match(line):
+            group, dropping = start.group(1).lower(), False
+        elif _GROUP_END.match(line):
+            group, dropping = None, False
+        elif (assign := _ASSIGNMENT.match(line)) and group:
+            dropping = (group, assign.group(1).lower()) in resized
+        if not dropping:
+            kept.append(line)
+    return "".join(kept)
+
+
+def _length(value: Any) -> int | None:
+    """Items in a namelist value (1 for a scalar), None when absent."""
+    if value is None:
+        return None
+    return len(value) if isinstance(value, list) else 1
 
 
 def write_namelist(path: Path, patch: Patch) -> Path:

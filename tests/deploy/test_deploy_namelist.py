@@ -195,3 +195,18 @@ def test_files_get_the_names_the_model_opens(make_config, tree):
     member = tree / "run" / "member_1"
     assert written[:2] == [member / "namelist_ref", member / "namelist_cfg"]
     assert check_members(cfg) == []
+
+
+@pytest.mark.parametrize("new", [["sst", "sss", "ssh", "u", "v", "tem3d"], ["ssh", "u"]])
+def test_resizing_a_list_keeps_the_group_intact(tmp_path, new):
+    """f90nml 1.5's patch corrupts a group when it lengthens a list; the patched file must hold exactly
+    the new list and every other variable of the group (and a list split over lines, with comments)."""
+    path = tmp_path / "namelist_cfg"
+    path.write_text("&namrun\n   nn_itend = 10   ! steps\n/\n"
+                    "&namobridge\n   ln_obridge = .true.\n   cn_obr_send = 'sst','sss',\n"
+                    "                 'ssh','u','v'   ! five\n   ln_obr_emulator = .false.\n   nn_obr_freq = 6\n/\n")
+    set_namobridge(path, {"cn_obr_send": new, "ln_obr_emulator": True})
+    nml = f90nml.read(path)
+    assert dict(nml["namobridge"]) == {"ln_obridge": True, "ln_obr_emulator": True, "nn_obr_freq": 6,
+                                       "cn_obr_send": new}
+    assert nml["namrun"]["nn_itend"] == 10 and "! steps" in path.read_text()
