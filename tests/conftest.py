@@ -1,16 +1,12 @@
-"""Shared fixtures: the Fortran build and a runner for real MPMD jobs."""
+"""Shared fixtures: the Fortran build (MPMD runners are in mpmd_jobs.py)."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-BUILD = Path(os.environ.get("BUILD", REPO / "build"))
-PYTHON = sys.executable
+from mpmd_jobs import BUILD, REPO
 
 
 @pytest.fixture(scope="session")
@@ -18,22 +14,3 @@ def fortran_build() -> Path:
     """Build the Fortran library and programs once per session (incremental)."""
     subprocess.run(["make", "-s", "fortran", f"BUILD={BUILD}"], cwd=REPO, check=True)
     return BUILD
-
-
-def run_mpmd(apps: list[tuple[int, list[str]]], *, timeout: float = 120, env: dict | None = None,
-             cwd: Path | None = None, keep_going: bool = False) -> subprocess.CompletedProcess:
-    """Run ``mpirun -np n1 app1 : -np n2 app2 ...``; the output is stdout+stderr.
-
-    ``keep_going``: a process that dies does not take the job down, so the
-    survivors' own timeouts are what is tested. A job that outlives
-    ``timeout`` is a hang: the test fails and says so."""
-    from bridge.mpirun import mpirun_prefix, run_mpirun
-
-    cmd = mpirun_prefix(sum(n for n, _ in apps), keep_going_on_failure=keep_going)
-    for k, (n, argv) in enumerate(apps):
-        cmd += ([":"] if k else []) + ["-np", str(n)] + argv
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    try:
-        return run_mpirun(cmd, cwd=cwd or REPO, env=full_env, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"MPMD job hung for more than {timeout} s: {' '.join(cmd)}\n{exc.output}")

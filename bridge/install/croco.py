@@ -22,14 +22,12 @@ from __future__ import annotations
 import argparse
 import difflib
 import logging
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bridge.install.patching import Patch, PatchError, apply_patches, apply_to_text, load_table, remove_blocks, \
-    write_atomic
+from bridge.install.patching import Patch, PatchError, apply_patches, load_table, remove_blocks, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +39,8 @@ OASIS_SOURCE = "obr_oasis.F90"
 ADAPTER_SOURCES = ("obr_croco_nml.F90", "obr_croco_cpl.F90", "obr_croco.F", "obr_croco_state.F")
 NAMELIST = "namelist_obridge"
 PATCHED = ("cppdefs.h", "param.h", "main.F", "step.F", "testkeys.F", "Makefile")
-HASH_COMMENT_FILES = ("Makefile",)   # patched with '#' markers (the engine writes '!', swapped here)
 BACKENDS = ("mpi", "oasis")
 OASIS_ONLY = {"cppdefs-oasis"}
-
-_BANG = re.compile(r"^! (>>>|<<<) oceanbridge ", re.M)
-_HASH = re.compile(r"^# (>>>|<<<) oceanbridge ", re.M)
 
 
 class InstallError(RuntimeError):
@@ -111,7 +105,7 @@ def _stage_sources(opts: InstallOptions, stage: Path) -> dict[str, tuple[str, bo
 
 
 def _patch_stage(stage: Path, patches: list[Patch]) -> None:
-    """Apply the table in ``stage``; '#'-comment files go through the engine with '!' markers.
+    """Apply the table in ``stage``.
 
     The engine's per-patch log lines would name the staging folder, so they are
     muted here; ``install`` reports per file in the run folder instead."""
@@ -119,22 +113,9 @@ def _patch_stage(stage: Path, patches: list[Patch]) -> None:
     level = engine_log.level
     engine_log.setLevel(logging.WARNING)
     try:
-        _patch_stage_files(stage, patches)
+        apply_patches(stage, patches)
     finally:
         engine_log.setLevel(level)
-
-
-def _patch_stage_files(stage: Path, patches: list[Patch]) -> None:
-    plain = [p for p in patches if p.target not in HASH_COMMENT_FILES]
-    hashed = {}
-    for name in HASH_COMMENT_FILES:
-        group = [p for p in patches if p.target == name]
-        text = _HASH.sub(r"! \1 oceanbridge ", (stage / name).read_text())
-        new, _ = apply_to_text(text, group, str(stage / name))
-        hashed[name] = _BANG.sub(r"# \1 oceanbridge ", new)
-    apply_patches(stage, plain)
-    for name, text in hashed.items():
-        (stage / name).write_text(text)
 
 
 def _copies(opts: InstallOptions) -> list[tuple[Path, Path, bool]]:

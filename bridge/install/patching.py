@@ -44,10 +44,10 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # comment syntax -> (opening, closing) of a one-line comment
-COMMENTS: dict[str, tuple[str, str]] = {"!": ("!", ""), "C": ("C", ""), "/*": ("/*", " */")}
+COMMENTS: dict[str, tuple[str, str]] = {"!": ("!", ""), "C": ("C", ""), "/*": ("/*", " */"), "#": ("#", "")}
 POSITIONS = ("before", "after")
 _KEYS = {"id", "target", "anchor", "regex", "position", "comment", "description", "text"}
-_MARK = re.compile(r"^\s*(?:!|C|c|/\*)\s*(>>>|<<<) oceanbridge (\S+?):?(?:\s.*)?$")
+_MARK = re.compile(r"^\s*(?:!|C|c|/\*|#)\s*(>>>|<<<) oceanbridge (\S+?):?(?:\s.*)?$")
 
 
 class PatchError(ValueError):

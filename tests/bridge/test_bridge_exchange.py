@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import PYTHON, REPO, run_mpmd
+from mpmd_jobs import PYTHON, REPO, run_mpmd
 
 pytestmark = pytest.mark.mpi
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import PYTHON, REPO, run_mpmd
+from mpmd_jobs import PYTHON, REPO, run_mpmd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from croco_testlib import CROCO_DIR, NLEV, NX, NY, croco_ranks, deploy_config, history, run_folder  # noqa: E402

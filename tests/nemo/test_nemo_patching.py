@@ -80,8 +80,8 @@ def test_bad_patch_definitions_raise():
         _patch(regex="x")
     with pytest.raises(PatchError, match="basename"):
         _patch(target="src/OCE/demo.F90")
-    with pytest.raises(PatchError, match="comment '#'"):
-        _patch(comment="#")
+    with pytest.raises(PatchError, match="comment ';'"):
+        _patch(comment=";")
 
 
 def test_unbalanced_markers_refuse():

@@ -15,21 +15,21 @@ from bridge.deploy.oasis_fortran import OasisFortran
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-BUILD = Path(os.environ.get("BUILD", REPO / "build"))  # as tests/conftest.py
+BUILD = Path(os.environ.get("BUILD", REPO / "build"))  # as tests/mpmd_jobs.py
 # the field table of bridge/fortran/examples/exchange_ocean.F90: name -> sent by the ocean?
 EXCHANGE_FIELDS = {"a2": True, "b3": True, "c2": False, "d3": False}
 GRID = "obrg"
 
 
-def _root_conftest():
-    """tests/conftest.py, loaded by path: the bare name 'conftest' may be another folder's conftest."""
-    spec = importlib.util.spec_from_file_location("oceanbridge_tests_conftest", REPO / "tests" / "conftest.py")
+def _mpmd_jobs():
+    """tests/mpmd_jobs.py, loaded by path: benchmarks import this file without tests/ on sys.path."""
+    spec = importlib.util.spec_from_file_location("oceanbridge_mpmd_jobs", REPO / "tests" / "mpmd_jobs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-run_mpmd = _root_conftest().run_mpmd
+run_mpmd = _mpmd_jobs().run_mpmd
 
 
 def make_bridge(build: Path, oasis: OasisFortran | None) -> Path:
