@@ -50,9 +50,10 @@ class SurrogateConfig:
     P_std: float = 1.2
     fill_value: float = 0.0  # land value of decoded fields (physical units)
     # Spectral whitening exponent of the target (models/whiten.py): 1 trains and samples
-    # where every scale has unit variance, 0 is off. Checkpoints written before this
-    # option existed load with 0 (see from_dict).
-    spectral_whitening: float = 1.0
+    # where every scale has unit variance, 0 (default, the behaviour before the option) is
+    # off. On the gyre at 1000 steps, 1 brings the diffusion's DCT high-k ratio from 294 to
+    # 1.6 but costs RMSE/std (0.35 -> 0.48) and CRPS/std (0.155 -> 0.228).
+    spectral_whitening: float = 0.0
     whiten_floor: float = 1e-10  # the whitened spectrum is clipped at this fraction of its maximum
 
     def __post_init__(self):
@@ -101,7 +102,7 @@ class SurrogateConfig:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"SurrogateConfig has no field(s) {sorted(unknown)}")
-        return cls(**{"spectral_whitening": 0.0, **d})  # older checkpoints: trained unwhitened
+        return cls(**d)
 
 
 class WhitenedDenoiser(nn.Module):

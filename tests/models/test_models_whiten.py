@@ -105,9 +105,9 @@ def _spec():
     return DataSpec(("ssh", "u"), ("tau0",), 12, 16)
 
 
-def test_old_checkpoints_load_unwhitened_and_new_configs_whiten():
+def test_whitening_is_opt_in_and_old_checkpoints_load_unwhitened():
     d = SurrogateConfig(_spec()).to_dict()
-    assert d["spectral_whitening"] == 1.0
+    assert d["spectral_whitening"] == 0.0 and Surrogate(SurrogateConfig(_spec())).whitener is None
     del d["spectral_whitening"], d["whiten_floor"]
     assert SurrogateConfig.from_dict(d).spectral_whitening == 0.0
     with pytest.raises(ValueError, match="spectral_whitening"):
@@ -117,7 +117,8 @@ def test_old_checkpoints_load_unwhitened_and_new_configs_whiten():
 @pytest.mark.parametrize("objective", ["diffusion", "mse"])
 def test_whitened_surrogate_forces_land_and_saves_its_spectrum(objective):
     torch.manual_seed(0)
-    sur = Surrogate(SurrogateConfig(_spec(), objective=objective, model_channels=8, channel_mult=(1, 2)))
+    sur = Surrogate(SurrogateConfig(_spec(), objective=objective, model_channels=8, channel_mult=(1, 2),
+                                    spectral_whitening=1.0))
     mask = torch.ones(1, 1, 12, 16)
     mask[..., :3, :4] = 0
     x0, x1 = torch.randn(6, 2, 12, 16) * mask, torch.randn(6, 2, 12, 16) * mask
