@@ -214,8 +214,9 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
-        theirs = SurrogateConfig.from_dict(state["surrogate_config"]).spec
-        theirs.check_matches(self.spec, "checkpoint", "this model")
+        theirs = SurrogateConfig.from_dict(state["surrogate_config"])
+        theirs.spec.check_matches(self.spec, "checkpoint", "this model")
+        _check_same_architecture(theirs.to_dict(), self.model.config.to_dict())
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -240,6 +241,17 @@ class Trainer:
                       TrainConfig.from_dict(train_cfg))
         trainer.load_state_dict(state)
         return trainer
+
+
+def _check_same_architecture(theirs: dict, ours: dict) -> None:
+    """Refuse a checkpoint whose surrogate settings differ, naming each one (torch would only list tensor keys)."""
+    def plain(value):  # a list and a tuple of the same items are the same setting
+        return tuple(value) if isinstance(value, list) else value
+
+    diffs = [f"{key}: checkpoint {theirs.get(key)!r}, this model {ours.get(key)!r}"
+             for key in sorted(set(theirs) | set(ours)) if key != "spec" and plain(theirs.get(key)) != plain(ours.get(key))]
+    if diffs:
+        raise ValueError("the checkpoint was trained with other surrogate settings: " + "; ".join(diffs))
 
 
 def _restore_generator(gen: torch.Generator, state: torch.Tensor) -> None:

@@ -175,3 +175,16 @@ def test_config_validation_names_the_field(dataset):
         SurrogateConfig.from_dict({"spec": dataset.spec, "colour": "red"})
     with pytest.raises(ValueError, match="lag"):
         PairDataset([dataset.members[0].path], VARS, lag=0)
+
+
+def test_resume_with_other_surrogate_settings_names_them(tmp_path):
+    """A checkpoint trained with spectral whitening cannot be resumed by a model without it: the error
+    names the setting and both values (torch alone would only list tensor keys)."""
+    from models.data import DataSpec
+
+    spec = DataSpec(channels=("ssh",), params=(), ny=8, nx=8)
+    base = dict(spec=spec, model_channels=8, channel_mult=(1,), num_res_blocks=1)
+    saved = Trainer(Surrogate(SurrogateConfig(**base, spectral_whitening=1.0)), TrainConfig(batch_size=2))
+    plain = Trainer(Surrogate(SurrogateConfig(**base)), TrainConfig(batch_size=2))
+    with pytest.raises(ValueError, match=r"spectral_whitening: checkpoint 1\.0, this model 0\.0"):
+        plain.load_state_dict(saved.state_dict())
