@@ -94,6 +94,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, default=32, help="U-Net base channels")
     p.add_argument("--channel-mult", type=_ints, default=(1, 2, 2), help="per-level multipliers, e.g. 1,2,2")
     p.add_argument("--res-blocks", type=int, default=1)
+    p.add_argument("--whiten", type=float, default=0.0, metavar="EXPONENT",
+                   help="spectral whitening exponent in [0, 1] (models/whiten.py; 0: off)")
     p.add_argument("--tile", type=int, default=None, help="train on random tiles of this size (adds position)")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
@@ -113,7 +115,7 @@ def train_main(argv) -> int:
         config = SurrogateConfig(dataset.spec, task=args.task, objective=args.objective,
                                  cond_on_initial=args.cond_on_initial, use_position=args.tile is not None,
                                  lag=args.lag, model_channels=args.channels, channel_mult=args.channel_mult,
-                                 num_res_blocks=args.res_blocks)
+                                 num_res_blocks=args.res_blocks, spectral_whitening=args.whiten)
         trainer = Trainer(Surrogate(config), TrainConfig(batch_size=args.batch_size, lr=args.lr, tile=args.tile,
                                                          seed=args.seed, device=args.device))
     else:

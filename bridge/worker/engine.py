@@ -25,7 +25,7 @@ def build_trainer(spec: DataSpec, settings, device: str, use_position: bool, lag
     m, t = settings.model, settings.train
     config = SurrogateConfig(spec, task="emulate", objective=m.objective, use_position=use_position, lag=lag,
                              model_channels=m.model_channels, channel_mult=m.channel_mult,
-                             num_res_blocks=m.num_res_blocks)
+                             num_res_blocks=m.num_res_blocks, spectral_whitening=m.spectral_whitening)
     train = TrainConfig(batch_size=t.batch_size, lr=t.lr, lr_warmup_steps=t.lr_warmup_steps,
                         norm_warmup_steps=t.norm_warmup_steps, ema_halflife_steps=t.ema_halflife_steps,
                         seed=t.seed, device=device)

@@ -103,6 +103,8 @@ class ModelSettings(Section):
     model_channels: int = setting(16, "U-Net base width", ge=1)
     levels: int = setting(2, "U-Net resolution levels (channel multipliers 1, 2, 2, ...)", ge=1)
     num_res_blocks: int = setting(1, "residual blocks per level", ge=1)
+    spectral_whitening: float = setting(0.0, "spectral whitening exponent in [0, 1] (models/whiten.py): 1 fixes the "
+                                        "small-scale excess of steep spectra, 0 (default) is off", ge=0)
     mask_file: Path | None = setting(None, "netCDF file holding the land-sea mask (default: all ocean)")
     mask_var: str = setting("mask", "mask variable (y, x) in mask_file, 1 ocean 0 land")
     dx: float = setting(1.0, "grid spacing in x (m), for spectra and netCDF coordinates", gt=0)

@@ -94,3 +94,16 @@ def test_unimplemented_mode_is_refused(tmp_path):
     object.__setattr__(cfg.worker, "modes", ("train", "infer"))
     with pytest.raises(ConfigError, match=r"'infer' .* is not implemented"):
         worker_settings(cfg)
+
+
+def test_spectral_whitening_reaches_the_surrogate(tmp_path):
+    from models.data import DataSpec
+
+    from bridge.worker.engine import build_trainer
+
+    s = settings_of(tmp_path, extra="spectral_whitening = 1.0")
+    spec = DataSpec(channels=("ssh",), params=(), ny=8, nx=8)
+    trainer = build_trainer(spec, s, "cpu", use_position=False, lag=1)
+    assert trainer.model.config.spectral_whitening == 1.0 and trainer.model.whitener is not None
+    plain = build_trainer(spec, settings_of(tmp_path / "plain"), "cpu", use_position=False, lag=1)
+    assert plain.model.whitener is None
