@@ -35,7 +35,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = float(os.environ.get("OBRIDGE_TIMEOUT", "300"))
 NAN_POLICIES = ("error", "warn", "off")
-RING = max(1, int(os.environ.get("OBRIDGE_RING", "4")))
+
+
+def _ring_depth() -> int:
+    """$OBRIDGE_RING (default 4): puts a field may have in flight; a bad value is named, not guessed."""
+    text = os.environ.get("OBRIDGE_RING", "4")
+    if not text.strip().isdigit() or int(text) < 1:
+        raise BridgeError(f"OBRIDGE_RING={text!r}: the put ring depth must be a whole number >= 1")
+    return int(text)
+
+
+RING = _ring_depth()
 
 
 def _mpi():
