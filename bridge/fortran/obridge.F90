@@ -36,6 +36,13 @@
 !!    be exchanged at EVERY coupling time from t = 0 on (OASIS aborts with
 !!    'potential deadlock' otherwise): a put/get that finds one skipped stops
 !!    with a message naming the field and the time.
+!!  - The '<name>_emu' fields a host gets (worker -> ocean) have coupling
+!!    times from t = 0 too, but a host first asks for an emulated state at a
+!!    step kt >= nit000. So at the initial step (kt = nit000 - 1, after its
+!!    puts) a host gets them once more and DISCARDS them, and the worker puts
+!!    there (bridge/worker/runtime.py puts the state it has just received).
+!!    obr_needs_initial_exchange() says whether the backend needs this:
+!!    .true. on OASIS, .false. on MPI (which exchanges only what is asked).
 !!  - No receive timeout: OASIS waits inside MPI (see obr_oasis.F90);
 !!    obr_set_timeout applies to the MPI backend only.
 !!
@@ -61,6 +68,7 @@ module obridge
 
    public :: obr_init, obr_init_from_oasis, obr_def_time, obr_def_partition, obr_def_field, obr_enddef
    public :: obr_put, obr_get, obr_finalize
+   public :: obr_needs_initial_exchange
    public :: obr_abort, obr_set_timeout, obr_set_nan_policy, obr_set_put_mode, obr_last_error
    public :: OBR_IN, OBR_OUT, OBR_OK, OBR_RECVD, OBR_SENT
    public :: OBR_ERR_DEF, OBR_ERR_TIMEOUT, OBR_ERR_VALUE, OBR_ERR_USAGE, OBR_ERR_MPI, OBR_NAME_LEN
@@ -131,6 +139,16 @@ contains
       core_dt = dt
       if (present(kinfo)) kinfo = OBR_OK
    end subroutine obr_def_time
+
+   !> .true. when the backend needs every field exchanged at every coupling time from the initial step
+   !! nit000 - 1 (OASIS time 0) on, so hosts also get (and discard) '<name>_emu' there; .false. on MPI.
+   logical function obr_needs_initial_exchange()
+#if defined key_obridge_oasis
+      obr_needs_initial_exchange = .true.
+#else
+      obr_needs_initial_exchange = .false.
+#endif
+   end function obr_needs_initial_exchange
 
    !> Declare this rank's box of the global interior grid (no halos).
    subroutine obr_def_partition(nx_glob, ny_glob, i0, j0, ni, nj, kinfo)

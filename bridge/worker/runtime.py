@@ -76,6 +76,8 @@ class Runtime:
                 self._send_emulated(member, kt, received.get(member))
             if "emulate" in self.modes:
                 self._ask_ahead(k, member, kt)
+            if self.schedule.discards_emulated(kt):
+                self._send_placeholder(member, kt, received.get(member))
         self.counters.last_step = kt
         every = self.settings.checkpoint.every_steps
         if every and kt % every == 0 and kt >= self.schedule.nit000:
@@ -128,6 +130,13 @@ class Runtime:
         self.tunnel.send(member, "emulated", kt, out)
         self.actual[member] = sent
         self.counters.emulated += 1
+
+    def _send_placeholder(self, member: str, kt: int, ocean: np.ndarray | None) -> None:
+        """OASIS: the '<name>_emu' of the initial step, which the ocean gets and discards (gyre_cpl.F90,
+        obridge.F90): the ocean's own state back (zeros where it is not finite or was not sent)."""
+        shape = (len(self.channels), self.tunnel.box.nj, self.tunnel.box.ni)
+        back = np.zeros(shape) if ocean is None else np.where(np.isfinite(ocean), ocean, 0.0)
+        self.tunnel.send(member, "emulated", kt, back)
 
     def _send_initial(self, kt: int) -> None:
         from bridge.worker.engine import generate_state  # torch, only in this mode

@@ -31,12 +31,15 @@ class Schedule:
     freq: int          # state fields, from nit000-1 on
     emu_freq: int      # <name>_emu fields, from nit000 on (0: no emulator)
     spinup: bool       # <name>_init fields, once at nit000-1
+    initial_emu: bool = False  # <name>_emu fields also at nit000-1, discarded by the ocean (OASIS: t = 0)
 
     @classmethod
     def from_config(cls, cfg: DeployConfig) -> "Schedule":
         states, emu = cfg.fields_with_role("state"), cfg.fields_with_role("emulated")
+        # OASIS couples every field at every period from t = 0 (obridge.F90, obr_needs_initial_exchange)
         return cls(cfg.run.nit000, cfg.run.nit000 + cfg.run.steps - 1, states[0].freq,
-                   emu[0].freq if emu else 0, bool(cfg.fields_with_role("initial")))
+                   emu[0].freq if emu else 0, bool(cfg.fields_with_role("initial")),
+                   initial_emu=bool(emu) and cfg.run.backend == "oasis")
 
     @property
     def steps(self) -> range:
@@ -47,6 +50,10 @@ class Schedule:
 
     def asks_emulated(self, kt: int) -> bool:
         return self.emu_freq > 0 and kt >= self.nit000 and kt % self.emu_freq == 0
+
+    def discards_emulated(self, kt: int) -> bool:
+        """The ocean gets '<name>_emu' at ``kt`` only to meet OASIS's coupling time 0, and discards it."""
+        return self.initial_emu and kt == self.nit000 - 1
 
     def state_steps(self) -> list[int]:
         return [kt for kt in self.steps if self.sends_state(kt)]

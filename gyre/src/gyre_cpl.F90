@@ -10,6 +10,8 @@
 !>                        (kt = nit000-1 is the initial state, after the spin-up replacement);
 !>  - IN  '<name>_emu'   with ln_obr_emulator: get at every kt in [nit000, nitend] with mod(kt, nn_obr_emu_freq)==0,
 !>                        after the put of kt; applied ('replace' or 'increment') on ocean points, halos refreshed;
+!>                        when the backend needs every field at the initial time (OASIS: obr_needs_initial_exchange),
+!>                        also got once at kt = nit000-1, after the puts of that step, and discarded;
 !>  - IN  '<name>_init'  with ln_obr_spinup: get once at step nit000-1, before the first put; replaces the state.
 !> With ln_obridge = .false. nothing here touches the bridge: MPI_Init and MPI_COMM_WORLD are used.
 !> When a bridge call fails (worker absent, dead or late beyond rn_obr_timeout) on any rank, every rank learns it
@@ -129,20 +131,32 @@ contains
          call cpl_check(min(info, OBR_OK), 'put of the mask', kt)
          if (.not. lk_cpl) return
       end if
-      if (mod(kt, nn_obr_freq) /= 0) return
-      zt0 = MPI_Wtime()
-      iworst = OBR_OK
-      do jf = 1, nsend
-         call obr_put(id_out(jf), kt, px(1:ni, 1:nj, ifld(jf)), info)
-         if (info < 0) then
-            iworst = info
-            exit
-         end if
-      end do
-      call cpl_check(iworst, 'put', kt)
-      rcpl_time = rcpl_time + (MPI_Wtime() - zt0)
+      if (mod(kt, nn_obr_freq) == 0) then
+         zt0 = MPI_Wtime()
+         iworst = OBR_OK
+         do jf = 1, nsend
+            call obr_put(id_out(jf), kt, px(1:ni, 1:nj, ifld(jf)), info)
+            if (info < 0) then
+               iworst = info
+               exit
+            end if
+         end do
+         call cpl_check(iworst, 'put', kt)
+         rcpl_time = rcpl_time + (MPI_Wtime() - zt0)
+      end if
+      if (kt == nit000 - 1) call discard_initial_emu(kt)
 #endif
    end subroutine cpl_send
+
+   !> OASIS couples '<name>_emu' from t = 0 on: get it at the initial step too, and leave the state as it is.
+   subroutine discard_initial_emu(kt)
+      integer, intent(in) :: kt                 !< the initial step, nit000-1
+#if ! defined GYRE_NO_OBRIDGE
+      logical :: ll
+      if (.not. (lk_cpl .and. ln_obr_emulator .and. obr_needs_initial_exchange())) return
+      ll = receive(id_emu, kt, 'initial emulator get (discarded)')
+#endif
+   end subroutine discard_initial_emu
 
    !> With ln_obr_emulator, get '<name>_emu' at step kt (multiple of nn_obr_emu_freq) and apply it.
    logical function cpl_emulate(kt, px, pmsk)
