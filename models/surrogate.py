@@ -55,6 +55,10 @@ class SurrogateConfig:
     # 1.6 but costs RMSE/std (0.35 -> 0.48) and CRPS/std (0.155 -> 0.228).
     spectral_whitening: float = 0.0
     whiten_floor: float = 1e-10  # the whitened spectrum is clipped at this fraction of its maximum
+    # Also whiten the conditioning state (with its own running spectrum, same exponent), so the
+    # network sees x_t's small scales at the unit scale of the whitened target it must predict
+    # from them. False (default) keeps the behaviour and the checkpoints before the option.
+    whiten_state: bool = False
 
     def __post_init__(self):
         if isinstance(self.spec, dict):
@@ -80,6 +84,10 @@ class SurrogateConfig:
             raise ValueError(f"SurrogateConfig.spectral_whitening must be in [0, 1], got {self.spectral_whitening!r}")
         if not 0 < self.whiten_floor < 1:
             raise ValueError(f"SurrogateConfig.whiten_floor must be in (0, 1), got {self.whiten_floor!r}")
+        if self.whiten_state and not (self.spectral_whitening > 0 and self.has_state):
+            raise ValueError("SurrogateConfig.whiten_state needs spectral_whitening > 0 and a conditioning state "
+                             f"(got spectral_whitening={self.spectral_whitening!r}, task {self.task!r}, "
+                             f"cond_on_initial={self.cond_on_initial!r})")
         object.__setattr__(self, "channel_mult", tuple(self.channel_mult))
         self.unet_config()  # validates the network sizes, naming the field
 
@@ -124,6 +132,23 @@ class WhitenedDenoiser(nn.Module):
         return y if cond is None or cond.mask is None else y * cond.mask.to(y.dtype)
 
 
+class StateWhitenedNet(nn.Module):
+    """``net(x, sigma, cond)`` with cond.state whitened on the grid it arrives on (a tile or
+    the whole domain), as the training tiles were: the same call, so samplers, tiling and
+    losses are unchanged. Built on the fly; it owns no parameters."""
+
+    def __init__(self, net: nn.Module, whitener: SpectralWhitener, norm: Normalizer):
+        super().__init__()
+        self.net, self.whitener, self.norm = net, whitener, norm
+        self.sigma_min, self.sigma_max = getattr(net, "sigma_min", 0.0), getattr(net, "sigma_max", 0.0)
+
+    def forward(self, x: torch.Tensor, sigma, cond: Cond | None = None) -> torch.Tensor:
+        if cond is not None and cond.state is not None:
+            state = self.whitener.whiten(cond.state.double(), self.norm.var).to(cond.state.dtype)
+            cond = Cond(mask=cond.mask, state=state, theta=cond.theta, pos=cond.pos)
+        return self.net(x, sigma, cond)
+
+
 class Surrogate(nn.Module):
     def __init__(self, config: SurrogateConfig):
         super().__init__()
@@ -134,6 +159,8 @@ class Surrogate(nn.Module):
         backbone = UNet(c.unet_config())
         self.whitener = SpectralWhitener(c.spec.channels, c.spec.ny, c.spec.nx, c.spectral_whitening,
                                          c.whiten_floor) if c.spectral_whitening > 0 else None
+        self.state_whitener = SpectralWhitener(c.spec.channels, c.spec.ny, c.spec.nx, c.spectral_whitening,
+                                               c.whiten_floor) if c.whiten_state else None
         # Whitened, the network works on z = W y, where land is not a point set: land is
         # forced in y-space (WhitenedDenoiser) and the loss covers every z point.
         plain = self.whitener is None
@@ -164,6 +191,8 @@ class Surrogate(nn.Module):
             self.norm_theta.update(batch.theta)
         if self.whitener is not None:
             self.whitener.update(self._target_field(batch), batch.mask)
+        if self.state_whitener is not None:
+            self.state_whitener.update(batch.state, batch.mask)
 
     def condition(self, batch: Batch) -> Cond:
         """Normalized conditioning of a physical batch (its target is not used)."""
@@ -187,9 +216,14 @@ class Surrogate(nn.Module):
     def whiten(self, y: torch.Tensor) -> torch.Tensor:
         return y if self.whitener is None else self.whitener.whiten(y, self.target_norm.var)
 
+    @property
+    def network(self) -> nn.Module:
+        """The network in its own (whitened) space, taking the plain normalized conditioning."""
+        return self.net if self.state_whitener is None else StateWhitenedNet(self.net, self.state_whitener, self.norm_x)
+
     def denoiser(self) -> nn.Module:
         """The network as a denoiser of normalized targets y (``net(x, sigma, cond)``)."""
-        return self.net if self.whitener is None else WhitenedDenoiser(self.net, self.whitener, self.target_norm)
+        return self.network if self.whitener is None else WhitenedDenoiser(self.network, self.whitener, self.target_norm)
 
     def decode(self, y: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Physical fields from normalized network outputs; land gets ``fill_value``."""
@@ -219,21 +253,21 @@ class Surrogate(nn.Module):
                  generator: torch.Generator | None, tile: int | None) -> torch.Tensor:
         """Normalized targets y from white latents."""
         if self.whitener is None:
-            net = self.net if tile is None else TiledDenoiser(self.net, tile)
+            net = self.network if tile is None else TiledDenoiser(self.network, tile)
             return edm_sampler(net, latents, cond, sampler, generator)
         var = self.target_norm.var
         if tile is None:  # exact change of variables: sample z = W y (white, every mode O(1)), then y = W^-1 z
-            return self.whitener.color(edm_sampler(self.net, latents, cond, sampler, generator), var)
+            return self.whitener.color(edm_sampler(self.network, latents, cond, sampler, generator), var)
         # Tiles each need their own W, so the sampler runs on y with colored noise, in float64:
         # y's modes span many decades and float32 round-off of the large scales swamps the small ones.
         def color(e):
             return self.whitener.color(e, var)
-        net = TiledDenoiser(WhitenedDenoiser(self.net, self.whitener, self.target_norm), tile)
+        net = TiledDenoiser(self.denoiser(), tile)
         return edm_sampler(net, color(latents.double()), cond, sampler, generator, color=color)
 
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean training loss of a physical batch (normalizers must be fitted)."""
-        return self.loss_fn(self.net, self.whiten(self.encode_target(batch)), self.condition(batch), generator).mean()
+        return self.loss_fn(self.network, self.whiten(self.encode_target(batch)), self.condition(batch), generator).mean()
 
     def nfe(self, sampler: SamplerConfig) -> int:
         return sampler.nfe if self.config.objective == "diffusion" else 1

@@ -136,3 +136,70 @@ def test_whitened_surrogate_forces_land_and_saves_its_spectrum(objective):
     y = torch.randn(6, 2, 12, 16)
     assert torch.allclose(again.whiten(y), sur.whiten(y))
     assert cond.mask is mask
+
+
+def test_state_whitening_is_opt_in_and_needs_whitening_and_a_state():
+    d = SurrogateConfig(_spec(), spectral_whitening=1.0).to_dict()
+    assert d["whiten_state"] is False
+    del d["whiten_state"]  # a checkpoint from before the option
+    assert SurrogateConfig.from_dict(d).whiten_state is False
+    with pytest.raises(ValueError, match="whiten_state needs spectral_whitening > 0"):
+        SurrogateConfig(_spec(), whiten_state=True)
+    with pytest.raises(ValueError, match="task 'generate'"):
+        SurrogateConfig(_spec(), task="generate", spectral_whitening=1.0, whiten_state=True)
+
+
+class _Recorder(torch.nn.Module):
+    """Stands in for the preconditioned network: records the conditioning state it is given."""
+
+    sigma_min, sigma_max = 0.002, 80.0
+
+    def __init__(self):
+        super().__init__()
+        self.states = []
+
+    def forward(self, x, sigma, cond=None):
+        self.states.append(cond.state.clone())
+        return torch.zeros_like(x)
+
+
+def test_the_network_sees_the_state_whitened_on_the_grid_it_gets():
+    """Whole grid: the state the network gets is W_x applied to the normalized state, with a
+    flat unit spectrum for red data. Tiles: each tile's state is whitened on its own (tile
+    gains), exactly as in patch training, so tiled sampling and training agree."""
+    spec = DataSpec(("a", "b"), (), N, N)
+    sur = Surrogate(SurrogateConfig(spec, model_channels=8, channel_mult=(1, 2), spectral_whitening=1.0,
+                                    whiten_state=True))
+    x0, x1 = red_fields(400), red_fields(400, seed=1)
+    batch = Batch(target=x1.float(), state=x0.float())
+    sur.observe(batch)
+    assert sur.state_whitener.fitted
+    sur.net = rec = _Recorder()
+    y = sur.whiten(sur.encode_target(batch))
+    sur.loss(batch)
+    seen = rec.states[-1]
+    normalized = sur.norm_x.normalize(batch.state)
+    expected = sur.state_whitener.whiten(normalized.double(), sur.norm_x.var).float()
+    assert torch.allclose(seen, expected, atol=1e-6)
+    power = (dct2(seen.double(), dct_matrix(N, dtype=torch.float64), dct_matrix(N, dtype=torch.float64)) ** 2).mean(0)
+    assert power[:, 1:, 1:].mean().item() == pytest.approx(1.0, rel=0.15)  # every scale O(1), like y's whitened target
+    assert y.shape == seen.shape
+    rec.states.clear()
+    sur.sample(batch.select(torch.arange(2)), n=1, sampler=SamplerConfig(num_steps=1), tile=8)
+    crop = normalized[:2, :, 8:16, 0:8].double()
+    tile_expected = sur.state_whitener.whiten(crop, sur.norm_x.var).float()
+    assert any(s.shape[-1] == 8 and torch.allclose(s, tile_expected, atol=1e-6) for s in rec.states)
+
+
+def test_state_whitening_round_trips_through_a_checkpoint():
+    torch.manual_seed(0)
+    sur = Surrogate(SurrogateConfig(_spec(), model_channels=8, channel_mult=(1, 2), spectral_whitening=1.0,
+                                    whiten_state=True))
+    x0, x1 = torch.randn(6, 2, 12, 16), torch.randn(6, 2, 12, 16)
+    batch = Batch(target=x1, state=x0, theta=torch.rand(6, 1))
+    sur.observe(batch)
+    again = Surrogate(SurrogateConfig.from_dict(sur.config.to_dict()))
+    again.load_state_dict(sur.state_dict())
+    assert torch.equal(again.state_whitener.power_sum, sur.state_whitener.power_sum)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(sur.loss(batch, gen), again.loss(batch, torch.Generator().manual_seed(0)))
