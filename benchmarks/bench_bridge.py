@@ -2,12 +2,23 @@
 """Bridge bandwidth against raw MPI send/recv of the same bytes, in one run.
 
 Fortran ocean ranks (bridge/fortran/examples/bandwidth_ocean.F90) send a field
-to Python worker ranks. Each repetition times, on the Python side and between
-barriers, NITER raw MPI_Send/Recv of exactly the bytes each pair of ranks
-shares, then NITER bridge put/get of the same field; the ratio of the two
-bandwidths is taken per repetition, so both phases see the same machine load.
+to Python worker ranks. Each repetition runs five phases of ITERS exchanges,
+timed on the Python side between barriers, in an order that rotates with the
+repetition:
 
-    python benchmarks/bench_bridge.py [--json PATH] [--reps 5] [--iters 10]
+- three raw MPI patterns for exactly the bytes each pair of ranks shares:
+  ``send`` (blocking Send/Recv, one message per pair), ``isend``
+  (Isend/Irecv + Waitall, one message per pair) and ``chunked`` (Isend/Irecv
+  + Waitall, one message per level, as the bridge chunks large 3-D routes);
+- the bridge's put/get in the ``copy`` put mode (the default) and the
+  ``direct`` put mode.
+
+The raw baseline of a row is the raw pattern with the best median time (named
+in the table); each ratio is taken per repetition against that pattern's time
+in the same repetition, so both see the same machine load. A first warm-up
+repetition is dropped.
+
+    python benchmarks/bench_bridge.py [--json PATH] [--reps 5] [--iters 10] [--wait auto,spin]
 
 Target (DESIGN.md section 5): bridge / raw >= 0.9.
 """
@@ -31,79 +42,120 @@ CASES = [  # (label, nx, ny, nlev)
     ("3-D 75x256x256", 256, 256, 75),
 ]
 # (ocean ranks N, Python ranks M, Python layout). N + M = 2 fits this machine's
-# cores, so the overlap the copy put mode relies on can happen; the others oversubscribe.
+# cores; the others oversubscribe them.
 SETUPS = [(1, 1, "j-split"), (2, 1, "j-split"), (2, 2, "j-split"), (2, 2, "i-split")]
+PHASES = ("send", "isend", "chunked", "copy", "direct")  # the ocean's phase_order numbers them 1..5
+RAW = PHASES[:3]
+BRIDGE = PHASES[3:]
+
+
+def phase_order(rep: int) -> list[str]:
+    """The phases of repetition ``rep``, rotated as bandwidth_ocean.F90's phase_order."""
+    return [PHASES[(rep + j) % len(PHASES)] for j in range(len(PHASES))]
+
+
+def raw_exchange(pattern: str, raw: list, nlev: int) -> None:
+    """Receive one exchange's raw messages with ``pattern``, as the ocean sends them."""
+    from mpi4py import MPI
+
+    if pattern == "send":
+        for src, buf in raw:
+            MPI.COMM_WORLD.Recv([buf, MPI.REAL8], source=src, tag=77)
+        return
+    pieces = [(src, piece) for src, buf in raw for piece in np.split(buf, nlev if pattern == "chunked" else 1)]
+    MPI.Request.Waitall([MPI.COMM_WORLD.Irecv([piece, MPI.REAL8], source=src, tag=77) for src, piece in pieces])
 
 
 def worker(nx: int, ny: int, nlev: int, px: int, py: int, niter: int, nrep: int, n_ocean: int) -> None:
-    """The Python side: receive raw, then through the bridge; rank 0 prints the timings as JSON."""
+    """The Python side: every phase of every repetition; rank 0 prints the timings as JSON."""
     from mpi4py import MPI
 
     from bridge import Component, decompose
 
     comp = Component("worker", timeout=120.0)
-    local = comp.local_comm
-    box = decompose(nx, ny, px, py)[local.Get_rank()]
+    box = decompose(nx, ny, px, py)[comp.local_comm.Get_rank()]
     comp.def_partition(box)
     field = comp.def_field("f", "in", nlev, peer="ocean")
     comp.enddef()
-    ocean_boxes = decompose(nx, ny, 1, n_ocean)
-    raw = [(rank, np.empty(ov.size * nlev)) for rank, b in enumerate(ocean_boxes)
+    raw = [(rank, np.empty(ov.size * nlev)) for rank, b in enumerate(decompose(nx, ny, 1, n_ocean))
            if (ov := box.intersect(b)) is not None]
     out = np.empty(field.shape)
-    world = MPI.COMM_WORLD
-    times = []
-    for rep in range(nrep):
-        world.Barrier()
-        t0 = time.perf_counter()
-        for _ in range(niter):
-            MPI.Request.Waitall([world.Irecv([buf, MPI.REAL8], source=src, tag=77) for src, buf in raw])
-        world.Barrier()
-        t_raw = time.perf_counter() - t0
-        row = [t_raw]
-        for mode in range(2):  # the ocean's copy, then direct, put mode
+    world, step, times = MPI.COMM_WORLD, 0, []
+    for rep in range(nrep + 1):
+        row = {}
+        for phase in phase_order(rep):
             world.Barrier()
             t0 = time.perf_counter()
-            for it in range(niter):
-                field.get(((rep * 2) + mode) * niter + it + 1, out=out)
+            for _ in range(niter):
+                if phase in RAW:
+                    raw_exchange(phase, raw, nlev)
+                else:
+                    step += 1
+                    field.get(step, out=out)
             world.Barrier()
-            row.append(time.perf_counter() - t0)
-        times.append(row)
+            row[phase] = time.perf_counter() - t0
+        if rep:  # repetition 0 warms up
+            times.append(row)
     comp.finalize()
-    if local.Get_rank() == 0:
-        print("BENCH " + json.dumps({"times": times}), flush=True)
+    if comp.local_comm.Get_rank() == 0:
+        print("BENCH " + json.dumps({"times": times, "spin_waits": comp.spin_waits}), flush=True)
 
 
-def run_case(label, nx, ny, nlev, n_ocean, m, layout, iters, reps, build: Path) -> dict:
+def summarize(times: list[dict], nbytes: int) -> dict:
+    """Raw winner, bandwidths and per-repetition ratios (median, min, max) of one case."""
+    t = {phase: np.array([row[phase] for row in times]) for phase in PHASES}
+    winner = min(RAW, key=lambda p: np.median(t[p]))
+    out = {"raw_pattern": winner, "raw_mb_s": float(np.median(nbytes / t[winner]) / 1e6)}
+    for phase in PHASES:
+        out[f"{phase}_mb_s"] = float(np.median(nbytes / t[phase]) / 1e6)
+    for mode in BRIDGE:
+        ratio = t[winner] / t[mode]  # bandwidth ratio = t_raw / t_bridge, same repetition
+        out |= {f"ratio_{mode}": float(np.median(ratio)), f"ratio_{mode}_min": float(ratio.min()),
+                f"ratio_{mode}_max": float(ratio.max())}
+    return out
+
+
+def run_case(label, nx, ny, nlev, n_ocean, m, layout, iters, reps, build: Path, wait: str) -> dict:
     from bridge.mpirun import mpirun_prefix
 
     px, py = (1, m) if layout == "j-split" else (m, 1)
     ocean = [str(build / "bin" / "obr_bandwidth_ocean"), *map(str, (nx, ny, nlev, px, py, iters, reps))]
     py_side = [sys.executable, __file__, "--role", "worker", *map(str, (nx, ny, nlev, px, py, iters, reps, n_ocean))]
     cmd = mpirun_prefix(n_ocean + m) + ["-np", str(n_ocean), *ocean, ":", "-np", str(m), *py_side]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OBRIDGE_WAIT": wait}
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH ")), None)
     if out.returncode != 0 or line is None:
-        raise RuntimeError(f"benchmark case {label} M={m} failed:\n{out.stdout}")
-    times = np.array(json.loads(line[6:])["times"])
-    nbytes = nx * ny * nlev * 8 * iters
-    copy, direct = times[:, 0] / times[:, 1], times[:, 0] / times[:, 2]  # bandwidth ratio = t_raw / t_bridge
-    return {"case": label, "n_ocean": n_ocean, "m_python": m, "worker_layout": layout, "mbytes_per_exchange": nx * ny * nlev * 8 / 1e6,
-            "raw_mb_s": float(np.median(nbytes / times[:, 0]) / 1e6),
-            "bridge_copy_mb_s": float(np.median(nbytes / times[:, 1]) / 1e6),
-            "bridge_direct_mb_s": float(np.median(nbytes / times[:, 2]) / 1e6),
-            "ratio_copy": float(np.median(copy)), "ratio_copy_min": float(copy.min()),
-            "ratio_copy_max": float(copy.max()), "ratio_direct": float(np.median(direct)),
-            "ratio_direct_min": float(direct.min()), "ratio_direct_max": float(direct.max()),
-            "reps": reps, "iters": iters}
+        raise RuntimeError(f"benchmark case {label} N={n_ocean} M={m} {layout} wait={wait} failed:\n{out.stdout}")
+    result = json.loads(line[6:])
+    return {"case": label, "n_ocean": n_ocean, "m_python": m, "worker_layout": layout, "wait": wait,
+            "waits_spin": result["spin_waits"], "mbytes_per_exchange": nx * ny * nlev * 8 / 1e6,
+            **summarize(result["times"], nx * ny * nlev * 8 * iters), "reps": reps, "iters": iters,
+            "times": result["times"]}
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"\nbridge bandwidth vs raw MPI (same bytes, same run; {os.cpu_count()} cores; target ratio >= 0.9)")
+    print("ratio = bridge bandwidth / bandwidth of the best raw pattern (send | isend | chunked), per repetition,"
+          " median [min, max]; wait: $OBRIDGE_WAIT (what auto chose); put modes: copy (default, the ocean never"
+          " waits) and direct (no copy, the put waits for the worker)")
+    print(f"{'case':<15} {'N':>1} {'M':>1} {'workers':>7} {'wait':>10} {'raw':>7} {'raw MB/s':>8} "
+          f"{'copy':>5} {'[min, max]':>12} {'direct':>6} {'[min, max]':>12}")
+    for r in rows:
+        wait = r["wait"] if r["wait"] != "auto" else "auto:" + ("spin" if r["waits_spin"] else "yield")
+        print(f"{r['case']:<15} {r['n_ocean']:>1} {r['m_python']:>1} {r['worker_layout']:>7} {wait:>10} "
+              f"{r['raw_pattern']:>7} {r['raw_mb_s']:>8.0f} "
+              f"{r['ratio_copy']:>5.2f} [{r['ratio_copy_min']:.2f}, {r['ratio_copy_max']:.2f}] "
+              f"{r['ratio_direct']:>6.2f} [{r['ratio_direct_min']:.2f}, {r['ratio_direct_max']:.2f}]")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
-    parser.add_argument("--reps", type=int, default=5, help="alternating raw/bridge repetitions (default 5)")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions of the five phases (default 5)")
     parser.add_argument("--iters", type=int, default=10, help="exchanges per phase and repetition (default 10)")
+    parser.add_argument("--wait", default="auto", help="comma-separated $OBRIDGE_WAIT values to run (default auto)")
+    parser.add_argument("--setups", default="", help="only these N:M:layout setups, e.g. 1:1:j-split,2:2:i-split")
     parser.add_argument("--build", type=Path, default=REPO / "build", help="build folder with bin/obr_bandwidth_ocean")
     parser.add_argument("--role", default="driver", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
@@ -112,19 +164,15 @@ def main(argv=None) -> int:
         return 0
     if not (args.build / "bin" / "obr_bandwidth_ocean").exists():
         subprocess.run(["make", "-s", "fortran", f"BUILD={args.build}"], cwd=REPO, check=True)
+    setups = SETUPS
+    if args.setups:
+        wanted = [s.split(":") for s in args.setups.split(",")]
+        setups = [(int(n), int(m), layout) for n, m, layout in wanted]
     # The ocean splits in j. "j-split" workers share its layout; "i-split" workers cut
     # across it, so every rank talks to every rank and pieces need restaging.
-    rows = [run_case(*case, *setup, args.iters, args.reps, args.build) for case in CASES for setup in SETUPS]
-    print(f"\nbridge bandwidth vs raw MPI (same bytes, same run; {os.cpu_count()} cores; target ratio >= 0.9)")
-    print("ratio = bridge bandwidth / raw bandwidth, median over repetitions [min, max]; put modes: copy (default,"
-          " the ocean never waits) and direct (no copy, the put waits for the worker)")
-    print(f"{'case':<16} {'N':>2} {'M':>2} {'workers':>8} {'MB/exch':>8} {'raw MB/s':>9} "
-          f"{'copy':>5} {'[min, max]':>12} {'direct':>6} {'[min, max]':>12}")
-    for r in rows:
-        print(f"{r['case']:<16} {r['n_ocean']:>2} {r['m_python']:>2} {r['worker_layout']:>8} "
-              f"{r['mbytes_per_exchange']:>8.1f} {r['raw_mb_s']:>9.0f} "
-              f"{r['ratio_copy']:>5.2f} [{r['ratio_copy_min']:.2f}, {r['ratio_copy_max']:.2f}] "
-              f"{r['ratio_direct']:>6.2f} [{r['ratio_direct_min']:.2f}, {r['ratio_direct_max']:.2f}]")
+    rows = [run_case(*case, *setup, args.iters, args.reps, args.build, wait)
+            for wait in args.wait.split(",") for case in CASES for setup in setups]
+    print_table(rows)
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "bridge_bandwidth", "rows": rows}, indent=2))
     return 0

@@ -11,8 +11,8 @@ module obr_core
    public :: OBR_IN, OBR_OUT, OBR_OK, OBR_RECVD, OBR_SENT
    public :: OBR_ERR_DEF, OBR_ERR_TIMEOUT, OBR_ERR_VALUE, OBR_ERR_USAGE, OBR_ERR_MPI
    public :: OBR_NAME_LEN, OBR_MSG_LEN
-   public :: OBR_NAN_OFF, OBR_NAN_WARN, OBR_NAN_ERROR
-   public :: core_timeout, core_nan_policy, core_put_direct, core_ring, core_name, core_world_rank, core_last_error
+   public :: OBR_NAN_OFF, OBR_NAN_WARN, OBR_NAN_ERROR, OBR_WAIT_AUTO, OBR_WAIT_SPIN, OBR_WAIT_YIELD
+   public :: core_timeout, core_nan_policy, core_put_direct, core_ring, core_wait_mode, core_name, core_world_rank, core_last_error
    public :: core_read_env, core_fail, core_abort, core_warn, core_report, core_count_bad, core_itoa
    public :: core_nit000, core_dt, core_check_field, core_nan_verdict, core_oasis_time, core_valid_name
 
@@ -29,11 +29,16 @@ module obr_core
    integer, parameter :: OBR_NAME_LEN = 64
    integer, parameter :: OBR_MSG_LEN = 2048
    integer, parameter :: OBR_NAN_OFF = 0, OBR_NAN_WARN = 1, OBR_NAN_ERROR = 2
+   integer, parameter :: OBR_WAIT_AUTO = 0, OBR_WAIT_SPIN = 1, OBR_WAIT_YIELD = 2
+   character(len=*), parameter :: PUT_MODES(2) = ['copy  ', 'direct']
+   character(len=*), parameter :: NAN_POLICIES(3) = ['off  ', 'warn ', 'error']   ! index - 1 = OBR_NAN_*
+   character(len=*), parameter :: WAIT_MODES(3) = ['auto ', 'spin ', 'yield']     ! index - 1 = OBR_WAIT_*
 
    real(dp) :: core_timeout = 300._dp                  !< seconds for every blocking wait
    integer :: core_nan_policy = OBR_NAN_ERROR          !< what a put does with NaN/Inf
    logical :: core_put_direct = .false.                !< put sends from the caller's array and waits (no copy)
    integer :: core_ring = 4                            !< puts a field may have in flight before a put waits
+   integer :: core_wait_mode = OBR_WAIT_AUTO           !< how waits poll: OBR_WAIT_AUTO, _SPIN or _YIELD
    character(len=OBR_NAME_LEN) :: core_name = '?'      !< this component's name
    integer :: core_world_rank = -1                     !< rank in MPI_COMM_WORLD
    character(len=OBR_MSG_LEN) :: core_last_error = ''  !< message of the last error returned through kinfo
@@ -42,41 +47,83 @@ module obr_core
 
 contains
 
-   !> Take defaults from OBRIDGE_TIMEOUT, OBRIDGE_PUT_MODE, OBRIDGE_NAN_POLICY, OBRIDGE_RING, and the
-   !! OASIS time axis from OBRIDGE_NIT000 / OBRIDGE_DT (for hosts that do not call obr_def_time).
-   subroutine core_read_env()
-      character(len=64) :: val
-      integer :: stat
+   !> Take defaults from OBRIDGE_TIMEOUT, OBRIDGE_PUT_MODE, OBRIDGE_NAN_POLICY, OBRIDGE_RING, OBRIDGE_WAIT,
+   !! and the OASIS time axis from OBRIDGE_NIT000 / OBRIDGE_DT (for hosts that do not call obr_def_time).
+   !! A value that is set but malformed is an error naming the variable and the value, never ignored.
+   subroutine core_read_env(kinfo)
+      integer, intent(out), optional :: kinfo     !< status: OBR_OK or OBR_ERR_USAGE (abort when absent)
+      character(len=OBR_MSG_LEN) :: msg
       real(dp) :: t
-      if (env_real('OBRIDGE_DT', t)) core_dt = t
-      if (env_real('OBRIDGE_NIT000', t)) core_nit000 = nint(t)
-      if (env_real('OBRIDGE_TIMEOUT', t)) core_timeout = t
-      if (env_real('OBRIDGE_RING', t)) core_ring = max(1, nint(t))
-      call get_environment_variable('OBRIDGE_PUT_MODE', val, status=stat)
-      if (stat == 0) core_put_direct = trim(val) == 'direct'
-      call get_environment_variable('OBRIDGE_NAN_POLICY', val, status=stat)
-      if (stat == 0) then
-         select case (trim(val))
-         case ('off'); core_nan_policy = OBR_NAN_OFF
-         case ('warn'); core_nan_policy = OBR_NAN_WARN
-         case ('error'); core_nan_policy = OBR_NAN_ERROR
-         end select
-      end if
+      integer :: k
+      msg = ''
+      if (env_number('OBRIDGE_DT', 'a time step in seconds > 0', .false., .true., t, msg)) core_dt = t
+      if (env_number('OBRIDGE_NIT000', 'a whole number (the first step index)', .true., .false., t, msg)) &
+         core_nit000 = nint(t)
+      if (env_number('OBRIDGE_TIMEOUT', 'a number of seconds > 0', .false., .true., t, msg)) core_timeout = t
+      if (env_number('OBRIDGE_RING', 'a whole number >= 1 (the put ring depth)', .true., .true., t, msg)) &
+         core_ring = nint(t)
+      if (env_choice('OBRIDGE_PUT_MODE', PUT_MODES, k, msg)) core_put_direct = k == 2
+      if (env_choice('OBRIDGE_NAN_POLICY', NAN_POLICIES, k, msg)) core_nan_policy = k - 1
+      if (env_choice('OBRIDGE_WAIT', WAIT_MODES, k, msg)) core_wait_mode = k - 1
+      if (present(kinfo)) kinfo = OBR_OK
+      if (msg /= '') call core_fail(OBR_ERR_USAGE, msg, kinfo)
    end subroutine core_read_env
 
-   !> True, with the value, when environment variable `name` holds a number (> 0 unless it is OBRIDGE_NIT000).
-   logical function env_real(name, t)
+   !> True, with the value, when environment variable `name` is set and well formed; else a malformed value sets msg.
+   logical function env_number(name, want, whole, positive, t, msg)
       character(len=*), intent(in) :: name        !< the variable
+      character(len=*), intent(in) :: want        !< what it must hold, for the message
+      logical, intent(in) :: whole                !< only digits (and a leading minus unless positive)
+      logical, intent(in) :: positive             !< the value must be > 0
       real(dp), intent(out) :: t                  !< its value
+      character(len=*), intent(inout) :: msg      !< the first error found, unchanged if fine
       character(len=64) :: val
-      integer :: stat, ios
+      character(len=:), allocatable :: chars
+      integer :: ios
       t = 0
-      env_real = .false.
+      env_number = env_text(name, val, msg)
+      if (.not. env_number) return
+      chars = '0123456789'
+      if (.not. whole) chars = chars//'.eEdD+-'
+      if (.not. positive) chars = chars//'-'
+      ios = 1
+      if (len_trim(val) > 0 .and. verify(trim(adjustl(val)), chars) == 0) read (val, *, iostat=ios) t
+      if (ios /= 0 .or. (positive .and. .not. t > 0) .or. abs(t) > huge(1)) then
+         env_number = .false.
+         if (msg == '') msg = name//'='''//trim(val)//''': must be '//want
+      end if
+   end function env_number
+
+   !> True, with its index in `choices`, when environment variable `name` is set to one of them; else sets msg.
+   logical function env_choice(name, choices, k, msg)
+      character(len=*), intent(in) :: name        !< the variable
+      character(len=*), intent(in) :: choices(:)  !< the values it may hold
+      integer, intent(out) :: k                   !< index of its value in choices
+      character(len=*), intent(inout) :: msg      !< the first error found, unchanged if fine
+      character(len=64) :: val
+      k = 0
+      env_choice = env_text(name, val, msg)
+      if (.not. env_choice) return
+      k = findloc(choices, trim(adjustl(val)), 1)
+      env_choice = k > 0
+      if (.not. env_choice .and. msg == '') then
+         msg = name//'='''//trim(val)//''': must be one of'
+         do k = 1, size(choices)
+            msg = trim(msg)//' '//trim(choices(k))
+         end do
+      end if
+   end function env_choice
+
+   !> True, with its text, when environment variable `name` is set; a value too long for val sets msg.
+   logical function env_text(name, val, msg)
+      character(len=*), intent(in) :: name        !< the variable
+      character(len=*), intent(out) :: val        !< its value
+      character(len=*), intent(inout) :: msg      !< the first error found, unchanged if fine
+      integer :: stat
       call get_environment_variable(name, val, status=stat)
-      if (stat /= 0) return
-      read (val, *, iostat=ios) t
-      env_real = ios == 0 .and. (t > 0 .or. name == 'OBRIDGE_NIT000')
-   end function env_real
+      env_text = stat == 0
+      if (stat == -1 .and. msg == '') msg = name//'='''//trim(val)//'...'': the value is too long'
+   end function env_text
 
    !> True when `name` is a valid component or field name: 1..OBR_NAME_LEN characters, no blanks.
    pure logical function core_valid_name(name)
@@ -101,12 +148,12 @@ contains
    subroutine core_abort(msg)
       character(len=*), intent(in) :: msg         !< why the run stops
       integer :: ierr
-      write (error_unit, '(a)') 'oceanbridge ABORT (component '''//trim(core_name)//''', world rank '// &
-         trim(core_itoa(core_world_rank))//'): '//trim(msg)
-      flush (error_unit)
+      logical :: started
+      call core_report('ABORT', msg)
       flush (output_unit)
-      call MPI_Abort(MPI_COMM_WORLD, 1, ierr)
-      stop 1
+      call MPI_Initialized(started, ierr)
+      if (started) call MPI_Abort(MPI_COMM_WORLD, 1, ierr)
+      error stop 1   ! before MPI_Init (a bad $OBRIDGE_* value): mpirun stops the job on this exit
    end subroutine core_abort
 
    !> Print a warning with component and rank.
@@ -115,12 +162,16 @@ contains
       call core_report('WARNING', msg)
    end subroutine core_warn
 
-   !> Print a labelled message with component and rank on stderr.
+   !> Print a labelled message with component and rank (or 'obr_init' before they are known) on stderr.
    subroutine core_report(label, msg)
       character(len=*), intent(in) :: label       !< 'ERROR', 'WARNING', ...
       character(len=*), intent(in) :: msg         !< the message
-      write (error_unit, '(a)') 'oceanbridge '//label//' (component '''//trim(core_name)//''', world rank '// &
-         trim(core_itoa(core_world_rank))//'): '//trim(msg)
+      if (core_world_rank < 0) then
+         write (error_unit, '(a)') 'oceanbridge '//label//' (obr_init): '//trim(msg)
+      else
+         write (error_unit, '(a)') 'oceanbridge '//label//' (component '''//trim(core_name)//''', world rank '// &
+            trim(core_itoa(core_world_rank))//'): '//trim(msg)
+      end if
       flush (error_unit)
    end subroutine core_report
 

@@ -11,7 +11,7 @@
 !! $OBRIDGE_RING, default 4), so the ocean only pays a memcpy and may run that
 !! many puts ahead of a busy receiver; gets wait with the timeout.
 module obr_backend
-   use, intrinsic :: iso_c_binding, only: c_int, c_loc, c_f_pointer
+   use, intrinsic :: iso_c_binding, only: c_int, c_loc, c_f_pointer, c_size_t, c_int64_t
    use, intrinsic :: ieee_arithmetic, only: ieee_is_finite
    use obr_core
    use obr_mpi_defs
@@ -60,11 +60,20 @@ module obr_backend
          import :: c_int
          integer(c_int) :: r
       end function c_sched_yield
+      function c_sched_getaffinity(pid, setsize, mask) bind(c, name='sched_getaffinity') result(r)
+         import :: c_int, c_size_t, c_int64_t
+         integer(c_int), value :: pid
+         integer(c_size_t), value :: setsize
+         integer(c_int64_t), intent(out) :: mask(*)
+         integer(c_int) :: r
+      end function c_sched_getaffinity
    end interface
 
    !> Seconds of yield-polling before a wait backs off to sleeps: a transfer that
    !! is already on its way completes at full speed, a long wait leaves the core idle.
    real(dp), parameter :: SPIN_WINDOW = 2.0e-3_dp
+   integer, parameter :: AFFINITY_WORDS = 16            !< a glibc cpu_set_t: 1024 bits
+   logical :: spin = .false.                            !< waits poll without pause (see choose_wait_mode)
 
 contains
 
@@ -101,8 +110,23 @@ contains
       end do
       call MPI_Comm_split(MPI_COMM_WORLD, color, core_world_rank, local_comm, ierr)
       call MPI_Comm_dup(MPI_COMM_WORLD, bcomm, ierr)
+      call choose_wait_mode()
       allocate (fields(8))
    end subroutine backend_init
+
+   !> Spin in waits when $OBRIDGE_WAIT is spin, or auto and the job's processes on this node are no more
+   !! than the cores in the union of their affinity masks; else yield and back off (wait.py's configure).
+   subroutine choose_wait_mode()
+      integer :: node, nprocs, ierr
+      integer(c_int64_t) :: mask(AFFINITY_WORDS), union(AFFINITY_WORDS)
+      call MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, core_world_rank, MPI_INFO_NULL, node, ierr)
+      mask = 0
+      if (c_sched_getaffinity(0_c_int, int(8*AFFINITY_WORDS, c_size_t), mask) /= 0) mask = 0   ! unknown: yield
+      call MPI_Allreduce(mask, union, AFFINITY_WORDS, MPI_INTEGER8, MPI_BOR, node, ierr)
+      call MPI_Comm_size(node, nprocs, ierr)
+      call MPI_Comm_free(node, ierr)
+      spin = core_wait_mode == OBR_WAIT_SPIN .or. (core_wait_mode == OBR_WAIT_AUTO .and. nprocs <= sum(popcnt(union)))
+   end subroutine choose_wait_mode
 
    subroutine backend_def_partition(box, kinfo)
       integer, intent(in) :: box(6)              !< nx, ny, i0, j0, ni, nj (0-based offsets)
@@ -531,6 +555,7 @@ contains
          if (outcount == MPI_UNDEFINED .or. all(fld%req(:, slot) == MPI_REQUEST_NULL)) return
          if (outcount > 0) streaming = .true.   ! the rest of the transfer follows: spin
          if (MPI_Wtime() - t0 > core_timeout) exit
+         if (spin) cycle
          if (streaming .or. MPI_Wtime() - t0 < SPIN_WINDOW) then
             ierr = c_sched_yield()   ! let an oversubscribed core's other ranks run
             cycle

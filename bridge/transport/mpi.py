@@ -6,7 +6,9 @@ The sequence of collectives here is mirrored call for call by
 
 1. init:   Allgather(component name, 64 chars) on MPI_COMM_WORLD;
            Comm_split(world, color=first rank of that name, key=rank);
-           Comm_dup(world) for the bridge's own traffic.
+           Comm_dup(world) for the bridge's own traffic;
+           Comm_split_type(world, SHARED, key=rank), Allreduce(BOR) of the
+           affinity masks on it, then Comm_free (the wait mode, wait.configure).
 2. enddef: Allgather(record length), Allgatherv(records) on the bridge comm;
            on a definition error, Barrier (so every side has printed) first.
 
@@ -20,6 +22,7 @@ ahead of a busy receiver.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 
@@ -29,12 +32,24 @@ from .. import handshake
 from ..errors import BridgeError, BridgeTimeout, DefinitionError, FieldValueError
 from ..partition import BoxPartition
 from ..routing import Route, routes
+from . import wait
 from .wait import wait_all
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = float(os.environ.get("OBRIDGE_TIMEOUT", "300"))
 NAN_POLICIES = ("error", "warn", "off")
+
+
+def _default_timeout() -> float:
+    """$OBRIDGE_TIMEOUT (default 300 s), as the Fortran side; a bad value is named, not guessed."""
+    text = os.environ.get("OBRIDGE_TIMEOUT", "300")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise BridgeError(f"OBRIDGE_TIMEOUT={text!r}: must be a number of seconds > 0")
+    return seconds
 
 
 def _ring_depth() -> int:
@@ -46,6 +61,8 @@ def _ring_depth() -> int:
 
 
 RING = _ring_depth()
+DEFAULT_TIMEOUT = _default_timeout()
+wait.wait_mode()  # a bad $OBRIDGE_WAIT is named at import, as the two above
 
 
 def _mpi():
@@ -100,6 +117,7 @@ class MpiComponent:
         color = self.world_names.index(name)
         self.local_comm = world.Split(color, self.world_rank)
         self._comm = world.Dup()
+        self.spin_waits = wait.configure(world)
         self._box: BoxPartition | None = None
         self._fields: dict[tuple[str, str], MpiField] = {}
         self._ended = False
@@ -235,7 +253,7 @@ class MpiField:
         comm, reqs, buffers, req_route = self.component._comm, [], [], []
         for k, (route, (js, is_)) in enumerate(zip(self.routes, self._slices)):
             header = np.array([step, self.tag], dtype=np.int64)
-            packed = np.ascontiguousarray(data[:, js, is_])
+            packed = np.array(data[:, js, is_], order="C")  # always a copy: the caller may reuse its array
             pieces = list(packed) if self._chunks[k] > 1 else [packed]
             reqs.append(comm.Isend([header, MPI.INTEGER8], dest=route.peer, tag=self.tag))
             reqs += [comm.Isend([piece, MPI.REAL8], dest=route.peer, tag=self.tag) for piece in pieces]

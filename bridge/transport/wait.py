@@ -1,9 +1,18 @@
 """Waiting on MPI requests with a deadline, so no exchange hangs silently.
 
-Polling yields the core (sched_yield) for a short window and while pieces are
-arriving, so a transfer already on its way completes at full speed; past the
-window it backs off to short sleeps, so an idle receiver leaves the cores to
-the ocean. The Fortran side (obr_mpi.F90, wait_requests) waits the same way.
+Two ways to wait, chosen by ``$OBRIDGE_WAIT`` (``auto`` by default):
+
+- ``spin``: poll without pause, as MPI's own Wait does; fastest when every
+  process of the node has a core of its own.
+- ``yield``: poll yielding the core (sched_yield) for a short window and while
+  pieces are arriving, so a transfer already on its way completes at full
+  speed; past the window back off to short sleeps, so an idle receiver leaves
+  the cores to the ocean.
+- ``auto``: ``spin`` when the job's processes on this node are no more than
+  the cores their affinity masks allow (see ``configure``), else ``yield``;
+  ``yield`` until the component has counted them.
+
+The Fortran side (obr_mpi.F90, wait_requests) waits the same way.
 """
 from __future__ import annotations
 
@@ -11,10 +20,61 @@ import os
 import time
 from typing import Callable, Sequence
 
-from ..errors import BridgeTimeout
+from ..errors import BridgeError, BridgeTimeout
 
 MAX_SLEEP = 1e-3
 SPIN_WINDOW = 2e-3  # seconds of yield-polling before backing off to sleeps
+WAIT_MODES = ("auto", "spin", "yield")
+AFFINITY_WORDS = 16  # a glibc cpu_set_t: 1024 bits, as the Fortran side reads it
+
+_spin = False  # the mode in force: set by configure(), yield until then
+
+
+def wait_mode() -> str:
+    """$OBRIDGE_WAIT (default auto), validated: an unknown value is named, not guessed."""
+    text = os.environ.get("OBRIDGE_WAIT", "auto")
+    if text.strip().lower() not in WAIT_MODES:
+        raise BridgeError(f"OBRIDGE_WAIT={text!r}: the wait mode must be one of {', '.join(WAIT_MODES)}")
+    return text.strip().lower()
+
+
+def affinity_mask() -> "np.ndarray":
+    """This process's CPU affinity as AFFINITY_WORDS 64-bit words (bit c = CPU c)."""
+    import numpy as np
+
+    mask = np.zeros(AFFINITY_WORDS, dtype=np.uint64)
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    for cpu in cpus:
+        if cpu < 64 * AFFINITY_WORDS:
+            mask[cpu // 64] |= np.uint64(1) << np.uint64(cpu % 64)
+    return mask.view(np.int64)  # the Fortran side's integer(int64) words, bit for bit
+
+
+def configure(world) -> bool:
+    """Choose the wait mode for this process; collective over ``world``.
+
+    Counts the job's processes on this node (MPI_COMM_TYPE_SHARED split) and
+    the cores in the union of their affinity masks (Allreduce BOR); the
+    Fortran side makes the same two calls in the same order. Returns True when
+    waits spin."""
+    global _spin
+    import numpy as np
+    from mpi4py import MPI
+
+    mode = wait_mode()  # validated before the collectives, so a bad value stops every rank the same way
+    node = world.Split_type(MPI.COMM_TYPE_SHARED, world.Get_rank())
+    union = np.zeros(AFFINITY_WORDS, dtype=np.int64)
+    node.Allreduce([affinity_mask(), MPI.INT64_T], [union, MPI.INT64_T], op=MPI.BOR)
+    nprocs = node.Get_size()
+    node.Free()
+    cores = sum(bin(int(w) & (2**64 - 1)).count("1") for w in union)
+    _spin = mode == "spin" or (mode == "auto" and nprocs <= cores)
+    return _spin
+
+
+def spinning() -> bool:
+    """True when waits spin (see configure)."""
+    return _spin
 
 
 def wait_all(requests: Sequence, timeout: float, describe: Callable[[list[int]], str]) -> None:
@@ -42,6 +102,8 @@ def wait_all(requests: Sequence, timeout: float, describe: Callable[[list[int]],
             pending = [k for k, ok in enumerate(done) if not ok]
             _cancel(reqs, pending)
             raise BridgeTimeout(describe(pending) + f" (timeout {timeout:g} s)")
+        if _spin:
+            continue
         if streaming or now - start < SPIN_WINDOW:
             os.sched_yield()  # let an oversubscribed core's other ranks run
             continue

@@ -1,10 +1,14 @@
 !> Example that doubles as the bandwidth benchmark's ocean side
 !! (benchmarks/bench_bridge.py is the Python side and the driver).
 !!
-!! The ocean ranks split the grid in j. Each repetition times, on the Python
-!! side, NITER raw MPI_Send/Recv of exactly the bytes each pair of ranks shares,
-!! then NITER bridge put/get of the same field in the copy put mode, then in
-!! the direct put mode, each phase between barriers.
+!! The ocean ranks split the grid in j. Each repetition runs five phases of
+!! NITER exchanges of the same bytes, each between barriers, in an order that
+!! rotates with the repetition (both sides compute it, see phase_order):
+!!   1 raw MPI_Send / MPI_Recv, one message per pair of ranks;
+!!   2 raw MPI_Isend / MPI_Irecv + Waitall, one message per pair;
+!!   3 raw Isend / Irecv + Waitall, one message per level, as the bridge chunks;
+!!   4 bridge put/get, copy put mode;   5 bridge put/get, direct put mode.
+!! Repetition 0 is a warm-up that the driver drops.
 !! Usage: bandwidth_ocean NX NY NLEV PXW PYW NITER NREP
 !!   PXW x PYW: the Python side's layout, to size the raw messages.
 program bandwidth_ocean
@@ -12,8 +16,10 @@ program bandwidth_ocean
    use, intrinsic :: iso_fortran_env, only: dp => real64
    use mpi
    implicit none
-   integer :: nx, ny, nlev, pxw, pyw, niter, nrep, comm, rank, nranks, ierr, id, rep, it, q, nw, mode
+   integer, parameter :: NPHASE = 5, TAG = 77
+   integer :: nx, ny, nlev, pxw, pyw, niter, nrep, comm, rank, nranks, ierr, id, rep, it, q, nw, k, step
    integer :: i0, j0, ni, nj, wi0, wj0, wni, wnj, ov_i, ov_j
+   integer :: order(NPHASE)
    real(dp), allocatable :: fld(:, :, :)
    type :: msg_t
       real(dp), allocatable :: a(:)
@@ -46,20 +52,21 @@ program bandwidth_ocean
       raw(q + 1)%a = 1._dp
    end do
 
-   do rep = 1, nrep
-      call MPI_Barrier(MPI_COMM_WORLD, ierr)
-      do it = 1, niter
-         do q = 1, nw
-            if (size(raw(q)%a) > 0) call MPI_Send(raw(q)%a, size(raw(q)%a), MPI_REAL8, raw(q)%dest, 77, &
-                                                  MPI_COMM_WORLD, ierr)
-         end do
-      end do
-      call MPI_Barrier(MPI_COMM_WORLD, ierr)
-      do mode = 1, 2   ! the bridge, copy then direct put mode
-         call obr_set_put_mode(trim(merge('copy  ', 'direct', mode == 1)))
+   step = 0
+   do rep = 0, nrep
+      order = phase_order(rep)
+      do k = 1, NPHASE
          call MPI_Barrier(MPI_COMM_WORLD, ierr)
          do it = 1, niter
-            call obr_put(id, ((rep - 1)*2 + mode - 1)*niter + it, fld)
+            select case (order(k))
+            case (1); call raw_send()
+            case (2); call raw_isend(1)
+            case (3); call raw_isend(nlev)
+            case (4, 5)
+               call obr_set_put_mode(trim(merge('copy  ', 'direct', order(k) == 4)))
+               step = step + 1
+               call obr_put(id, step, fld)
+            end select
          end do
          call MPI_Barrier(MPI_COMM_WORLD, ierr)
       end do
@@ -68,12 +75,44 @@ program bandwidth_ocean
 
 contains
 
+   !> Phases 1..NPHASE rotated by the repetition, so no phase always runs first (bench_bridge.phase_order).
+   pure function phase_order(r) result(o)
+      integer, intent(in) :: r                   !< the repetition
+      integer :: o(NPHASE), j
+      o = [(mod(r + j - 1, NPHASE) + 1, j=1, NPHASE)]
+   end function phase_order
+
+   !> Raw pattern 1: a blocking MPI_Send per Python rank.
+   subroutine raw_send()
+      integer :: p
+      do p = 1, nw
+         if (size(raw(p)%a) > 0) call MPI_Send(raw(p)%a, size(raw(p)%a), MPI_REAL8, raw(p)%dest, TAG, &
+                                               MPI_COMM_WORLD, ierr)
+      end do
+   end subroutine raw_send
+
+   !> Raw patterns 2 and 3: every message posted with MPI_Isend, nmsg per Python rank, then Waitall.
+   subroutine raw_isend(nmsg)
+      integer, intent(in) :: nmsg                !< messages per pair (1, or one per level)
+      integer :: reqs(nw*nmsg), nreq, p, c, n
+      nreq = 0
+      do p = 1, nw
+         n = size(raw(p)%a)/nmsg
+         if (n == 0) cycle
+         do c = 0, nmsg - 1
+            nreq = nreq + 1
+            call MPI_Isend(raw(p)%a(1 + c*n), n, MPI_REAL8, raw(p)%dest, TAG, MPI_COMM_WORLD, reqs(nreq), ierr)
+         end do
+      end do
+      call MPI_Waitall(nreq, reqs, MPI_STATUSES_IGNORE, ierr)
+   end subroutine raw_isend
+
    subroutine read_args()
       character(len=32) :: arg
-      integer :: k, vals(7)
-      do k = 1, 7
-         call get_command_argument(k, arg)
-         read (arg, *) vals(k)
+      integer :: a, vals(7)
+      do a = 1, 7
+         call get_command_argument(a, arg)
+         read (arg, *) vals(a)
       end do
       nx = vals(1); ny = vals(2); nlev = vals(3); pxw = vals(4); pyw = vals(5); niter = vals(6); nrep = vals(7)
    end subroutine read_args

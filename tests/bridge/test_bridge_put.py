@@ -1,0 +1,18 @@
+"""A Python put copies the data: the caller may overwrite its array as soon as put returns."""
+from __future__ import annotations
+
+import pytest
+
+from mpmd_jobs import PYTHON, REPO, run_mpmd
+
+JOB = str(REPO / "tests" / "bridge" / "put_reuse_job.py")
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("wait", ["spin", "yield"])
+def test_array_reused_right_after_put_arrives_as_it_was(wait):
+    # 128 x 96 points: 96 KiB, above Open MPI's eager limits, so the data leaves only when the receiver asks
+    run = run_mpmd([(1, [PYTHON, JOB, "sender", "128", "96"]), (1, [PYTHON, JOB, "receiver", "128", "96"])],
+                   env={"OBRIDGE_WAIT": wait}, timeout=120)
+    assert run.returncode == 0, run.stdout
+    assert "receiver: step 1 intact True, step 2 intact True" in run.stdout, run.stdout
