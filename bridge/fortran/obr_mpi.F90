@@ -12,7 +12,6 @@
 !! many puts ahead of a busy receiver; gets wait with the timeout.
 module obr_backend
    use, intrinsic :: iso_c_binding, only: c_int, c_loc, c_f_pointer, c_size_t, c_int64_t
-   use, intrinsic :: ieee_arithmetic, only: ieee_is_finite
    use obr_core
    use obr_mpi_defs
    use mpi
@@ -293,9 +292,8 @@ contains
          slot = fld%next
          call wait_slot(fld, slot, kinfo, msg); if (kinfo < 0) return
          nbad = 0
-         do r = 1, fld%nroutes
-            call pack(fld%routes(r), fld%def%nlev, fld%buf(r, slot)%a, f2, f3)
-            if (core_nan_policy /= OBR_NAN_OFF) nbad = nbad + core_count_bad(fld%buf(r, slot)%a)  ! no scan when off
+         do r = 1, fld%nroutes   ! one pass over memory: each row is checked right after its copy
+            call pack(fld%routes(r), fld%def%nlev, fld%buf(r, slot)%a, core_nan_policy /= OBR_NAN_OFF, nbad, f2, f3)
          end do
          call core_nan_verdict(fld%def%name, step, nbad, kinfo, msg); if (kinfo < 0) return
          m = 0
@@ -339,21 +337,15 @@ contains
       integer :: slot, r, m, lj, nbad
       slot = fld%next
       call wait_slot(fld, slot, kinfo, msg); if (kinfo < 0) return
-      nbad = 0
-      if (core_nan_policy /= OBR_NAN_OFF) then   ! no scan when the policy is off, as in the copy mode
-         if (present(f3)) then
-            nbad = count(.not. ieee_is_finite(f3))
-         else
-            nbad = count(.not. ieee_is_finite(f2))
-         end if
-      end if
-      call core_nan_verdict(fld%def%name, step, nbad, kinfo, msg); if (kinfo < 0) return
-      m = 0
       if (present(f3)) then   ! a flat view of the caller's array (direct_possible checked it is contiguous)
          call c_f_pointer(c_loc(f3), flat, [size(f3)])
       else
          call c_f_pointer(c_loc(f2), flat, [size(f2)])
       end if
+      nbad = 0
+      if (core_nan_policy /= OBR_NAN_OFF) nbad = core_count_bad(flat)   ! no scan when the policy is off
+      call core_nan_verdict(fld%def%name, step, nbad, kinfo, msg); if (kinfo < 0) return
+      m = 0
       do r = 1, fld%nroutes   ! a route is whole rows: its levels start one level (ni*nj points) apart
          lj = fld%routes(r)%j0 - mybox(4)
          call post_route(fld, slot, r, step, flat, 1 + lj*mybox(5), mybox(5)*mybox(6), m)
@@ -470,11 +462,13 @@ contains
       end if
    end subroutine check_call
 
-   !> Copy a route's points, level by level, into a contiguous buffer.
-   subroutine pack(rt, nlev, a, f2, f3)
+   !> Copy a route's points, level by level, into a contiguous buffer, counting NaN/Inf on the way.
+   subroutine pack(rt, nlev, a, check, nbad, f2, f3)
       type(route_t), intent(in) :: rt                  !< the route (global box)
       integer, intent(in) :: nlev                      !< levels
       real(dp), intent(out) :: a(:)                    !< the buffer
+      logical, intent(in) :: check                     !< count NaN/Inf (the NaN policy is not off)
+      integer, intent(inout) :: nbad                   !< NaN/Inf values found, added to
       real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field
       real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field
       integer :: li, lj, j, k, n
@@ -488,6 +482,7 @@ contains
             else
                a(n + 1:n + rt%ni) = f2(li + 1:li + rt%ni, j)
             end if
+            if (check) nbad = nbad + core_count_bad(a(n + 1:n + rt%ni))   ! the row is still in cache
             n = n + rt%ni
          end do
       end do
