@@ -207,7 +207,7 @@ class NPE:
 
     def __init__(self, prior, config: NPEConfig | None = None, *, x_shape=None, mask=None, device: str = "cpu"):
         self.prior, self.config, self.device = prior, config or NPEConfig(), torch.device(device)
-        self.mask = None if mask is None else torch.as_tensor(np.asarray(mask), dtype=torch.float32)
+        self.mask = None if mask is None else torch.as_tensor(mask).detach().float().cpu()
         self.x_shape: tuple[int, ...] | None = None
         self.net: _Estimator | None = None
         self.step, self.rejected, self.history = 0, 0, []
@@ -225,6 +225,14 @@ class NPE:
         self.x_shape = x_shape
         self.net = _Estimator(x_shape, self.prior.dim, self.config, self.mask).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=self.config.lr)
+
+    def set_mask(self, mask) -> None:
+        """The land mask (1 ocean, 0 land) of field observations, e.g. once a tile is known."""
+        self.mask = torch.as_tensor(mask).detach().float().cpu()
+        if self.net is not None and self.net.mask is not None:
+            if self.mask.numel() != self.net.mask.numel():
+                raise ValueError(f"NPE: mask {tuple(self.mask.shape)} does not match x fields {self.x_shape}")
+            self.net.mask.copy_(self.mask.reshape(self.net.mask.shape))
 
     # -- data ------------------------------------------------------------------------
     def _checked(self, theta, x) -> tuple[torch.Tensor, torch.Tensor]:

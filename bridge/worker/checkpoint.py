@@ -1,5 +1,6 @@
 """Worker checkpoints: model, EMA, optimizer, normalizer statistics (all in the
-trainer's state), buffer contents and counters, and the runtime's counters.
+trainer's state), buffer contents and counters, the runtime's counters, and in
+the ``infer`` mode the posterior estimator (``trainer.inference``).
 
 Written atomically (temporary file in the same folder, fsync, ``os.replace``
 through ``models.ncio.atomic_write``): an interrupted write leaves the
@@ -27,6 +28,9 @@ def checkpoint_path(run_dir: Path, name: str, rank: int, size: int) -> Path:
 def save_checkpoint(path: Path, trainer, buffer, counters: dict) -> Path:
     state = {"format": FORMAT, "trainer": trainer.state_dict(), "buffer": buffer.state_dict(),
              "counters": dict(counters)}
+    inference = getattr(trainer, "inference", None)
+    if inference is not None:
+        state["inference"] = inference.state_dict()
     atomic_write(path, lambda tmp: torch.save(state, tmp))
     log.info("checkpoint %s: train step %d, buffer %d sample(s) (n_put %d)", path, trainer.step,
              len(buffer), buffer.n_put)
@@ -48,4 +52,9 @@ def restore(state: dict, trainer, buffer) -> dict:
     """Load trainer and buffer from ``state``; return the runtime counters."""
     trainer.load_state_dict(state["trainer"])
     buffer.load_state_dict(state["buffer"])
+    inference = getattr(trainer, "inference", None)
+    if inference is not None and "inference" in state:
+        inference.load_state_dict(state["inference"])
+    elif inference is not None:
+        log.info("the checkpoint holds no posterior estimator: the infer mode starts it afresh")
     return dict(state["counters"])

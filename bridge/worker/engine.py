@@ -4,6 +4,10 @@ It turns buffered samples ``(member, θ, x_t, x_{t+Δ})`` into ``models`` batche
 for one optimizer step, and draws emulated states from the EMA weights.  With
 several worker ranks every rank trains on its own tile (the surrogate then
 sees the tile's position) and the gradients are averaged by ``ddp``.
+
+In the ``infer`` mode the trainer carries the posterior estimator as
+``trainer.inference`` (bridge/worker/infer.py), so that the objects the worker's
+entry point already passes around (trainer -> engine, checkpoint) reach it.
 """
 from __future__ import annotations
 
@@ -29,7 +33,11 @@ def build_trainer(spec: DataSpec, settings, device: str, use_position: bool, lag
     train = TrainConfig(batch_size=t.batch_size, lr=t.lr, lr_warmup_steps=t.lr_warmup_steps,
                         norm_warmup_steps=t.norm_warmup_steps, ema_halflife_steps=t.ema_halflife_steps,
                         seed=t.seed, device=device)
-    return Trainer(Surrogate(config), train)
+    trainer = Trainer(Surrogate(config), train)
+    if settings.inference is not None:
+        from bridge.worker.infer import Inference
+        trainer.inference = Inference(settings.inference, spec.channels, (spec.ny, spec.nx), device)
+    return trainer
 
 
 class Engine:
@@ -43,6 +51,9 @@ class Engine:
                                     dtype=torch.float32)[None, None].to(self.device)
         self.pos = grid_position(box.i0, box.j0, box.ni, box.nj, box.nx, box.ny)[None].to(self.device) \
             if use_position else None
+        self.inference = getattr(trainer, "inference", None)
+        if self.inference is not None:
+            self.inference.attach(box, self.mask)
 
     @property
     def trained(self) -> bool:
@@ -57,6 +68,10 @@ class Engine:
 
     def train(self, samples) -> dict | None:
         return self.trainer.train_step(self.batch(samples))
+
+    def infer_step(self, samples) -> float | None:
+        """One step of the posterior estimator on the same buffered samples (infer mode)."""
+        return self.inference.train_step(samples)
 
     def loss(self, samples) -> float:
         """Training loss of ``samples`` without a step (for tests and validation)."""

@@ -5,6 +5,11 @@ ocean waits as little as possible.
 Training and receiving overlap because torch releases the GIL in its kernels
 and the bridge's receive polls with short sleeps.  The thread keeps its own
 clock: time spent in optimizer steps, in sampling, and waiting for data.
+
+In the ``infer`` mode every optimizer step of the surrogate is followed by one
+step of the posterior estimator on the same samples (``engine.inference``);
+after the stream both train on the buffer up to their ``min_steps``, then
+``finish_inference`` writes the posterior of the observation.
 """
 from __future__ import annotations
 
@@ -47,6 +52,9 @@ class Learner(threading.Thread):
         self.lock = threading.Lock()  # held during a step or a sample; a checkpoint takes it too
         self.error: BaseException | None = None
         self.history: list[tuple[int, float]] = []  # (optimizer step, loss)
+        self.infer_history: list[tuple[int, float]] = []  # (posterior step, negative log-likelihood)
+        self.posterior: dict | None = None  # the posterior's summary once written
+        self._draining_to: int | None = None  # after the stream: the surrogate's min_steps
         self.train_s = self.sample_s = self.wait_s = 0.0
         self.wall_s = 0.0
         self._t0 = None
@@ -72,15 +80,30 @@ class Learner(threading.Thread):
         self._stopping.set()
 
     def finish_training(self, min_steps: int, timeout: float) -> None:
-        """After the stream: let the trainer reach ``min_steps`` on what the buffer holds."""
-        trainer = self.engine.trainer
-        if not self.training or trainer.step >= min_steps or len(self.buffer) == 0:
-            return
-        self.buffer.close()  # the watermark no longer applies
-        log.info("the ocean has finished; training on the buffer from step %d to %d", trainer.step, min_steps)
-        deadline = time.monotonic() + timeout
-        while trainer.step < min_steps and self.is_alive() and len(self.buffer) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        """After the stream: let the trainer (and the posterior estimator) reach their ``min_steps`` on
+        what the buffer holds; then, in the infer mode, write the posterior."""
+        trainer, inference = self.engine.trainer, self.engine.inference
+        self._draining_to = min_steps
+
+        def behind() -> bool:
+            return trainer.step < min_steps or (inference is not None and inference.wants(draining=True))
+        if self.training and behind() and len(self.buffer):
+            self.buffer.close()  # the watermark no longer applies
+            log.info("the ocean has finished; training on the buffer from step %d to %d%s", trainer.step, min_steps,
+                     "" if inference is None else f" (posterior: step {inference.step} to "
+                     f"{inference.plan.settings.min_steps})")
+            deadline = time.monotonic() + timeout
+            while behind() and self.is_alive() and len(self.buffer) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if inference is not None:
+            self.finish_inference()
+
+    def finish_inference(self) -> dict | None:
+        """Sample the posterior of the observation and write its files (infer mode); its summary."""
+        self._raise_if_failed()
+        with self.lock:
+            self.posterior = self.engine.inference.finish(self.ddp.rank, self.ddp.size)
+        return self.posterior
 
     def _raise_if_failed(self) -> None:
         if self.error is not None:
@@ -124,15 +147,29 @@ class Learner(threading.Thread):
                     self._serve(request)
 
     def _wants_training(self) -> bool:
-        steps = self.train_cfg.max_steps
-        return self.training and (steps == 0 or self.engine.trainer.step < steps) and len(self.buffer) > 0
+        return self.training and len(self.buffer) > 0 and (self._surrogate_wants() or self._inference_wants())
+
+    def _surrogate_wants(self) -> bool:
+        steps, step = self.train_cfg.max_steps, self.engine.trainer.step
+        if self._draining_to is not None:  # after the stream: up to min_steps only
+            return step < self._draining_to
+        return steps == 0 or step < steps
+
+    def _inference_wants(self) -> bool:
+        inference = self.engine.inference
+        return inference is not None and inference.wants(draining=self._draining_to is not None)
 
     def _train_step(self, samples) -> None:
         t = time.perf_counter()
         trainer = self.engine.trainer
         with self.lock:
-            stats = self.engine.train(samples)
-            if trainer.step == max(self.train_cfg.norm_warmup_steps, 1):  # the normalizers just froze
+            stepped = self._surrogate_wants()
+            stats = self.engine.train(samples) if stepped else None
+            if self._inference_wants():
+                nll = self.engine.infer_step(samples)
+                if nll is not None:
+                    self.infer_history.append((self.engine.inference.step, nll))
+            if stepped and trainer.step == max(self.train_cfg.norm_warmup_steps, 1):  # the normalizers just froze
                 self.ddp.pool_statistics(trainer.model)
                 for b_ema, b in zip(trainer.ema.buffers(), trainer.model.buffers()):
                     b_ema.copy_(b)

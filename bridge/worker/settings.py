@@ -1,6 +1,6 @@
 """The worker's own config sections: ``[worker.train]``, ``[worker.buffer]``,
 ``[worker.emulate]``, ``[worker.spinup]``, ``[worker.ensemble]``,
-``[worker.checkpoint]`` and ``[model]``.
+``[worker.infer]``, ``[worker.checkpoint]`` and ``[model]``.
 
 The deploy layer passes these sub-tables through untouched; here each one is a
 frozen dataclass validated on creation with the deploy layer's declarative
@@ -67,11 +67,9 @@ class SpinupSettings(Section):
     output: str = setting("initial.nc", "netCDF file (in run_dir) of the generated states sent")
 
 
-@dataclass(frozen=True, kw_only=True)
-class EnsembleSettings(Section):
-    section: ClassVar[str] = "worker.ensemble"
-    output: str = setting("ensemble.nc", "netCDF file (in run_dir) of the statistics over members")
-    quantiles: str = setting("0.1,0.5,0.9", "comma-separated quantiles written beside mean and std")
+class _Quantiles:
+    """A ``quantiles`` key: comma-separated levels in [0, 1], read through ``levels``."""
+    quantiles: str
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -85,6 +83,64 @@ class EnsembleSettings(Section):
     @property
     def levels(self) -> tuple[float, ...]:
         return tuple(float(q) for q in self.quantiles.split(",") if q.strip())
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnsembleSettings(_Quantiles, Section):
+    section: ClassVar[str] = "worker.ensemble"
+    output: str = setting("ensemble.nc", "netCDF file (in run_dir) of the statistics over members")
+    quantiles: str = setting("0.1,0.5,0.9", "comma-separated quantiles written beside mean and std")
+
+
+@dataclass(frozen=True, kw_only=True)
+class InferSettings(_Quantiles, Section):
+    section: ClassVar[str] = "worker.infer"
+    observation: Path | None = setting(None, "netCDF file of the observed state: one variable per state field "
+                                       "(time, y, x) or (y, x) on the global grid; the true θ, when known, as "
+                                       "global attributes or scalar variables named like `[[parameters]]`. "
+                                       "Required by the infer mode")
+    record: int = setting(-1, "time record of the observation (-1: the last)")
+    samples: int = setting(2000, "posterior samples written", ge=1)
+    output: str = setting("posterior.nc", "netCDF file (in run_dir) of the posterior samples and statistics")
+    plot: str = setting("posterior.png", "figure (in run_dir): marginals and pairs, true θ marked (\"\": none)")
+    quantiles: str = setting("0.025,0.16,0.5,0.84,0.975", "comma-separated quantiles written beside mean and std")
+    max_steps: int = setting(0, "posterior optimizer steps while the ocean runs at most (0: no limit); "
+                             "each follows a surrogate step on the same buffered samples", ge=0)
+    min_steps: int = setting(0, "after the ocean's last step, keep training the posterior on the buffer until "
+                             "this many steps", ge=0)
+    components: int = setting(4, "Gaussians of the mixture density over θ given the state (models/sbi.py)", ge=1)
+    hidden: int = setting(64, "width of the mixture network", ge=1)
+    summary_width: int = setting(16, "channels of the CNN that summarises the state", ge=1)
+    lr: float = setting(1e-3, "Adam learning rate of the posterior estimator", gt=0)
+    norm_warmup_steps: int = setting(20, "steps during which the state normalizer learns, then frozen", ge=1)
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    """What the infer mode needs beyond its section: the prior box of ``[[parameters]]`` and the
+    output paths resolved in run_dir."""
+    settings: InferSettings
+    names: tuple[str, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    units: tuple[str, ...]
+    output: Path
+    plot: Path | None
+
+    @classmethod
+    def from_config(cls, cfg, infer: InferSettings) -> "InferencePlan":
+        src, ps = cfg.source, cfg.parameters
+        if "train" not in cfg.worker.modes:
+            raise ConfigError(f"{src}: [worker] modes has 'infer' but not 'train': the posterior learns from the "
+                              "training pairs")
+        if not ps:
+            raise ConfigError(f"{src}: [worker] modes has 'infer' but the config has no [[parameters]] (θ to infer)")
+        if infer.observation is None:
+            raise ConfigError(f"{src}: [worker] modes has 'infer' but [worker.infer] observation is not set")
+        run_dir = cfg.run.run_dir
+        return cls(infer, tuple(p.name for p in ps), tuple(p.low for p in ps), tuple(p.high for p in ps),
+                   tuple(p.units or "1" for p in ps), run_dir / infer.output,
+                   run_dir / infer.plot if infer.plot else None)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,7 +172,8 @@ class ModelSettings(Section):
 
 
 WORKER_TABLES = {"train": TrainSettings, "buffer": BufferSettings, "emulate": EmulateSettings,
-                 "spinup": SpinupSettings, "ensemble": EnsembleSettings, "checkpoint": CheckpointSettings}
+                 "spinup": SpinupSettings, "ensemble": EnsembleSettings, "infer": InferSettings,
+                 "checkpoint": CheckpointSettings}
 
 
 @dataclass(frozen=True)
@@ -127,8 +184,10 @@ class WorkerSettings:
     emulate: EmulateSettings = field(default_factory=EmulateSettings)
     spinup: SpinupSettings = field(default_factory=SpinupSettings)
     ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
+    infer: InferSettings = field(default_factory=InferSettings)
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
+    inference: InferencePlan | None = None  # set when [worker] modes has 'infer'
 
 
 def worker_settings(cfg) -> WorkerSettings:
@@ -146,10 +205,9 @@ def worker_settings(cfg) -> WorkerSettings:
     unknown = set(cfg.extra) - {"model", "demo"}  # [demo] belongs to `oceanbridge demo`
     if unknown:
         raise ConfigError(f"{src}: unknown top-level section(s) {sorted(unknown)}")
-    settings = WorkerSettings(**kwargs)
     if "infer" in cfg.worker.modes:
-        raise ConfigError(f"{src}: [worker] modes: 'infer' (parameter posteriors) is not implemented by the worker "
-                          f"yet; use train, emulate, spinup, ensemble")
+        kwargs["inference"] = InferencePlan.from_config(cfg, kwargs.get("infer", InferSettings()))
+    settings = WorkerSettings(**kwargs)
     emulated, states = cfg.fields_with_role("emulated"), cfg.fields_with_role("state")
     if "emulate" in cfg.worker.modes and emulated and emulated[0].freq != states[0].freq:
         raise ConfigError(f"{src}: mode 'emulate' needs the '_emu' fields' freq ({emulated[0].freq}) to equal the "

@@ -62,7 +62,8 @@ def test_schedule_follows_the_gyre_protocol(tmp_path):
 
 def test_reference_lists_every_section():
     text = settings_markdown()
-    for name in ("[worker.train]", "[worker.buffer]", "[worker.emulate]", "[worker.checkpoint]", "[model]"):
+    for name in ("[worker.train]", "[worker.buffer]", "[worker.emulate]", "[worker.infer]", "[worker.checkpoint]",
+                 "[model]"):
         assert name in text
 
 
@@ -89,10 +90,14 @@ def test_transport_side_imports_no_torch_and_starts_no_mpi():
     assert out == ["False", "False"]
 
 
-def test_unimplemented_mode_is_refused(tmp_path):
-    cfg = load_config(write_config(tmp_path))
+def test_infer_mode_needs_parameters_and_an_observation(tmp_path):
+    cfg = load_config(write_config(tmp_path, parameters=False))
     object.__setattr__(cfg.worker, "modes", ("train", "infer"))
-    with pytest.raises(ConfigError, match=r"'infer' .* is not implemented"):
+    with pytest.raises(ConfigError, match=r"'infer' but the config has no \[\[parameters\]\]"):
+        worker_settings(cfg)
+    cfg = load_config(write_config(tmp_path / "p"))
+    object.__setattr__(cfg.worker, "modes", ("train", "infer"))
+    with pytest.raises(ConfigError, match=r"\[worker.infer\] observation is not set"):
         worker_settings(cfg)
 
 

@@ -1,0 +1,198 @@
+"""The worker's ``infer`` mode: a posterior over the members' parameters θ.
+
+While the ocean runs, every optimizer step of the surrogate also gives the
+posterior estimator (``models.sbi.NPE``, a mixture density over the prior box
+conditioned on a masked CNN summary of the state) one step on the same buffered
+items: x = the member's states (x_t and x_{t+Δ}), θ = its parameters.  At the
+end the posterior is sampled for the observed state of ``[worker.infer]
+observation`` and written as ``posterior.nc`` (CF: one variable per parameter,
+with units from ``[[parameters]]``, plus mean, std and quantiles) and a PNG
+(marginals and pairs; the true θ marked when the observation file carries it).
+
+With several worker ranks each rank learns from, and conditions on, its own
+tile (``_r<rank>`` outputs), like the other products: nothing is gathered.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import torch
+
+from bridge.worker.output import rank_path
+from models.ncio import atomic_write
+from models.sbi import NPE, BoxUniform, NPEConfig
+
+log = logging.getLogger(__name__)
+
+
+def read_observation(path: Path, channels, record: int, box, names) -> tuple[np.ndarray, dict[str, float]]:
+    """This rank's tile of the observed state (C, nj, ni) float32 and the true θ found in the file."""
+    bases = list(dict.fromkeys(c.split("@")[0] for c in channels))
+    parts = []
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"[worker.infer] observation: no file {path}")
+    with netCDF4.Dataset(path) as ds:
+        for name in bases:
+            if name not in ds.variables:
+                raise ValueError(f"[worker.infer] observation {path}: no variable '{name}' (the state fields are "
+                                 f"{bases}; the file has {sorted(ds.variables)})")
+            var = ds.variables[name]
+            data = np.ma.filled(var[record] if "time" in var.dimensions else var[:], np.nan).astype(np.float32)
+            parts.append(data.reshape(-1, *data.shape[-2:]))
+        truth = {}
+        for n in names:
+            if n in ds.ncattrs():
+                truth[n] = float(ds.getncattr(n))
+            elif n in ds.variables and ds.variables[n].ndim == 0:
+                truth[n] = float(ds.variables[n][...])
+    state = np.concatenate(parts)
+    if state.shape != (len(channels), box.ny, box.nx):
+        raise ValueError(f"[worker.infer] observation {path}: state {state.shape} does not match the channels "
+                         f"{list(channels)} on the {box.ny} x {box.nx} grid")
+    tile = state[:, box.j0:box.j0 + box.nj, box.i0:box.i0 + box.ni]
+    if not np.isfinite(tile).all():
+        raise ValueError(f"[worker.infer] observation {path}: NaN/Inf or missing values in record {record}")
+    return tile, truth
+
+
+class Inference:
+    """NPE on buffered (θ, x) items, the observation, and the outputs of one worker rank."""
+
+    def __init__(self, plan, channels, tile_shape: tuple[int, int], device: str):
+        s = plan.settings
+        self.plan, self.channels = plan, tuple(channels)
+        self.prior = BoxUniform(plan.low, plan.high, names=plan.names, units=plan.units)
+        config = NPEConfig(components=s.components, hidden=s.hidden, summary_width=s.summary_width, lr=s.lr,
+                           norm_warmup_steps=s.norm_warmup_steps)
+        self.npe = NPE(self.prior, config, x_shape=(len(self.channels), *tile_shape), device=device)
+        self.observed: np.ndarray | None = None
+        self.truth: dict[str, float] = {}
+
+    @property
+    def step(self) -> int:
+        return self.npe.step
+
+    def wants(self, draining: bool) -> bool:
+        """Whether another step is due: while the stream runs (up to max_steps), then up to min_steps."""
+        s = self.plan.settings
+        return self.step < s.min_steps if draining else (s.max_steps == 0 or self.step < s.max_steps)
+
+    def attach(self, box, mask: torch.Tensor) -> None:
+        """This rank's tile: its land mask, and the observation cut to it (read now, so a bad file fails early)."""
+        self.npe.set_mask(mask)
+        s = self.plan.settings
+        self.observed, self.truth = read_observation(s.observation, self.channels, s.record, box, self.prior.names)
+
+    def train_step(self, samples) -> float | None:
+        """One step on buffered items ``(member, θ, x_t, x_{t+Δ})``: both states are simulations of θ."""
+        theta = np.stack([s[1] for s in samples] * 2)
+        x = np.concatenate([np.stack([s[2] for s in samples]), np.stack([s[3] for s in samples])])
+        return self.npe.train_step(theta.astype(np.float64), x)
+
+    def finish(self, rank: int, size: int) -> dict | None:
+        """Sample the posterior of the observation; write posterior.nc and the figure."""
+        if not self.npe.trained:
+            log.error("infer: the posterior estimator made no training step (no pairs reached the buffer): "
+                      "no %s written", self.plan.output.name)
+            return None
+        s = self.plan.settings
+        gen = torch.Generator().manual_seed(0)
+        posterior = self.npe.build_posterior().set_default_x(self.observed)
+        samples = posterior.sample(s.samples, generator=gen).numpy()
+        log_prob = posterior.log_prob(samples).numpy()
+        path = rank_path(self.plan.output, rank, size)
+        write_posterior(path, samples, log_prob, self.prior, s.levels, self.truth,
+                        {"observation": str(s.observation), "observation_record": s.record,
+                         "training_steps": self.step, "rejected_simulations": self.npe.rejected})
+        if self.plan.plot is not None:
+            plot_posterior(rank_path(self.plan.plot, rank, size), samples, self.prior, self.truth)
+        stats = {n: {"mean": float(samples[:, i].mean()), "std": float(samples[:, i].std(ddof=1)),
+                     "truth": self.truth.get(n)} for i, n in enumerate(self.prior.names)}
+        log.info("infer: posterior of %s after %d steps -> %s: %s", list(self.prior.names), self.step, path, stats)
+        return stats
+
+    def state_dict(self) -> dict:
+        return self.npe.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.npe.load_state_dict(state)
+
+
+def write_posterior(path: Path, samples: np.ndarray, log_prob: np.ndarray, prior, quantiles, truth: dict,
+                    attrs: dict) -> Path:
+    """``samples`` (n, D) in physical units: one variable per parameter, plus mean, std, quantiles."""
+    def write(tmp: str) -> None:
+        with netCDF4.Dataset(tmp, "w") as ds:
+            ds.setncatts({"Conventions": "CF-1.8", "title": "oceanbridge parameter posterior (neural posterior "
+                          "estimation)", "source": "oceanbridge worker, infer mode", "parameters":
+                          " ".join(prior.names), **attrs})
+            ds.createDimension("sample", len(samples))
+            ds.createDimension("quantile", len(quantiles))
+            q = ds.createVariable("quantile", "f8", ("quantile",))
+            q.setncatts({"long_name": "quantile level", "units": "1"})
+            q[:] = quantiles
+            lp = ds.createVariable("log_prob", "f8", ("sample",))
+            lp.setncatts({"long_name": "log posterior density of the sample", "units": "1"})
+            lp[:] = log_prob
+            for i, (name, units) in enumerate(zip(prior.names, prior.units)):
+                _parameter(ds, name, units, samples[:, i], (float(prior.low[i]), float(prior.high[i])), quantiles,
+                           truth.get(name))
+    return atomic_write(path, write)
+
+
+def _parameter(ds, name: str, units: str, values: np.ndarray, box: tuple[float, float], quantiles,
+               truth: float | None) -> None:
+    def scalar(suffix: str, value: float, long_name: str, **extra) -> None:
+        var = ds.createVariable(f"{name}_{suffix}", "f8", ())
+        var.setncatts({"units": units, "long_name": long_name, **extra})
+        var.assignValue(value)
+    var = ds.createVariable(name, "f8", ("sample",))
+    var.setncatts({"units": units, "long_name": f"posterior samples of {name}", "valid_min": box[0],
+                   "valid_max": box[1], "prior": f"uniform on [{box[0]:g}, {box[1]:g}] {units}"})
+    var[:] = values
+    scalar("mean", float(values.mean()), f"posterior mean of {name}", cell_methods="sample: mean")
+    scalar("std", float(values.std(ddof=1)), f"posterior standard deviation of {name}",
+           cell_methods="sample: standard_deviation")
+    qv = ds.createVariable(f"{name}_quantile", "f8", ("quantile",))
+    qv.setncatts({"units": units, "long_name": f"posterior quantiles of {name}", "cell_methods": "sample: quantile"})
+    qv[:] = np.quantile(values, quantiles)
+    if truth is not None:
+        scalar("true", truth, f"true {name} of the observation")
+
+
+def plot_posterior(path: Path, samples: np.ndarray, prior, truth: dict) -> Path:
+    """Marginal histograms on the diagonal, pairs below it; prior box as the axis range, truth in red."""
+    from models.plots import plt
+    d = prior.dim
+    fig, axes = plt.subplots(d, d, figsize=(2.6 * d + 0.6, 2.4 * d + 0.4), squeeze=False)
+    box = [(float(prior.low[i]), float(prior.high[i])) for i in range(d)]
+    true = [truth.get(n) for n in prior.names]
+    for i in range(d):
+        for j in range(d):
+            ax = axes[i, j]
+            if j > i:
+                ax.axis("off")
+            elif i == j:
+                ax.hist(samples[:, i], bins=40, range=box[i], color="tab:blue", alpha=0.8)
+                if true[i] is not None:
+                    ax.axvline(true[i], color="tab:red", lw=2)
+                ax.set_xlim(box[i])
+                ax.set_yticks([])
+            else:
+                ax.scatter(samples[:, j], samples[:, i], s=2, alpha=0.3, color="tab:blue")
+                if true[i] is not None and true[j] is not None:
+                    ax.plot(true[j], true[i], "*", color="tab:red", ms=12)
+                ax.set_xlim(box[j])
+                ax.set_ylim(box[i])
+            if i == d - 1:
+                ax.set_xlabel(f"{prior.names[j]} ({prior.units[j]})")
+    fig.suptitle("posterior (blue) within the prior box; truth in red" if any(t is not None for t in true)
+                 else "posterior within the prior box")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+    return path

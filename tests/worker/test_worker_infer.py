@@ -1,0 +1,144 @@
+"""The worker's infer mode in a real MPMD job with the embedded gyre.
+
+K = 6 gyre members with wind-stress amplitudes tau0 drawn by Latin hypercube
+from the prior box [0.05, 0.2] N m-2 stream their states to one worker in
+``train`` + ``infer`` mode.  The observation is a held-out gyre run with
+tau0 = 0.08 (not a member), whose last state is given with its true tau0 as a
+global attribute.  The drag is strong (e-folding 0.6 day) so that the states
+of the 5-day runs are near their wind-driven equilibrium, whose amplitude
+identifies tau0.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pytest
+
+from bridge.deploy.config import load_config
+from bridge.deploy.ensemble import read_parameters_csv
+from bridge.deploy.settings import ConfigError
+from bridge.worker.settings import worker_settings
+from worker_fixtures import REPO, launch, write_config
+
+N, STEPS, FREQ, MEMBERS, TRUTH = 32, 360, 6, 6, 0.08
+LOW, HIGH = 0.05, 0.2
+PHYSICS = "&namphys\n   rn_rdrag = 2.e-5\n   rn_trelax = 2.\n/\n"
+INFER = f"""
+[worker.infer]
+observation = "obs/gyre_fields.nc"
+samples = 1000
+min_steps = 800
+norm_warmup_steps = 200
+
+[[parameters]]
+name = "tau0"
+block = "namphys"
+var = "rn_tau0"
+low = {LOW}
+high = {HIGH}
+units = "N m-2"
+"""
+
+
+def observe(folder: Path, tau0: float) -> Path:
+    """A held-out gyre run with the members' physics; its last state with the true tau0 attached."""
+    sys.path.insert(0, str(REPO / "gyre" / "tools"))
+    from gyrerun import make_rundir, namelist_text, run_gyre
+    blocks = {"namrun": {"nn_itend": STEPS, "nn_write": STEPS, "nn_diag": 0, "ln_rst_end": False},
+              "namdom": {"nn_nx": N, "nn_ny": N, "rn_dx": 30000.0, "rn_dy": 30000.0}}
+    rundir = make_rundir(folder, raw_cfg=namelist_text(blocks) + PHYSICS.replace("&namphys", f"&namphys\n   rn_tau0 = {tau0}"))
+    res = run_gyre(rundir, 1, timeout=120)
+    assert res.returncode == 0, res.output
+    path = rundir / "gyre_fields.nc"
+    with netCDF4.Dataset(path, "a") as ds:
+        ds.setncattr("tau0", tau0)
+    return path
+
+
+def infer_config(run_dir: Path) -> Path:
+    config = write_config(run_dir, steps=STEPS, freq=FREQ, n=N, members=MEMBERS, modes=("train", "infer"),
+                          parameters=False, extra=INFER)
+    template = run_dir / "template_cfg"
+    template.write_text(template.read_text() + PHYSICS)
+    text = config.read_text().replace("capacity = 64", "capacity = 512").replace("batch_size = 4", "batch_size = 8")
+    config.write_text(text)
+    return config
+
+
+@pytest.fixture(scope="module")
+def inferred(tmp_path_factory, gyre_exe) -> Path:
+    run_dir = tmp_path_factory.mktemp("infer")
+    observe(run_dir / "obs", TRUTH)
+    res = launch(infer_config(run_dir), timeout=400)
+    assert res.returncode == 0, res.stdout
+    (run_dir / "launch.log").write_text(res.stdout)
+    return run_dir
+
+
+def test_posterior_file_has_cf_metadata_and_stays_in_the_prior_box(inferred):
+    with netCDF4.Dataset(inferred / "posterior.nc") as ds:
+        ds.set_auto_mask(False)
+        assert ds.Conventions == "CF-1.8" and ds.parameters == "tau0" and ds.training_steps >= 800
+        tau0 = ds["tau0"]
+        assert tau0.units == "N m-2" and tau0.dimensions == ("sample",) and len(tau0) == 1000
+        assert (tau0.valid_min, tau0.valid_max) == (LOW, HIGH)
+        s = tau0[:]
+        assert LOW <= s.min() and s.max() <= HIGH
+        assert ds["tau0_mean"].units == "N m-2" and ds["tau0_mean"].cell_methods == "sample: mean"
+        np.testing.assert_allclose(ds["tau0_mean"][...], s.mean())
+        np.testing.assert_allclose(ds["tau0_quantile"][:], np.quantile(s, ds["quantile"][:]))
+        assert float(ds["tau0_true"][...]) == TRUTH
+    assert (inferred / "posterior.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_posterior_is_closer_to_the_truth_than_the_prior(inferred):
+    """The numbers are printed for the report (pytest -s)."""
+    with netCDF4.Dataset(inferred / "posterior.nc") as ds:
+        ds.set_auto_mask(False)
+        s = ds["tau0"][:]
+        lo, hi = ds["tau0_quantile"][0], ds["tau0_quantile"][-1]  # the 2.5 % and 97.5 % levels
+    prior_mean, prior_std = (LOW + HIGH) / 2, (HIGH - LOW) / np.sqrt(12)
+    members = sorted(round(row["tau0"], 4) for row in read_parameters_csv(inferred / "parameters.csv").values())
+    print(f"\ninfer: truth {TRUTH}, posterior mean {s.mean():.4f} std {s.std():.4f}, 95% [{lo:.4f}, {hi:.4f}]; "
+          f"prior mean {prior_mean:.4f} std {prior_std:.4f}; members' tau0 {members}")
+    assert abs(s.mean() - TRUTH) < abs(prior_mean - TRUTH)
+    assert s.std() < prior_std
+
+
+def test_checkpoint_holds_the_posterior_estimator(inferred):
+    import torch
+    state = torch.load(inferred / "worker_ckpt.pt", weights_only=False)
+    assert state["inference"]["format"] == "oceanbridge-npe-1" and state["inference"]["step"] >= 800
+    assert state["inference"]["names"] == ["tau0"]
+
+
+def test_example_deploy_config_is_valid():
+    path = REPO / "deploy" / "gyre" / "infer.toml"
+    cfg = load_config(path)
+    s = worker_settings(cfg)
+    assert "infer" in cfg.worker.modes and s.inference.names == tuple(p.name for p in cfg.parameters)
+
+
+def settings_with(tmp_path, modes=("train", "infer"), infer="", observation=True):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    obs = tmp_path / "obs.nc"
+    if observation:
+        obs.write_bytes(b"")
+    text = f'\n[worker.infer]\n{"observation = " + json.dumps(str(obs)) if observation else ""}\n{infer}\n'
+    return worker_settings(load_config(write_config(tmp_path, modes=modes, extra=text)))
+
+
+def test_infer_settings_are_validated(tmp_path):
+    s = settings_with(tmp_path, infer="samples = 50\nquantiles = \"0.05,0.95\"")
+    assert s.infer.samples == 50 and s.infer.levels == (0.05, 0.95) and s.inference.low == (0.1,)
+    assert s.inference.output == tmp_path / "posterior.nc"
+    with pytest.raises(ConfigError, match=r"\[worker.infer\] unknown key 'sampels'"):
+        settings_with(tmp_path / "a", infer="sampels = 3")
+    with pytest.raises(ConfigError, match=r"\[worker.infer\] observation is not set"):
+        settings_with(tmp_path / "b", observation=False)
+    with pytest.raises(ConfigError, match=r"'infer' but not 'train'"):
+        settings_with(tmp_path / "c", modes=("infer",))
