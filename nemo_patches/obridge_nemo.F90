@@ -7,7 +7,9 @@
 !>  - obn_define       nemo_init, after istate_init and before sbc_init (so before NEMO's oasis_enddef): read
 !>                     &namobridge, declare the box of interior T points (Nis0:Nie0 x Njs0:Nje0 at 0-based
 !>                     offset nimpp-1, njmpp-1 of the Ni0glo x Nj0glo grid) and the fields, end the definitions;
-!>  - obn_begin        end of nemo_init: spin-up, then 'mask' and the initial state put at step nit000-1;
+!>  - obn_begin        end of nemo_init: spin-up, then 'mask' and the initial state put at step nit000-1; on
+!>                     OASIS (obr_needs_initial_exchange) '<name>_emu' is also got there and discarded, because
+!>                     OASIS couples every field at every period from t = 0;
 !>  - obn_step(kt,Kmm) after stp_ctl (RK3: Kmm = Nbb, MLF: Kmm = Nnn): put every nn_obr_freq steps, then
 !>                     (ln_obr_emulator) get '<name>_emu' every nn_obr_emu_freq steps and apply it;
 !>  - obn_finalize     nemo_gcm, before the files are closed.
@@ -133,7 +135,15 @@ CONTAINS
    SUBROUTINE obn_begin()
       IF( ln_obr_spinup .AND. lk_obr )   CALL spinup()
       IF( lk_obr )   CALL send( nit000 - 1, kmm_now(), .TRUE. )
+      CALL discard_initial_emu()
    END SUBROUTINE obn_begin
+
+   !> OASIS couples '<name>_emu' from t = 0 on: get it at step nit000-1 too, and leave the state as it is.
+   SUBROUTINE discard_initial_emu()
+      LOGICAL ::   ll
+      IF( .NOT. (lk_obr .AND. ln_obr_emulator .AND. obr_needs_initial_exchange()) )   RETURN
+      ll = receive( id_emu, nit000 - 1, 'initial emulator get (discarded)' )
+   END SUBROUTINE discard_initial_emu
 
    !> Declare field jf: OUT '<name>', and for state fields IN '<name>_emu' and '<name>_init' as switched on.
    SUBROUTINE def_fields( jf, kinfo )

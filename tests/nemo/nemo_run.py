@@ -74,14 +74,15 @@ def coupled_cmd(nemo_ranks: int, peer: list[str], py_ranks: int = 1, keep_going:
     return cmd + ["-np", str(nemo_ranks), "./nemo", ":", "-np", str(py_ranks)] + peer
 
 
-def launch(cmd: list[str], folder: Path, timeout: float, grace: float = 10.0) -> subprocess.CompletedProcess:
+def launch(cmd: list[str], folder: Path, timeout: float, grace: float = 10.0,
+           env: dict | None = None) -> subprocess.CompletedProcess:
     """Run an mpirun command in ``folder`` (output in mpirun.log and returned).
 
     Open MPI 4.1's mpirun sometimes outlives every process it started after an MPI_Abort that meets a
     peer in MPI_Finalize: it is killed ``grace`` seconds after its last child ended (and says so).
     A job that runs past ``timeout`` raises TimeoutError: a hang."""
     log = folder / "mpirun.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)        # its own group: a kill reaches every rank
@@ -156,3 +157,61 @@ def obn_applied(folder: Path) -> dict[int, dict[str, tuple[float, float]]]:
     for name, step, lo, hi in re.findall(pat, (folder / "ocean.output").read_text()):
         out.setdefault(int(step), {})[name] = (float(lo), float(hi))
     return out
+
+
+def check_emulator_applied(folder: Path, steps: list[int], names=("sst", "ssh")) -> None:
+    """At every emulator step NEMO's own min/max over its ocean points right after the apply (ocean.output)
+    equal those of the state the worker sent (its emulated.nc): the emulator changed NEMO's state to it."""
+    import netCDF4
+    ocean = global_fields(sorted(folder.glob("mesh_mask_*.nc")), ["tmask"])["tmask"][0] == 1
+    applied = obn_applied(folder)
+    with netCDF4.Dataset(folder / "emulated.nc") as ds:
+        assert [int(k) for k in ds["step"][:]] == steps and sorted(applied) == steps, (applied, steps)
+        for t, kt in enumerate(steps):
+            for name in names:
+                sent = np.asarray(ds[f"{name}_emulated"][0, t])[ocean]
+                assert applied[kt][name] == (sent.min(), sent.max()), (name, kt)
+
+
+# the deploy config of 'oceanbridge worker' on GYRE (2 NEMO ranks, 32 x 22, RK3 step 14400 s)
+TRAIN_TOML = """
+[run]
+backend = "mpi"
+run_dir = "."
+dt = 14400.0
+nit000 = 1
+steps = 60
+timeout = 120.0
+
+[ocean]
+model = "nemo"
+executable = "./nemo"
+ranks = 2
+nx = 32
+ny = 22
+
+[worker]
+ranks = 1
+modes = ["train"]
+device = "cpu"
+
+[worker.train]
+batch_size = 4
+min_steps = 60
+
+[worker.buffer]
+capacity = 64
+watermark = 4
+"""
+
+
+def emulator_toml(backend: str = "mpi", ocean_name: str = "") -> str:
+    """The train + emulate deploy config of GYRE (2 ranks, 20 steps): sst and ssh every 5 steps, both ways."""
+    fields = "".join(f'[[fields]]\nname = "{n}"\ndirection = "{d}"\nfreq = 5\n\n'
+                     for n, d in (("sst", "ocean_to_worker"), ("ssh", "ocean_to_worker"),
+                                  ("sst_emu", "worker_to_ocean"), ("ssh_emu", "worker_to_ocean")))
+    toml = TRAIN_TOML.replace("steps = 60", "steps = 20").replace('modes = ["train"]', 'modes = ["train", "emulate"]')
+    toml = toml.replace('backend = "mpi"', f'backend = "{backend}"')
+    if ocean_name:
+        toml = toml.replace('model = "nemo"', f'model = "nemo"\nname = "{ocean_name}"')
+    return toml + "\n" + fields

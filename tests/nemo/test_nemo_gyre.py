@@ -99,42 +99,13 @@ def test_invalid_switch_stops_naming_it(tmp_path):
     assert "obn_finalize: 2 steps" not in log    # NEMO stopped before its time loop
 
 
-TRAIN_TOML = """
-[run]
-backend = "mpi"
-run_dir = "."
-dt = 14400.0
-nit000 = 1
-steps = 60
-timeout = 120.0
-
-[ocean]
-model = "nemo"
-executable = "./nemo"
-ranks = 2
-nx = 32
-ny = 22
-
-[worker]
-ranks = 1
-modes = ["train"]
-device = "cpu"
-
-[worker.train]
-batch_size = 4
-min_steps = 60
-
-[worker.buffer]
-capacity = 64
-watermark = 4
-"""
 
 
 def test_oceanbridge_worker_trains_on_nemo(tmp_path):
     """preprod + launch of a deploy config: 2 NEMO ranks stream SST/SSS/SSH to 'oceanbridge worker' (train)."""
     folder = nr.prepare(NEMO_DIR, tmp_path / "train", itend=60)
     fields = "".join(f'[[fields]]\nname = "{n}"\ndirection = "ocean_to_worker"\nfreq = 1\n\n' for n in SURFACE3)
-    (folder / "train.toml").write_text(TRAIN_TOML + "\n" + fields)
+    (folder / "train.toml").write_text(nr.TRAIN_TOML + "\n" + fields)
     cli = [sys.executable, "-m", "bridge.cli"]
     pre = subprocess.run(cli + ["preprod", "train.toml"], cwd=folder, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(nr.REPO)})
@@ -165,24 +136,11 @@ def test_spinup_replaces_initial_state(tmp_path):
 def test_oceanbridge_worker_emulates_into_nemo(tmp_path):
     """train + emulate: at every emulator step NEMO's own min/max over its ocean points right after the apply
     equal those of the state 'oceanbridge worker' sent (its emulated.nc)."""
-    import netCDF4
     folder = nr.prepare(NEMO_DIR, tmp_path / "emu", itend=20)
-    fields = "".join(f'[[fields]]\nname = "{n}"\ndirection = "{d}"\nfreq = 5\n\n'
-                     for n, d in (("sst", "ocean_to_worker"), ("ssh", "ocean_to_worker"),
-                                  ("sst_emu", "worker_to_ocean"), ("ssh_emu", "worker_to_ocean")))
-    toml = TRAIN_TOML.replace("steps = 60", "steps = 20").replace('modes = ["train"]', 'modes = ["train", "emulate"]')
-    (folder / "emu.toml").write_text(toml + "\n" + fields)
+    (folder / "emu.toml").write_text(nr.emulator_toml())
     cli = [sys.executable, "-m", "bridge.cli"]
     env = {**os.environ, "PYTHONPATH": str(nr.REPO)}
     assert subprocess.run(cli + ["preprod", "emu.toml"], cwd=folder, env=env).returncode == 0
     res = nr.launch(cli + ["launch", "emu.toml"], folder, timeout=400)
     assert res.returncode == 0, res.stdout[-4000:]
-    ocean = nr.global_fields(sorted(folder.glob("mesh_mask_*.nc")), ["tmask"])["tmask"][0] == 1
-    applied = nr.obn_applied(folder)
-    with netCDF4.Dataset(folder / "emulated.nc") as ds:
-        steps = [int(k) for k in ds["step"][:]]
-        assert steps == [5, 10, 15, 20] and sorted(applied) == steps
-        for t, kt in enumerate(steps):
-            for name in ("sst", "ssh"):
-                sent = np.asarray(ds[f"{name}_emulated"][0, t])[ocean]
-                assert applied[kt][name] == (sent.min(), sent.max()), (name, kt)
+    nr.check_emulator_applied(folder, [5, 10, 15, 20])

@@ -53,3 +53,30 @@ def test_oasis_backend_sends_nemo_state(tmp_path):
     for dst, want in (("WORKER_OCEANX_SST", rst["tn"][0]), ("WORKER_OCEANX_SSH", rst["sshn"][0])):
         got = np.fromfile(folder / f"sink_{dst}.bin", dtype="<f8").reshape(22, 32)
         assert np.array_equal(got, want), dst
+
+
+def test_oceanbridge_worker_emulates_into_nemo_on_oasis(tmp_path):
+    """train + emulate through OASIS: 'oceanbridge worker' (on the pyoasis stand-in of tests/oasis, over real
+    OASIS3-MCT) and NEMO exchange '<name>_emu' at t = 0 too (NEMO discards it), and at every emulator step
+    NEMO's own min/max over its ocean points right after the apply equal those of the state the worker sent."""
+    sys.path.insert(0, str(nr.REPO / "tests" / "oasis"))
+    from oasis_jobs import build_pyoasis_standin
+    from bridge.deploy.config import load_config
+    from bridge.deploy.launch import build_command
+    from bridge.deploy.mpmd import job_env
+    from bridge.deploy.oasis_fortran import find_oasis_fortran
+    from bridge.deploy.preprod import preprod
+    try:
+        library = build_pyoasis_standin(find_oasis_fortran(), tmp_path / "standin")
+    except ValueError as err:
+        pytest.skip(f"the Python worker cannot run on this OASIS3-MCT: {err}")
+    folder = nr.prepare(NEMO_DIR, tmp_path / "emu", itend=20, cfg_name=CFG)
+    no_atmosphere(folder)
+    (folder / "emu.toml").write_text(nr.emulator_toml("oasis", ocean_name="oceanx"))  # NEMO's own component
+    cfg = load_config(folder / "emu.toml")
+    preprod(cfg)
+    env = {**job_env(cfg), "OBRIDGE_PYOASIS_STANDIN": str(library),
+           "PYTHONPATH": os.pathsep.join([str(nr.REPO), str(nr.REPO / "tests" / "oasis" / "standin_module")])}
+    res = nr.launch(build_command(cfg, "mpirun"), folder, timeout=400, env=env)
+    assert res.returncode == 0, res.stdout[-4000:]
+    nr.check_emulator_applied(folder, [5, 10, 15, 20])
