@@ -319,10 +319,38 @@ contains
          direct_possible = is_contiguous(f2)
       end if
       do r = 1, fld%nroutes
-         direct_possible = direct_possible .and. fld%routes(r)%ni == mybox(5) .and. &
-                           (fld%chunks(r) > 1 .or. fld%def%nlev == 1 .or. fld%routes(r)%nj == mybox(6))
+         direct_possible = direct_possible .and. whole_rows(fld, r)
       end do
    end function direct_possible
+
+   !> True when every message of route r is a contiguous run of this rank's (ni, nj, nlev) array:
+   !! the route spans whole rows, and carries one level per message or the whole array.
+   logical function whole_rows(fld, r)
+      type(field_t), intent(in) :: fld                 !< the field
+      integer, intent(in) :: r                         !< the route
+      whole_rows = fld%routes(r)%ni == mybox(5) .and. &
+                   (fld%chunks(r) > 1 .or. fld%def%nlev == 1 .or. fld%routes(r)%nj == mybox(6))
+   end function whole_rows
+
+   !> A flat view of the caller's array, or null when it is not contiguous.
+   function flat_of(f2, f3) result(flat)
+      real(dp), intent(in), optional, target :: f2(:, :)       !< a 2-D field
+      real(dp), intent(in), optional, target :: f3(:, :, :)    !< a 3-D field
+      real(dp), pointer, contiguous :: flat(:)
+      flat => null()
+      if (present(f3)) then
+         if (is_contiguous(f3)) call c_f_pointer(c_loc(f3), flat, [size(f3)])
+      else if (present(f2)) then
+         if (is_contiguous(f2)) call c_f_pointer(c_loc(f2), flat, [size(f2)])
+      end if
+   end function flat_of
+
+   !> Index in the flat array of route r's first point (its levels start ni*nj points apart).
+   integer function route_first(fld, r)
+      type(field_t), intent(in) :: fld                 !< the field
+      integer, intent(in) :: r                         !< the route
+      route_first = 1 + (fld%routes(r)%j0 - mybox(4))*mybox(5) + (fld%routes(r)%i0 - mybox(3))
+   end function route_first
 
    !> Put without a copy: send straight from the caller's array, then wait until it
    !! may be reused (the direct put mode; the ocean then waits for the receiver).
@@ -334,21 +362,16 @@ contains
       real(dp), intent(in), optional, target :: f2(:, :)       !< a 2-D field (contiguous)
       real(dp), intent(in), optional, target :: f3(:, :, :)    !< a 3-D field (contiguous)
       real(dp), pointer, contiguous :: flat(:)   ! contiguous: no temporary may stand in for it (Isend)
-      integer :: slot, r, m, lj, nbad
+      integer :: slot, r, m, nbad
       slot = fld%next
       call wait_slot(fld, slot, kinfo, msg); if (kinfo < 0) return
-      if (present(f3)) then   ! a flat view of the caller's array (direct_possible checked it is contiguous)
-         call c_f_pointer(c_loc(f3), flat, [size(f3)])
-      else
-         call c_f_pointer(c_loc(f2), flat, [size(f2)])
-      end if
+      flat => flat_of(f2, f3)   ! direct_possible checked that the array is contiguous
       nbad = 0
       if (core_nan_policy /= OBR_NAN_OFF) nbad = core_count_bad(flat)   ! no scan when the policy is off
       call core_nan_verdict(fld%def%name, step, nbad, kinfo, msg); if (kinfo < 0) return
       m = 0
       do r = 1, fld%nroutes   ! a route is whole rows: its levels start one level (ni*nj points) apart
-         lj = fld%routes(r)%j0 - mybox(4)
-         call post_route(fld, slot, r, step, flat, 1 + lj*mybox(5), mybox(5)*mybox(6), m)
+         call post_route(fld, slot, r, step, flat, route_first(fld, r), mybox(5)*mybox(6), m)
       end do
       call wait_requests(fld, slot, 'the direct send of step '//core_itoa(step)//' did not complete to', &
                          'is the peer alive and calling get?', kinfo, msg)
@@ -380,15 +403,19 @@ contains
    end subroutine post_route
 
    !> Receive this rank's part of a field for a step, waiting at most the timeout.
+   !! Routes of whole rows land straight in the array; after an error its contents are undefined.
    subroutine backend_get(id, step, kinfo, msg, f2, f3)
       integer, intent(in) :: id                        !< field handle
       integer, intent(in) :: step                      !< host model step
       integer, intent(out) :: kinfo                    !< OBR_RECVD or an error code
       character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
-      real(dp), intent(inout), optional :: f2(:, :)    !< a 2-D field (ni, nj)
-      real(dp), intent(inout), optional :: f3(:, :, :) !< a 3-D field (ni, nj, nlev)
+      real(dp), intent(inout), optional, target :: f2(:, :)    !< a 2-D field (ni, nj)
+      real(dp), intent(inout), optional, target :: f3(:, :, :) !< a 3-D field (ni, nj, nlev)
+      real(dp), pointer, contiguous :: flat(:)
+      logical :: in_place(size(fields(id)%routes))
       integer :: r, ierr, m, c, npts
       call check_call(id, OBR_IN, 'get', step, kinfo, msg, f2, f3); if (kinfo < 0) return
+      flat => flat_of(f2, f3)
       associate (fld => fields(id))
          m = 0
          do r = 1, fld%nroutes
@@ -396,10 +423,16 @@ contains
             call MPI_Irecv(fld%buf(r, 1)%hdr, 2, MPI_INTEGER8, fld%routes(r)%peer, fld%tag, bcomm, &
                            fld%req(m, 1), ierr)
             npts = size(fld%buf(r, 1)%a)/fld%chunks(r)
+            in_place(r) = associated(flat) .and. whole_rows(fld, r)   ! receive straight into the array
             do c = 1, fld%chunks(r)
                m = m + 1
-               call MPI_Irecv(fld%buf(r, 1)%a((c - 1)*npts + 1), npts, MPI_REAL8, fld%routes(r)%peer, &
-                              fld%tag, bcomm, fld%req(m, 1), ierr)
+               if (in_place(r)) then
+                  call MPI_Irecv(flat(route_first(fld, r) + (c - 1)*mybox(5)*mybox(6)), npts, MPI_REAL8, &
+                                 fld%routes(r)%peer, fld%tag, bcomm, fld%req(m, 1), ierr)
+               else
+                  call MPI_Irecv(fld%buf(r, 1)%a((c - 1)*npts + 1), npts, MPI_REAL8, fld%routes(r)%peer, &
+                                 fld%tag, bcomm, fld%req(m, 1), ierr)
+               end if
             end do
          end do
          call wait_requests(fld, 1, 'get at step '//core_itoa(step)//' received nothing from', &
@@ -413,7 +446,7 @@ contains
                      ' of component '''//trim(fld%peer_comp)//'''; the sides call put/get at different steps'
                return
             end if
-            call unpack(fld%routes(r), fld%def%nlev, fld%buf(r, 1)%a, f2, f3)
+            if (.not. in_place(r)) call unpack(fld%routes(r), fld%def%nlev, fld%buf(r, 1)%a, f2, f3)
          end do
       end associate
       kinfo = OBR_RECVD
