@@ -22,6 +22,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "train": ("models.cli:train_main", "train a surrogate offline from netCDF"),
     "sample": ("models.cli:sample_main", "sample a trained surrogate to netCDF"),
     "evaluate": ("models.cli:evaluate_main", "score samples against truth (RMSE, CRPS, spectra)"),
+    "infer": ("bridge.worker.infer:infer_main", "parameter posterior of an observed state, trained offline on netCDF "
+              "runs with known θ"),
 }
 
 

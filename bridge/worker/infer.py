@@ -14,6 +14,7 @@ tile (``_r<rank>`` outputs), like the other products: nothing is gathered.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
@@ -21,7 +22,9 @@ import netCDF4
 import numpy as np
 import torch
 
+from bridge.partition import BoxPartition
 from bridge.worker.output import rank_path
+from models.cli import _cli
 from models.ncio import atomic_write
 from models.sbi import NPE, BoxUniform, NPEConfig
 
@@ -33,15 +36,16 @@ def read_observation(path: Path, channels, record: int, box, names) -> tuple[np.
     bases = list(dict.fromkeys(c.split("@")[0] for c in channels))
     parts = []
     if not Path(path).is_file():
-        raise FileNotFoundError(f"[worker.infer] observation: no file {path}")
+        raise FileNotFoundError(f"observation: no file {path} ([worker.infer] observation)")
     with netCDF4.Dataset(path) as ds:
         for name in bases:
             if name not in ds.variables:
-                raise ValueError(f"[worker.infer] observation {path}: no variable '{name}' (the state fields are "
+                raise ValueError(f"observation {path}: no variable '{name}' (the state fields are "
                                  f"{bases}; the file has {sorted(ds.variables)})")
             var = ds.variables[name]
             data = np.ma.filled(var[record] if "time" in var.dimensions else var[:], np.nan).astype(np.float32)
             parts.append(data.reshape(-1, *data.shape[-2:]))
+        land = (np.ma.filled(ds.variables["mask"][:], 0) == 0) if "mask" in ds.variables else None
         truth = {}
         for n in names:
             if n in ds.ncattrs():
@@ -49,12 +53,14 @@ def read_observation(path: Path, channels, record: int, box, names) -> tuple[np.
             elif n in ds.variables and ds.variables[n].ndim == 0:
                 truth[n] = float(ds.variables[n][...])
     state = np.concatenate(parts)
+    if land is not None and land.shape == state.shape[-2:]:
+        state[:, land] = 0.0  # land holds the fill value; the estimator masks it
     if state.shape != (len(channels), box.ny, box.nx):
-        raise ValueError(f"[worker.infer] observation {path}: state {state.shape} does not match the channels "
+        raise ValueError(f"observation {path}: state {state.shape} does not match the channels "
                          f"{list(channels)} on the {box.ny} x {box.nx} grid")
     tile = state[:, box.j0:box.j0 + box.nj, box.i0:box.i0 + box.ni]
     if not np.isfinite(tile).all():
-        raise ValueError(f"[worker.infer] observation {path}: NaN/Inf or missing values in record {record}")
+        raise ValueError(f"observation {path}: NaN/Inf or missing values in record {record}")
     return tile, truth
 
 
@@ -98,27 +104,32 @@ class Inference:
             log.error("infer: the posterior estimator made no training step (no pairs reached the buffer): "
                       "no %s written", self.plan.output.name)
             return None
-        s = self.plan.settings
-        gen = torch.Generator().manual_seed(0)
-        posterior = self.npe.build_posterior().set_default_x(self.observed)
-        samples = posterior.sample(s.samples, generator=gen).numpy()
-        log_prob = posterior.log_prob(samples).numpy()
-        path = rank_path(self.plan.output, rank, size)
-        write_posterior(path, samples, log_prob, self.prior, s.levels, self.truth,
-                        {"observation": str(s.observation), "observation_record": s.record,
-                         "training_steps": self.step, "rejected_simulations": self.npe.rejected})
-        if self.plan.plot is not None:
-            plot_posterior(rank_path(self.plan.plot, rank, size), samples, self.prior, self.truth)
-        stats = {n: {"mean": float(samples[:, i].mean()), "std": float(samples[:, i].std(ddof=1)),
-                     "truth": self.truth.get(n)} for i, n in enumerate(self.prior.names)}
-        log.info("infer: posterior of %s after %d steps -> %s: %s", list(self.prior.names), self.step, path, stats)
-        return stats
+        s, plot = self.plan.settings, self.plan.plot
+        return posterior_products(self.npe, self.observed, self.truth, s.samples, s.levels,
+                                  rank_path(self.plan.output, rank, size),
+                                  None if plot is None else rank_path(plot, rank, size),
+                                  {"observation": str(s.observation), "observation_record": s.record})
 
     def state_dict(self) -> dict:
         return self.npe.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
         self.npe.load_state_dict(state)
+
+
+def posterior_products(npe: NPE, observed: np.ndarray, truth: dict, n: int, quantiles, output: Path,
+                       plot: Path | None, attrs: dict) -> dict:
+    """Sample q(θ | observed), write ``output`` (netCDF) and ``plot`` (PNG); per parameter mean, std, truth."""
+    posterior = npe.build_posterior().set_default_x(observed)
+    samples = posterior.sample(n, generator=torch.Generator().manual_seed(0)).numpy()
+    write_posterior(output, samples, posterior.log_prob(samples).numpy(), npe.prior, quantiles, truth,
+                    {**attrs, "training_steps": npe.step, "rejected_simulations": npe.rejected})
+    if plot is not None:
+        plot_posterior(plot, samples, npe.prior, truth)
+    stats = {name: {"mean": float(samples[:, i].mean()), "std": float(samples[:, i].std(ddof=1)),
+                    "truth": truth.get(name)} for i, name in enumerate(npe.prior.names)}
+    log.info("infer: posterior of %s after %d steps -> %s: %s", list(npe.prior.names), npe.step, output, stats)
+    return stats
 
 
 def write_posterior(path: Path, samples: np.ndarray, log_prob: np.ndarray, prior, quantiles, truth: dict,
@@ -196,3 +207,85 @@ def plot_posterior(path: Path, samples: np.ndarray, prior, truth: dict) -> Path:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
     return path
+
+
+# ----------------------------------------------------------------------------- offline: oceanbridge infer
+
+
+def _prior_arg(text: str) -> tuple[str, float, float, str]:
+    """NAME=LOW:HIGH[:UNITS]"""
+    try:
+        name, rest = text.split("=", 1)
+        low, high, *units = rest.split(":")
+        return name, float(low), float(high), units[0] if units else "1"
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--prior {text!r}: expected NAME=LOW:HIGH[:UNITS], e.g. "
+                                         "tau0=0.05:0.2:N m-2") from None
+
+
+def _infer_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oceanbridge infer", description="Neural posterior estimation offline: train "
+                                "q(θ | state) on netCDF runs with known θ (one file per run, θ named in its "
+                                "'parameters' attribute, as `oceanbridge train` reads them), then sample the "
+                                "posterior of an observed state and write posterior.nc and a PNG.")
+    p.add_argument("--data", nargs="+", required=True, help="netCDF runs in the oceanbridge convention")
+    p.add_argument("--prior", nargs="+", required=True, type=_prior_arg, metavar="NAME=LOW:HIGH[:UNITS]",
+                   help="the uniform prior box, one per parameter (the order of the outputs)")
+    p.add_argument("--observation", required=True, type=Path, help="netCDF file of the observed state")
+    p.add_argument("--record", type=int, default=-1, help="time record of the observation (-1: the last)")
+    p.add_argument("--variables", nargs="+", default=["ssh", "u", "v", "temp"], help="state fields")
+    p.add_argument("--skip", type=int, default=0, help="leading records of each run not used (spin-up)")
+    p.add_argument("--epochs", type=int, default=200, help="training epochs at most (early stopping)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--components", type=int, default=4, help="Gaussians of the mixture density")
+    p.add_argument("--samples", type=int, default=2000)
+    p.add_argument("--quantiles", type=lambda t: tuple(float(q) for q in t.split(",")),
+                   default=(0.025, 0.16, 0.5, 0.84, 0.975))
+    p.add_argument("--out", type=Path, default=Path("posterior.nc"))
+    p.add_argument("--plot", default="posterior.png", help="figure ('' for none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _simulations(files, variables, names, skip: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+    """θ (N, D) in the order of ``names``, states (N, C, ny, nx), the mask and the channels of every run."""
+    from models.data import read_member
+    thetas, states, first = [], [], None
+    for f in files:
+        m = read_member(f, variables)
+        missing = [n for n in names if n not in m.params]
+        if missing:
+            raise ValueError(f"data file {f}: no value of parameter(s) {missing} (its 'parameters' are {list(m.params)})")
+        if first is not None:
+            first.spec.check_matches(m.spec, f"data file {first.path}", f"data file {f}")
+        first = first or m
+        x = m.fields[skip:]
+        states.append(x)
+        thetas.append(np.repeat(np.array([[m.theta[m.params.index(n)] for n in names]]), len(x), axis=0))
+    return np.concatenate(thetas), np.concatenate(states), first.mask, first.channels
+
+
+@_cli
+def infer_main(argv) -> int:
+    """``oceanbridge infer``: exit code 0, or 2 with one line naming what is wrong."""
+    args = _infer_parser().parse_args(argv)
+    torch.manual_seed(args.seed)
+    names, low, high, units = zip(*args.prior)
+    prior = BoxUniform(low, high, names=names, units=units)
+    theta, x, mask, channels = _simulations(args.data, args.variables, names, args.skip)
+    npe = NPE(prior, NPEConfig(components=args.components, max_epochs=args.epochs, batch_size=args.batch_size,
+                                 lr=args.lr, seed=args.seed), mask=mask)
+    npe.append_simulations(theta, x).train(progress=not args.no_progress)
+    box = BoxPartition.whole(x.shape[-1], x.shape[-2])
+    observed, truth = read_observation(args.observation, channels, args.record, box, names)
+    stats = posterior_products(npe, observed, truth, args.samples, args.quantiles, args.out,
+                               Path(args.plot) if args.plot else None,
+                               {"observation": str(args.observation), "observation_record": args.record,
+                                "data": " ".join(map(str, args.data))})
+    for name, st in stats.items():
+        print(f"{name}: posterior mean {st['mean']:.6g}, std {st['std']:.6g}"
+              + ("" if st["truth"] is None else f", truth {st['truth']:.6g}"))
+    print(f"{npe.num_simulations} simulations ({npe.rejected} rejected, NaN/inf), {npe.step} steps -> {args.out}")
+    return 0

@@ -67,14 +67,18 @@ def history(folder: Path) -> dict[int, dict[str, np.ndarray]]:
     return out
 
 
-def deploy_config(run: Path, steps: int, freq: int, ranks: int) -> Path:
-    """A train-mode deploy config (run folder ``run``, FIELDS every ``freq`` steps) for `oceanbridge worker`."""
-    fields = "".join(f'\n[[fields]]\nname = "{n}"\ndirection = "ocean_to_worker"\nnlev = {k}\nfreq = {freq}\n'
-                     for n, k in FIELDS)
-    text = (f'[run]\nbackend = "mpi"\nrun_dir = "{run}"\ndt = {DT}\nnit000 = 1\nsteps = {steps}\ntimeout = 300.0\n'
-            f'\n[ocean]\nmodel = "croco"\nexecutable = "{run}/croco"\nargs = ["croco.in"]\nranks = {ranks}\n'
-            f'nx = {NX}\nny = {NY}\n\n[worker]\nranks = 1\nmodes = ["train"]\n\n[worker.buffer]\nwatermark = 4\n'
-            + fields)
+def deploy_config(run: Path, steps: int, freq: int, ranks: int, *, backend: str = "mpi", fields=FIELDS,
+                  emulate: bool = False) -> Path:
+    """A deploy config (run folder ``run``, ``fields`` every ``freq`` steps) for `oceanbridge worker`: train mode,
+    or train + emulate with '<name>_emu' of every field every ``freq`` steps."""
+    rows = [(n, k, "ocean_to_worker") for n, k in fields]
+    rows += [(f"{n}_emu", k, "worker_to_ocean") for n, k in fields] if emulate else []
+    text = "".join(f'\n[[fields]]\nname = "{n}"\ndirection = "{d}"\nnlev = {k}\nfreq = {freq}\n' for n, k, d in rows)
+    modes = '["train", "emulate"]' if emulate else '["train"]'
+    text = (f'[run]\nbackend = "{backend}"\nrun_dir = "{run}"\ndt = {DT}\nnit000 = 1\nsteps = {steps}\n'
+            f'timeout = 300.0\n\n[ocean]\nmodel = "croco"\nexecutable = "{run}/croco"\nargs = ["croco.in"]\n'
+            f'ranks = {ranks}\nnx = {NX}\nny = {NY}\n\n[worker]\nranks = 1\nmodes = {modes}\n\n[worker.buffer]\n'
+            'watermark = 4\n' + text)
     path = run / "deploy.toml"
     path.write_text(text)
     return path

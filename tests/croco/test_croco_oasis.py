@@ -63,3 +63,42 @@ def test_croco_sends_its_states_through_oasis(tmp_path):
         want = his[STEPS]["temp"][-1] if name == "sst" else his[STEPS]["ssh"][0]
         np.testing.assert_array_equal(sent, want, err_msg=name)
         assert np.ptp(sent) > 0
+
+
+def test_oceanbridge_worker_emulates_into_croco_on_oasis(tmp_path):
+    """train + emulate through OASIS: 'oceanbridge worker' (on the pyoasis stand-in of tests/oasis, over real
+    OASIS3-MCT) and CROCO exchange temp_emu/ssh_emu at t = 0 too (CROCO discards them), and at every emulator
+    step CROCO's own history, written after the apply, holds exactly the temp and ssh the worker sent."""
+    import netCDF4
+    from bridge.deploy.config import load_config
+    from bridge.deploy.launch import build_command
+    from bridge.deploy.mpmd import job_env
+    from bridge.deploy.oasis_fortran import find_oasis_fortran
+    from bridge.deploy.preprod import preprod
+    from croco_testlib import NLEV, deploy_config
+    from oasis_jobs import build_pyoasis_standin
+    try:
+        library = build_pyoasis_standin(find_oasis_fortran(), tmp_path / "standin")
+    except ValueError as err:
+        pytest.skip(f"the Python worker cannot run on this OASIS3-MCT: {err}")
+    src = Path(CROCO_OASIS_DIR)
+    run = run_folder(src, tmp_path / "run", STEPS, FREQ, {"ln_obridge": ".false."})
+    cfg = load_config(deploy_config(run, STEPS, FREQ, croco_ranks(src), backend="oasis",
+                                    fields=[("ssh", 1), ("temp", NLEV)], emulate=True))
+    preprod(cfg)
+    env = {**os.environ, **job_env(cfg), "OBRIDGE_PYOASIS_STANDIN": str(library),
+           "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), str(HERE.parent / "oasis" / "standin_module")])}
+    res = subprocess.run(build_command(cfg, "mpirun"), cwd=run, capture_output=True, text=True, timeout=400, env=env)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0 and "MAIN: DONE" in out, out[-4000:]
+    his = history(run)
+    with netCDF4.Dataset(run / "emulated.nc") as emu:
+        emu.set_auto_mask(False)
+        steps = [int(k) for k in emu["step"][:]]
+        assert steps == list(range(FREQ, STEPS + 1, FREQ)), steps
+        for t, kt in enumerate(steps):   # BASIN has no land: every point is a sea point
+            for name in ("temp", "ssh"):
+                sent = emu[f"{name}_emulated"][0, t] if name == "ssh" else \
+                    np.stack([emu[f"temp@{k}_emulated"][0, t] for k in range(NLEV)])
+                np.testing.assert_array_equal(his[kt][name], sent.reshape(his[kt][name].shape),
+                                              err_msg=f"{name} at step {kt}")
