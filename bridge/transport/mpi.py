@@ -223,6 +223,7 @@ class MpiField:
         self._ring: list[tuple] = [() for _ in range(RING)]
         self._ring_steps = [None] * RING
         self._next = 0
+        self._stage: dict[tuple, np.ndarray] = {}  # buffers kept between calls, see _staging
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -253,7 +254,8 @@ class MpiField:
         comm, reqs, buffers, req_route = self.component._comm, [], [], []
         for k, (route, (js, is_)) in enumerate(zip(self.routes, self._slices)):
             header = np.array([step, self.tag], dtype=np.int64)
-            packed = np.array(data[:, js, is_], order="C")  # always a copy: the caller may reuse its array
+            packed = self._staging(("put", slot), k, data[:, js, is_].shape)  # free again: _wait_slot
+            np.copyto(packed, data[:, js, is_])  # always a copy: the caller may reuse its array at once
             pieces = list(packed) if self._chunks[k] > 1 else [packed]
             reqs.append(comm.Isend([header, MPI.INTEGER8], dest=route.peer, tag=self.tag))
             reqs += [comm.Isend([piece, MPI.REAL8], dest=route.peer, tag=self.tag) for piece in pieces]
@@ -320,9 +322,9 @@ class MpiField:
         for k, (route, (js, is_)) in enumerate(zip(self.routes, self._slices)):
             reqs.append(comm.Irecv([headers[k], MPI.INTEGER8], source=route.peer, tag=self.tag))
             targets = [out[lev, js, is_] for lev in range(self.nlev)] if self._chunks[k] > 1 else [out[:, js, is_]]
-            for target in targets:
+            for piece, target in enumerate(targets):
                 # receive straight into the array where the piece is contiguous there, else stage and copy
-                buf = target if target.flags.c_contiguous else np.empty(target.shape)
+                buf = target if target.flags.c_contiguous else self._staging(k, piece, target.shape)
                 if buf is not target:
                     staged.append((target, buf))
                 reqs.append(comm.Irecv([buf, MPI.REAL8], source=route.peer, tag=self.tag))
@@ -339,6 +341,14 @@ class MpiField:
                                   f"received step {headers[k, 0]} from rank {route.peer} of "
                                   f"'{self.peer_component}'; the two sides call put/get at different steps")
         return out
+
+    def _staging(self, use, piece: int, shape: tuple) -> np.ndarray:
+        """A buffer kept from call to call (no fresh pages to fault in at every step), by use
+        (a get's route, or a put's ring slot) and piece."""
+        buf = self._stage.get((use, piece))
+        if buf is None:
+            buf = self._stage[(use, piece)] = np.empty(shape)
+        return buf
 
     def _route_ranks(self, request_indices: list[int], req_route: list[int]) -> list[int]:
         return sorted({self.routes[req_route[k]].peer for k in request_indices})
