@@ -22,7 +22,8 @@ module gyre_nml
       &              nn_diag, nn_print
    namelist /namdom/ nn_nx, nn_ny, rn_dx, rn_dy, jpni, jpnj
    namelist /namphys/ rn_tau0, rn_ahm, rn_bhm, ln_dynldf_lap, ln_dynldf_blp, rn_gprime, rn_rdrag, rn_trelax, rn_h0, rn_hthin, &
-      &               rn_f0, rn_beta, rn_rho0, rn_aht, rn_shlat, rn_apvm, rn_tsouth, rn_tnorth
+      &               rn_f0, rn_beta, rn_rho0, rn_aht, rn_shlat, rn_apvm, ln_dynvor_een, rn_tsouth, &
+      &               rn_tnorth
    namelist /nammask/ cn_mask_file, cn_mask_var, rn_island
    namelist /namctl/ nn_ctl, rn_umax, rn_hmin, rn_tmax, rn_cflmax
    namelist /namobridge/ ln_obridge, cn_obr_name, nn_obr_freq, cn_obr_send, ln_obr_emulator, cn_obr_emu_mode, nn_obr_emu_freq, &
@@ -176,6 +177,8 @@ contains
       if (rn_trelax < 0._wp)     cd_err = '&namphys: rn_trelax must be >= 0 (0: no relaxation)'
       if (rn_rho0 <= 0._wp)      cd_err = '&namphys: rn_rho0 must be > 0'
       if (rn_apvm < 0._wp .or. rn_apvm > 1._wp) cd_err = '&namphys: rn_apvm must be in [0, 1]'
+      if (rn_apvm > 0._wp .and. ln_dynvor_een) cd_err = '&namphys: rn_apvm > 0 goes with the energy-conserving '// &
+         &  'vorticity flux only; set ln_dynvor_een = .false. or rn_apvm = 0'
       if (rn_shlat < 0._wp)      cd_err = '&namphys: rn_shlat must be >= 0 (0 free slip, 2 no slip)'
       if (nn_ctl < 1)            cd_err = '&namctl: nn_ctl must be >= 1'
       if (rn_cflmax <= 0._wp)    cd_err = '&namctl: rn_cflmax must be > 0 (1: the RK3 stability limit)'

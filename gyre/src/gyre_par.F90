@@ -62,6 +62,8 @@ module gyre_par
    real(wp) :: rn_aht = 100._wp                !< tracer lateral diffusivity (m2 s-1)
    real(wp) :: rn_shlat = 0._wp                !< lateral boundary condition: 0 free slip, 2 no slip
    real(wp) :: rn_apvm = 0._wp                 !< upwind bias of the potential vorticity (APVM), in grid steps (0: off)
+   logical  :: ln_dynvor_een = .false.         !< energy-and-enstrophy-conserving vorticity flux (Arakawa and Lamb 1981)
+   !                                           !  instead of the energy-conserving one (Sadourny 1975)
    real(wp) :: rn_tsouth = 25._wp              !< relaxation temperature at the southern wall (degC)
    real(wp) :: rn_tnorth = 5._wp               !< relaxation temperature at the northern wall (degC)
 

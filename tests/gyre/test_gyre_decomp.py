@@ -27,6 +27,8 @@ VARIANTS = {
     "biharmonic-freeslip-maskfile": small_cfg(
         namphys={"ln_dynldf_lap": False, "ln_dynldf_blp": True, "rn_bhm": 2.0e13, "rn_shlat": 0.0, "rn_apvm": 0.25},
         nammask={"rn_island(:,1)": [-1.0, -1.0, -1.0, -1.0], "cn_mask_file": "../mask.nc", "cn_mask_var": "tmask"}),
+    "een-both-partialslip-island": small_cfg(
+        namphys={"ln_dynvor_een": True, "ln_dynldf_lap": True, "ln_dynldf_blp": True, "rn_bhm": 2.0e13, "rn_shlat": 1.0}),
 }
 
 
