@@ -102,3 +102,4 @@ def test_oceanbridge_worker_emulates_into_croco_on_oasis(tmp_path):
                     np.stack([emu[f"temp@{k}_emulated"][0, t] for k in range(NLEV)])
                 np.testing.assert_array_equal(his[kt][name], sent.reshape(his[kt][name].shape),
                                               err_msg=f"{name} at step {kt}")
+            assert not np.array_equal(emu["ssh_emulated"][0, t], emu["ssh_ocean"][0, t]), kt  # not CROCO's own

@@ -55,10 +55,11 @@ def launch_on_oasis(config, library):
     return fixtures.launch(config, env=env)
 
 
-def test_emulator_on_oasis_state_becomes_what_the_worker_sent(tmp_path, oasis_programs):
+@pytest.mark.parametrize("ocean_ranks", [1, 2])
+def test_emulator_on_oasis_state_becomes_what_the_worker_sent(tmp_path, oasis_programs, ocean_ranks):
     """On every emulator step, the gyre's own output of that step equals, on ocean points and bit for bit,
-    the state the worker sent through OASIS; the discarded t = 0 exchange leaves the initial state as it is."""
-    config = oasis_config(tmp_path, oasis_programs["gyre"], steps=STEPS, freq=FREQ, n=N,
+    the state the worker sent through OASIS (gyre on 1 or 2 ranks, the worker's one rank owns the whole grid)."""
+    config = oasis_config(tmp_path, oasis_programs["gyre"], steps=STEPS, freq=FREQ, n=N, ocean_ranks=ocean_ranks,
                           modes=("train", "emulate"), emulate=True)
     res = launch_on_oasis(config, oasis_programs["library"])
     assert res.returncode == 0 and "gyre: normal end" in res.stdout, res.stdout
