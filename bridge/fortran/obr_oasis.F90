@@ -336,7 +336,8 @@ contains
                   ' s, where field '''//trim(fields(id)%def%name)//''' is exchanged at step '//core_itoa(step)// &
                   ' (its last exchange: '//trim(last_text(fields(k)%last))//'). OASIS needs every field '// &
                   'put/got at every coupling time from t = 0 '// &
-                  '(the initial state, step nit000 - 1) on, and aborts otherwise'
+                  '(the initial state, step nit000 - 1) on, and aborts otherwise: a field used only later (an '// &
+                  'emulated state) is also exchanged at step nit000 - 1 (see obr_needs_initial_exchange)'
             return
          end if
       end do

@@ -169,7 +169,8 @@ class OasisComponent:
                     f"field '{other.name}' (OASIS '{other.wire}', period {other.period} s) of {self.where()} missed "
                     f"a coupling time before t = {tsec} s, where field '{current.name}' is exchanged at step {step} "
                     f"(its last exchange: {last}). OASIS needs every field put/got at every coupling time from "
-                    "t = 0 (the initial state, step nit000 - 1) on, and aborts otherwise")
+                    "t = 0 (the initial state, step nit000 - 1) on, and aborts otherwise: a field used only later "
+                    "(an emulated state) is also exchanged at step nit000 - 1 (the worker: Schedule.discards_emulated)")
 
     def finalize(self) -> None:
         """Leave OASIS (``terminate``; OASIS ends MPI if it started it)."""
