@@ -93,10 +93,11 @@ class MixtureDensity(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, h: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` draws for each summary in h (B, F): (n, B, D)."""
+        """``n`` draws for each summary in h (B, F): (n, B, D); ``generator`` is a CPU generator."""
         logw, mu, scale = self.parameters_of(h)
         b = h.shape[0]
-        comp = torch.multinomial(logw.exp(), n, replacement=True, generator=generator).T   # (n, B)
-        eps = torch.randn(n, b, self.dim, 1, generator=generator, device=h.device, dtype=h.dtype)
+        # random numbers from a CPU generator (reproducible on any device), then moved to h's device
+        comp = torch.multinomial(logw.exp().cpu(), n, replacement=True, generator=generator).T.to(h.device)
+        eps = torch.randn(n, b, self.dim, 1, generator=generator, dtype=h.dtype).to(h.device)   # (n, B, D, 1)
         idx = torch.arange(b, device=h.device)
         return mu[idx, comp] + (scale[idx, comp] @ eps).squeeze(-1)

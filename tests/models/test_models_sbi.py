@@ -169,3 +169,23 @@ def test_online_steps_and_state_round_trip():
 def test_latin_hypercube_fills_every_slice():
     u = latin_hypercube(10, 3, seed=0)
     assert all(sorted(np.floor(u[:, d] * 10).astype(int)) == list(range(10)) for d in range(3))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_the_cpu_path():
+    """Online steps, sampling (CPU generator) and log_prob on CUDA; a CUDA state loads on the CPU."""
+    g = torch.Generator().manual_seed(6)
+    prior = BoxUniform([0.0], [1.0])
+    npe = NPE(prior, NPEConfig(norm_warmup_steps=2), mask=np.ones((8, 8)), device="cuda")
+    for _ in range(5):
+        theta = prior.sample(16, g)
+        npe.train_step(theta, theta[:, :, None, None].float() * torch.ones(16, 2, 8, 8))
+    post = npe.build_posterior()
+    s = post.sample(100, torch.full((2, 8, 8), 0.5), torch.Generator().manual_seed(0))
+    assert s.device.type == "cpu" and bool(prior.contains(s).all())
+    cpu = NPE(prior, NPEConfig(norm_warmup_steps=2), mask=np.ones((8, 8)))
+    cpu.load_state_dict(npe.state_dict())
+    lp_gpu = post.log_prob(s[:5], torch.full((2, 8, 8), 0.5))
+    lp_cpu = cpu.build_posterior().log_prob(s[:5], torch.full((2, 8, 8), 0.5))
+    assert torch.allclose(lp_gpu, lp_cpu, atol=1e-4)
