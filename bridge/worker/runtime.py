@@ -7,6 +7,9 @@ state the ocean actually continued from at step t (what it sent, or, on an
 emulator step, what the worker sent back) and x_{t+Δ} is the next received
 state.  With the emulator on, the worker asks the learner for the sample of
 step t+Δ as soon as x_t is known, so it is ready before the ocean asks.
+On OASIS the '<name>_emu' fields also travel at the initial step nit000-1
+(OASIS couples every field at every period from t = 0): the worker puts the
+state it has just received there, and the ocean discards it.
 """
 from __future__ import annotations
 
