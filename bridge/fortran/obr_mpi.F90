@@ -3,7 +3,9 @@
 !! fields routed point to point between box decompositions. The sequence of
 !! collectives mirrors bridge/transport/mpi.py call for call:
 !!   init:   Allgather(name, 64 chars) on MPI_COMM_WORLD; Comm_split(world,
-!!           first rank of that name, rank); Comm_dup(world).
+!!           first rank of that name, rank); Comm_dup(world);
+!!           Comm_split_type(world, SHARED, rank), Allreduce(BOR) of the
+!!           affinity masks on it, Comm_free (the wait mode, choose_wait_mode).
 !!   enddef: Allgather(record length); Allgatherv(records) on the dup;
 !!           Barrier before stopping on a definition error.
 !! A put sends per route a header (step, tag) then the packed points, tag =
@@ -230,15 +232,6 @@ contains
       write (core_last_error, '(a,f0.1,a)') trim(what)//' (timeout ', core_timeout, ' s)'
    end subroutine wait_collective
 
-   !> Data messages per route: one per level when levels are large (as handshake.messages_per_route).
-   pure integer function messages_per_route(rt, nlev)
-      type(route_t), intent(in) :: rt            !< the route
-      integer, intent(in) :: nlev                !< levels
-      integer, parameter :: CHUNK_MIN_POINTS = 8192
-      messages_per_route = 1
-      if (nlev > 1 .and. rt%ni*rt%nj >= CHUNK_MIN_POINTS) messages_per_route = nlev
-   end function messages_per_route
-
    subroutine connect(fld, rd, cpl)
       type(field_t), intent(inout) :: fld        !< a field of this component
       type(rankdefs_t), intent(in) :: rd(0:)     !< all definitions
@@ -260,7 +253,7 @@ contains
       fld%slot_step = -huge(1)
       fld%busy = .false.
       do r = 1, fld%nroutes
-         fld%chunks(r) = messages_per_route(fld%routes(r), fld%def%nlev)
+         fld%chunks(r) = route_messages(fld%routes(r), fld%def%nlev)
       end do
       allocate (fld%req(sum(1 + fld%chunks), core_ring), fld%req_route(sum(1 + fld%chunks)))
       fld%req_route = [(spread(r, 1, 1 + fld%chunks(r)), r=1, fld%nroutes)]
@@ -293,7 +286,7 @@ contains
          call wait_slot(fld, slot, kinfo, msg); if (kinfo < 0) return
          nbad = 0
          do r = 1, fld%nroutes   ! one pass over memory: each row is checked right after its copy
-            call pack(fld%routes(r), fld%def%nlev, fld%buf(r, slot)%a, core_nan_policy /= OBR_NAN_OFF, nbad, f2, f3)
+            call route_pack(fld%routes(r), mybox(3:4), fld%def%nlev, fld%buf(r, slot)%a, core_nan_policy /= OBR_NAN_OFF, nbad, f2, f3)
          end do
          call core_nan_verdict(fld%def%name, step, nbad, kinfo, msg); if (kinfo < 0) return
          m = 0
@@ -446,7 +439,7 @@ contains
                      ' of component '''//trim(fld%peer_comp)//'''; the sides call put/get at different steps'
                return
             end if
-            if (.not. in_place(r)) call unpack(fld%routes(r), fld%def%nlev, fld%buf(r, 1)%a, f2, f3)
+            if (.not. in_place(r)) call route_unpack(fld%routes(r), mybox(3:4), fld%def%nlev, fld%buf(r, 1)%a, f2, f3)
          end do
       end associate
       kinfo = OBR_RECVD
@@ -495,55 +488,6 @@ contains
       end if
    end subroutine check_call
 
-   !> Copy a route's points, level by level, into a contiguous buffer, counting NaN/Inf on the way.
-   subroutine pack(rt, nlev, a, check, nbad, f2, f3)
-      type(route_t), intent(in) :: rt                  !< the route (global box)
-      integer, intent(in) :: nlev                      !< levels
-      real(dp), intent(out) :: a(:)                    !< the buffer
-      logical, intent(in) :: check                     !< count NaN/Inf (the NaN policy is not off)
-      integer, intent(inout) :: nbad                   !< NaN/Inf values found, added to
-      real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field
-      real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field
-      integer :: li, lj, j, k, n
-      li = rt%i0 - mybox(3)
-      lj = rt%j0 - mybox(4)
-      n = 0
-      do k = 1, nlev
-         do j = lj + 1, lj + rt%nj
-            if (present(f3)) then
-               a(n + 1:n + rt%ni) = f3(li + 1:li + rt%ni, j, k)
-            else
-               a(n + 1:n + rt%ni) = f2(li + 1:li + rt%ni, j)
-            end if
-            if (check) nbad = nbad + core_count_bad(a(n + 1:n + rt%ni))   ! the row is still in cache
-            n = n + rt%ni
-         end do
-      end do
-   end subroutine pack
-
-   !> Copy a contiguous buffer back into a route's points.
-   subroutine unpack(rt, nlev, a, f2, f3)
-      type(route_t), intent(in) :: rt                  !< the route (global box)
-      integer, intent(in) :: nlev                      !< levels
-      real(dp), intent(in) :: a(:)                     !< the buffer
-      real(dp), intent(inout), optional :: f2(:, :)    !< a 2-D field
-      real(dp), intent(inout), optional :: f3(:, :, :) !< a 3-D field
-      integer :: li, lj, j, k, n
-      li = rt%i0 - mybox(3)
-      lj = rt%j0 - mybox(4)
-      n = 0
-      do k = 1, nlev
-         do j = lj + 1, lj + rt%nj
-            if (present(f3)) then
-               f3(li + 1:li + rt%ni, j, k) = a(n + 1:n + rt%ni)
-            else
-               f2(li + 1:li + rt%ni, j) = a(n + 1:n + rt%ni)
-            end if
-            n = n + rt%ni
-         end do
-      end do
-   end subroutine unpack
-
    !> Wait until the sends of a ring slot are done, so its buffers can be reused.
    subroutine wait_slot(fld, slot, kinfo, msg)
       type(field_t), intent(inout) :: fld              !< the field
@@ -559,7 +503,7 @@ contains
       if (kinfo >= 0) kinfo = OBR_OK
    end subroutine wait_slot
 
-   !> Complete a slot's requests, polling with backoff; cancel them at the timeout.
+   !> Complete a slot's requests, spinning or yield-polling with backoff (choose_wait_mode); cancel them at the timeout.
    subroutine wait_requests(fld, slot, what, hint, kinfo, msg)
       type(field_t), intent(inout) :: fld              !< the field
       integer, intent(in) :: slot                      !< ring slot holding the requests

@@ -1,5 +1,6 @@
-!> Definitions exchanged at end of definitions by the MPI backend, and their
-!! validation. Mirrors bridge/handshake.py record for record: every rank of
+!> Definitions exchanged at end of definitions by the MPI backend, their
+!! validation, and the routes they give (overlaps, their messages, pack/unpack).
+!! Mirrors bridge/handshake.py record for record: every rank of
 !! every component gathers all definitions and reaches the same verdict, so an
 !! error stops both sides with the same message and nobody waits in vain.
 module obr_mpi_defs
@@ -9,6 +10,7 @@ module obr_mpi_defs
 
    public :: fdef_t, rankdefs_t, coupling_t, route_t, REC_LEN
    public :: defs_encode, defs_decode, defs_validate, defs_routes, defs_first_ranks
+   public :: route_messages, route_pack, route_unpack
 
    integer, parameter :: REC_LEN = 160   !< fixed record width, as handshake.RECORD_LEN
    integer, parameter :: IW = 12         !< width of an integer in a record
@@ -277,5 +279,65 @@ contains
       character(len=:), allocatable :: s
       s = core_itoa(box(1))//'x'//core_itoa(box(2))
    end function shape_txt
+
+   !> Data messages per route: one per level when levels are large (as handshake.messages_per_route).
+   pure integer function route_messages(rt, nlev)
+      type(route_t), intent(in) :: rt            !< the route
+      integer, intent(in) :: nlev                !< levels
+      integer, parameter :: CHUNK_MIN_POINTS = 8192
+      route_messages = 1
+      if (nlev > 1 .and. rt%ni*rt%nj >= CHUNK_MIN_POINTS) route_messages = nlev
+   end function route_messages
+
+   !> Copy a route's points, level by level, into a contiguous buffer, counting NaN/Inf on the way.
+   subroutine route_pack(rt, origin, nlev, a, check, nbad, f2, f3)
+      type(route_t), intent(in) :: rt                  !< the route (global box)
+      integer, intent(in) :: origin(2)                 !< i0, j0: global offsets of the local array
+      integer, intent(in) :: nlev                      !< levels
+      real(dp), intent(out) :: a(:)                    !< the buffer
+      logical, intent(in) :: check                     !< count NaN/Inf (the NaN policy is not off)
+      integer, intent(inout) :: nbad                   !< NaN/Inf values found, added to
+      real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field
+      real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field
+      integer :: li, lj, j, k, n
+      li = rt%i0 - origin(1)
+      lj = rt%j0 - origin(2)
+      n = 0
+      do k = 1, nlev
+         do j = lj + 1, lj + rt%nj
+            if (present(f3)) then
+               a(n + 1:n + rt%ni) = f3(li + 1:li + rt%ni, j, k)
+            else
+               a(n + 1:n + rt%ni) = f2(li + 1:li + rt%ni, j)
+            end if
+            if (check) nbad = nbad + core_count_bad(a(n + 1:n + rt%ni))   ! the row is still in cache
+            n = n + rt%ni
+         end do
+      end do
+   end subroutine route_pack
+
+   !> Copy a contiguous buffer back into a route's points.
+   subroutine route_unpack(rt, origin, nlev, a, f2, f3)
+      type(route_t), intent(in) :: rt                  !< the route (global box)
+      integer, intent(in) :: origin(2)                 !< i0, j0: global offsets of the local array
+      integer, intent(in) :: nlev                      !< levels
+      real(dp), intent(in) :: a(:)                     !< the buffer
+      real(dp), intent(inout), optional :: f2(:, :)    !< a 2-D field
+      real(dp), intent(inout), optional :: f3(:, :, :) !< a 3-D field
+      integer :: li, lj, j, k, n
+      li = rt%i0 - origin(1)
+      lj = rt%j0 - origin(2)
+      n = 0
+      do k = 1, nlev
+         do j = lj + 1, lj + rt%nj
+            if (present(f3)) then
+               f3(li + 1:li + rt%ni, j, k) = a(n + 1:n + rt%ni)
+            else
+               f2(li + 1:li + rt%ni, j) = a(n + 1:n + rt%ni)
+            end if
+            n = n + rt%ni
+         end do
+      end do
+   end subroutine route_unpack
 
 end module obr_mpi_defs

@@ -12,8 +12,8 @@ import pytest
 from mpmd_jobs import PYTHON, REPO, run_mpmd
 from test_bridge_exchange import NLEV, NSTEPS, NX, NY, exchange
 
-PROBE = ("from mpi4py import MPI; from bridge.transport import wait; "
-         "print('rank', MPI.COMM_WORLD.Get_rank(), 'spin', wait.configure(MPI.COMM_WORLD), flush=True)")
+PROBE = ("import sys; from mpi4py import MPI; from bridge.transport import wait; "  # one write: ranks may interleave
+         "sys.stdout.write(f'rank {MPI.COMM_WORLD.Get_rank()} spin {wait.configure(MPI.COMM_WORLD)}\\n')")
 
 
 def received(stdout: str) -> int:
@@ -22,7 +22,7 @@ def received(stdout: str) -> int:
 
 @pytest.mark.mpi
 @pytest.mark.parametrize("wait", ["spin", "yield"])
-@pytest.mark.parametrize("n_ocean,n_worker", [(1, 1), (2, 1), (3, 2), (4, 2)])
+@pytest.mark.parametrize("n_ocean,n_worker", [(1, 1), (3, 2)])  # the other layouts run under auto
 def test_bit_exact_under_each_wait_mode(fortran_build, wait, n_ocean, n_worker):
     run = exchange(fortran_build, n_ocean, n_worker, env={"OBRIDGE_WAIT": wait})
     assert run.returncode == 0, run.stdout
