@@ -200,8 +200,8 @@ def plot_posterior(path: Path, samples: np.ndarray, prior, truth: dict) -> Path:
                 ax.set_ylim(box[i])
             if i == d - 1:
                 ax.set_xlabel(f"{prior.names[j]} ({prior.units[j]})")
-    fig.suptitle("posterior (blue) within the prior box; truth in red" if any(t is not None for t in true)
-                 else "posterior within the prior box")
+    known = any(t is not None for t in true)
+    fig.suptitle("posterior over the prior box" + ("\ntruth in red" if known else ""), fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))

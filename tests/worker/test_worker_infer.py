@@ -59,9 +59,9 @@ def observe(folder: Path, tau0: float) -> Path:
     return path
 
 
-def infer_config(run_dir: Path) -> Path:
+def infer_config(run_dir: Path, worker_ranks: int = 1) -> Path:
     config = write_config(run_dir, steps=STEPS, freq=FREQ, n=N, members=MEMBERS, modes=("train", "infer"),
-                          parameters=False, extra=INFER)
+                          parameters=False, extra=INFER, worker_ranks=worker_ranks)
     template = run_dir / "template_cfg"
     template.write_text(template.read_text() + PHYSICS)
     text = config.read_text().replace("capacity = 64", "capacity = 512").replace("batch_size = 4", "batch_size = 8")
@@ -184,3 +184,19 @@ def test_offline_verb_trains_on_runs_and_samples_an_observation(tmp_path, capsys
     assert abs(s.mean() - 1.3) < 0.1 and s.std() < 0.1, (s.mean(), s.std())
     rc = main(["infer", "--data", *data[:2], "--prior", "theta=0:1", "--observation", obs, "--variables", "ssh"])
     assert rc == 2 and "no value of parameter(s) ['theta']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_worker_ranks_write_one_posterior_per_tile(tmp_path, gyre_exe):
+    """With [worker] ranks = 2 each rank learns from, and conditions on, its own j-band."""
+    observe(tmp_path / "obs", TRUTH)
+    config = infer_config(tmp_path, worker_ranks=2)
+    res = launch(config, timeout=600)
+    assert res.returncode == 0, res.stdout
+    for r in (0, 1):
+        with netCDF4.Dataset(tmp_path / f"posterior_r{r}.nc") as ds:
+            ds.set_auto_mask(False)
+            s = ds["tau0"][:]
+            assert len(s) == 1000 and LOW <= s.min() and s.max() <= HIGH and ds.training_steps >= 800
+        assert (tmp_path / f"posterior_r{r}.png").is_file()
+        print(f"\nrank {r}: posterior mean {s.mean():.4f} std {s.std():.4f} (truth {TRUTH})")
