@@ -124,6 +124,12 @@ def test_shape_mismatch_names_both_shapes():
         npe.append_simulations(2 + torch.rand(10, 2), torch.randn(10, 3))
 
 
+def test_float32_theta_on_the_box_edge_is_accepted():
+    """The worker's θ are float32: 0.15 rounds to 0.15000000596, a hair above a box edge of 0.15."""
+    npe = NPE(BoxUniform([0.1], [0.15])).append_simulations(np.float32([[0.15], [0.1]]), np.zeros((2, 3)))
+    assert npe.num_simulations == 2
+
+
 def test_sampling_before_training_raises():
     npe = NPE(BoxUniform([0.0], [1.0])).append_simulations(torch.rand(10, 1), torch.randn(10, 3))
     with pytest.raises(RuntimeError, match=r"not trained; call train\(\)"):

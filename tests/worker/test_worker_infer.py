@@ -200,3 +200,44 @@ def test_two_worker_ranks_write_one_posterior_per_tile(tmp_path, gyre_exe):
             assert len(s) == 1000 and LOW <= s.min() and s.max() <= HIGH and ds.training_steps >= 800
         assert (tmp_path / f"posterior_r{r}.png").is_file()
         print(f"\nrank {r}: posterior mean {s.mean():.4f} std {s.std():.4f} (truth {TRUTH})")
+
+
+def test_checkpoint_round_trip_restores_the_posterior_estimator(tmp_path):
+    """save_checkpoint / restore carry the estimator: the restored one samples the same posterior."""
+    import torch
+
+    from bridge.partition import BoxPartition
+    from bridge.worker.checkpoint import load_checkpoint, restore, save_checkpoint
+    from bridge.worker.engine import Engine, build_trainer
+    from models.buffers import BufferConfig, make_buffer
+    from models.data import DataSpec
+    from models.ncio import write_fields
+
+    torch.set_num_threads(1)
+    n = 8
+    grid = np.arange(n, dtype=float)
+    write_fields(tmp_path / "obs.nc", {c: np.ones((1, n, n)) for c in ("ssh", "u", "v", "temp")},
+                 np.ones((n, n), "i1"), grid, grid, np.zeros(1))
+    settings = settings_with(tmp_path, infer=f'observation = "{tmp_path / "obs.nc"}"\nnorm_warmup_steps = 2',
+                             observation=False)
+    spec, box, mask = DataSpec(("ssh", "u", "v", "temp"), ("tau0",), n, n), BoxPartition.whole(n, n), np.ones((n, n))
+    rng = np.random.default_rng(0)
+    items = [(0, np.float32([t]), rng.random((4, n, n), np.float32) * t, rng.random((4, n, n), np.float32) * t)
+             for t in np.linspace(0.1, 0.15, 6)]
+
+    def worker():
+        trainer = build_trainer(spec, settings, "cpu", use_position=False, lag=1)
+        return trainer, make_buffer(BufferConfig(kind="reservoir", capacity=8, watermark=2, seed=0))
+    trainer, buffer = worker()
+    engine = Engine(trainer, box, mask, use_position=False)
+    for _ in range(4):
+        engine.infer_step(items)
+    path = save_checkpoint(tmp_path / "ck.pt", trainer, buffer, {"received": 1})
+    fresh, other = worker()
+    restore(load_checkpoint(path), fresh, other)
+    Engine(fresh, box, mask, use_position=False)
+    assert fresh.inference.step == trainer.inference.step == 4
+    x = engine.inference.observed
+    a = trainer.inference.npe.build_posterior().sample(20, x, torch.Generator().manual_seed(0))
+    b = fresh.inference.npe.build_posterior().sample(20, x, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
