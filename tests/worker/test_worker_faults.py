@@ -46,7 +46,9 @@ def test_worker_killed_mid_run(tmp_path, gyre_exe, required):
 
     (With .false. the job is ended by the test after gyre's normal end: Open MPI's MPI_Finalize
     then waits for the killed process, outside gyre's and the worker's control.)"""
-    config = write_config(tmp_path, steps=4000, required=required, timeout=5.0)
+    # the timeout also bounds the worker's start-up (torch import) before the end of definitions,
+    # which takes several seconds on a loaded 2-core machine
+    config = write_config(tmp_path, steps=4000, required=required, timeout=15.0)
     out = kill_worker_when_coupled(launch(config, popen=True), until="gyre: normal end")
     if required:
         assert "gyre: normal end" not in out, out
