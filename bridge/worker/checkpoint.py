@@ -1,6 +1,6 @@
 """Worker checkpoints: model, EMA, optimizer, normalizer statistics (all in the
 trainer's state), buffer contents and counters, the runtime's counters, and in
-the ``infer`` mode the posterior estimator (``trainer.inference``).
+the ``infer`` mode the posterior estimator.
 
 Written atomically (temporary file in the same folder, fsync, ``os.replace``
 through ``models.ncio.atomic_write``): an interrupted write leaves the
@@ -25,10 +25,9 @@ def checkpoint_path(run_dir: Path, name: str, rank: int, size: int) -> Path:
     return path if size == 1 else path.with_name(f"{path.stem}_r{rank}{path.suffix}")
 
 
-def save_checkpoint(path: Path, trainer, buffer, counters: dict) -> Path:
+def save_checkpoint(path: Path, trainer, buffer, counters: dict, inference=None) -> Path:
     state = {"format": FORMAT, "trainer": trainer.state_dict(), "buffer": buffer.state_dict(),
              "counters": dict(counters)}
-    inference = getattr(trainer, "inference", None)
     if inference is not None:
         state["inference"] = inference.state_dict()
     atomic_write(path, lambda tmp: torch.save(state, tmp))
@@ -48,11 +47,10 @@ def load_checkpoint(path: Path) -> dict:
     return state
 
 
-def restore(state: dict, trainer, buffer) -> dict:
-    """Load trainer and buffer from ``state``; return the runtime counters."""
+def restore(state: dict, trainer, buffer, inference=None) -> dict:
+    """Load trainer, buffer (and the posterior estimator) from ``state``; return the runtime counters."""
     trainer.load_state_dict(state["trainer"])
     buffer.load_state_dict(state["buffer"])
-    inference = getattr(trainer, "inference", None)
     if inference is not None and "inference" in state:
         inference.load_state_dict(state["inference"])
     elif inference is not None:

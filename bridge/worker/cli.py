@@ -80,7 +80,7 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels) 
 
     from bridge.worker.checkpoint import checkpoint_path, load_checkpoint, restore
     from bridge.worker.ddp import DataParallel
-    from bridge.worker.engine import Engine, build_trainer, parse_device
+    from bridge.worker.engine import Engine, build_inference, build_trainer, parse_device
     from bridge.worker.learner import Learner
     from bridge.worker.records import Counters
     from bridge.worker.runtime import Runtime
@@ -97,18 +97,19 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels) 
     device = parse_device(cfg.worker.device, rank)
     spec = DataSpec(channels, tuple(p.name for p in cfg.parameters), tunnel.box.nj, tunnel.box.ni)
     trainer = build_trainer(spec, settings, device, use_position=size > 1, lag=tunnel.cfg.fields[0].freq)
+    inference = build_inference(spec, settings, device)
     b = settings.buffer
     buffer = make_buffer(BufferConfig(kind=b.kind, capacity=b.capacity, watermark=b.watermark, seed=b.seed + rank))
     ckpt = checkpoint_path(cfg.run.run_dir, settings.checkpoint.path, rank, size)
     counters = Counters()
     if ckpt.is_file() and settings.checkpoint.resume and not fresh:
-        counters = Counters.from_dict(restore(load_checkpoint(ckpt), trainer, buffer))
+        counters = Counters.from_dict(restore(load_checkpoint(ckpt), trainer, buffer, inference))
         log.info("resumed from %s: train step %d, buffer %d sample(s) (n_put %d, n_got %d), counters %s", ckpt,
                  trainer.step, len(buffer), buffer.n_put, buffer.n_got, counters.as_dict())
     ddp = DataParallel(tunnel.local_comm, trainer.device, cfg.run.timeout)
     ddp.attach(trainer.model)
     mask = read_mask(settings, cfg.ocean.ny, cfg.ocean.nx)
-    engine = Engine(trainer, tunnel.box, mask, use_position=size > 1)
+    engine = Engine(trainer, tunnel.box, mask, use_position=size > 1, inference=inference)
     generator = Trainer.load(settings.spinup.checkpoint, device=device) if "spinup" in cfg.worker.modes else None
     learner = Learner(engine, buffer, ddp, settings.train, settings.emulate, training="train" in cfg.worker.modes)
     runtime = Runtime(cfg, settings, tunnel, engine, buffer, learner, counters, member_parameters(cfg), channels,

@@ -5,9 +5,8 @@ for one optimizer step, and draws emulated states from the EMA weights.  With
 several worker ranks every rank trains on its own tile (the surrogate then
 sees the tile's position) and the gradients are averaged by ``ddp``.
 
-In the ``infer`` mode the trainer carries the posterior estimator as
-``trainer.inference`` (bridge/worker/infer.py), so that the objects the worker's
-entry point already passes around (trainer -> engine, checkpoint) reach it.
+In the ``infer`` mode the engine also holds the posterior estimator
+(``build_inference``, bridge/worker/infer.py) and trains it on the same samples.
 """
 from __future__ import annotations
 
@@ -33,17 +32,21 @@ def build_trainer(spec: DataSpec, settings, device: str, use_position: bool, lag
     train = TrainConfig(batch_size=t.batch_size, lr=t.lr, lr_warmup_steps=t.lr_warmup_steps,
                         norm_warmup_steps=t.norm_warmup_steps, ema_halflife_steps=t.ema_halflife_steps,
                         seed=t.seed, device=device)
-    trainer = Trainer(Surrogate(config), train)
-    if settings.inference is not None:
-        from bridge.worker.infer import Inference
-        trainer.inference = Inference(settings.inference, spec.channels, (spec.ny, spec.nx), device)
-    return trainer
+    return Trainer(Surrogate(config), train)
+
+
+def build_inference(spec: DataSpec, settings, device: str):
+    """The posterior estimator of the ``infer`` mode, or None when the mode is off."""
+    if settings.inference is None:
+        return None
+    from bridge.worker.infer import Inference
+    return Inference(settings.inference, spec.channels, (spec.ny, spec.nx), device)
 
 
 class Engine:
     """Trainer + this rank's tile geometry + mask; numpy (C, nj, ni) at the boundary."""
 
-    def __init__(self, trainer: Trainer, box, mask: np.ndarray, use_position: bool):
+    def __init__(self, trainer: Trainer, box, mask: np.ndarray, use_position: bool, inference=None):
         self.trainer, self.box = trainer, box
         self._warned = False
         self.device = trainer.device
@@ -51,8 +54,8 @@ class Engine:
                                     dtype=torch.float32)[None, None].to(self.device)
         self.pos = grid_position(box.i0, box.j0, box.ni, box.nj, box.nx, box.ny)[None].to(self.device) \
             if use_position else None
-        self.inference = getattr(trainer, "inference", None)
-        if self.inference is not None:
+        self.inference = inference
+        if inference is not None:
             self.inference.attach(box, self.mask)
 
     @property

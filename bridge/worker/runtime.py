@@ -158,7 +158,8 @@ class Runtime:
     # -- end -----------------------------------------------------------------------
     def save(self) -> None:
         with self.learner.lock:
-            save_checkpoint(self.checkpoint, self.engine.trainer, self.buffer, self.counters.as_dict())
+            save_checkpoint(self.checkpoint, self.engine.trainer, self.buffer, self.counters.as_dict(),
+                            self.engine.inference)
 
     def _finish(self, wall: float, stream_ended: bool = True) -> dict:
         self.stream_timing = self.learner.timing()  # while coupled: what the ocean-side figures refer to
@@ -205,4 +206,5 @@ class Runtime:
             "losses": [[s, loss] for s, loss in self.learner.history],
             "wall_s": wall, "receive_s": self.recv_s, **self.learner.timing(), **self.emulation.errors(),
             "coupled": {k: self.stream_timing[k] for k in ("learner_wall_s", "train_fraction", "busy_fraction")},
+            "posterior": self.learner.posterior,
         }

@@ -107,6 +107,8 @@ def test_posterior_is_closer_to_the_truth_than_the_prior(inferred):
           f"prior mean {prior_mean:.4f} std {prior_std:.4f}; members' tau0 {members}")
     assert abs(s.mean() - TRUTH) < abs(prior_mean - TRUTH)
     assert s.std() < prior_std
+    summary = json.loads((inferred / "worker_summary.json").read_text())["posterior"]["tau0"]
+    assert summary["mean"] == pytest.approx(float(s.mean()), rel=1e-5) and summary["truth"] == TRUTH
 
 
 def test_checkpoint_holds_the_posterior_estimator(inferred):
@@ -208,7 +210,7 @@ def test_checkpoint_round_trip_restores_the_posterior_estimator(tmp_path):
 
     from bridge.partition import BoxPartition
     from bridge.worker.checkpoint import load_checkpoint, restore, save_checkpoint
-    from bridge.worker.engine import Engine, build_trainer
+    from bridge.worker.engine import Engine, build_inference, build_trainer
     from models.buffers import BufferConfig, make_buffer
     from models.data import DataSpec
     from models.ncio import write_fields
@@ -227,17 +229,18 @@ def test_checkpoint_round_trip_restores_the_posterior_estimator(tmp_path):
 
     def worker():
         trainer = build_trainer(spec, settings, "cpu", use_position=False, lag=1)
-        return trainer, make_buffer(BufferConfig(kind="reservoir", capacity=8, watermark=2, seed=0))
-    trainer, buffer = worker()
-    engine = Engine(trainer, box, mask, use_position=False)
+        return (trainer, make_buffer(BufferConfig(kind="reservoir", capacity=8, watermark=2, seed=0)),
+                build_inference(spec, settings, "cpu"))
+    trainer, buffer, inference = worker()
+    engine = Engine(trainer, box, mask, use_position=False, inference=inference)
     for _ in range(4):
         engine.infer_step(items)
-    path = save_checkpoint(tmp_path / "ck.pt", trainer, buffer, {"received": 1})
-    fresh, other = worker()
-    restore(load_checkpoint(path), fresh, other)
-    Engine(fresh, box, mask, use_position=False)
-    assert fresh.inference.step == trainer.inference.step == 4
+    path = save_checkpoint(tmp_path / "ck.pt", trainer, buffer, {"received": 1}, inference)
+    fresh, other, restored = worker()
+    restore(load_checkpoint(path), fresh, other, restored)
+    Engine(fresh, box, mask, use_position=False, inference=restored)
+    assert restored.step == inference.step == 4
     x = engine.inference.observed
-    a = trainer.inference.npe.build_posterior().sample(20, x, torch.Generator().manual_seed(0))
-    b = fresh.inference.npe.build_posterior().sample(20, x, torch.Generator().manual_seed(0))
+    a = inference.npe.build_posterior().sample(20, x, torch.Generator().manual_seed(0))
+    b = restored.npe.build_posterior().sample(20, x, torch.Generator().manual_seed(0))
     assert torch.equal(a, b)
