@@ -123,12 +123,14 @@ def run_case(label, nx, ny, nlev, n_ocean, m, layout, iters, reps, build: Path, 
     py_side = [sys.executable, __file__, "--role", "worker", *map(str, (nx, ny, nlev, px, py, iters, reps, n_ocean))]
     cmd = mpirun_prefix(n_ocean + m) + ["-np", str(n_ocean), *ocean, ":", "-np", str(m), *py_side]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OBRIDGE_WAIT": wait}
+    load_before = os.getloadavg()[0]
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH ")), None)
     if out.returncode != 0 or line is None:
         raise RuntimeError(f"benchmark case {label} N={n_ocean} M={m} {layout} wait={wait} failed:\n{out.stdout}")
     result = json.loads(line[6:])
-    return {"case": label, "n_ocean": n_ocean, "m_python": m, "worker_layout": layout, "wait": wait,
+    load = [load_before, os.getloadavg()[0]]  # 1-minute load average: the machine may be shared
+    return {"case": label, "n_ocean": n_ocean, "m_python": m, "worker_layout": layout, "wait": wait, "load": load,
             "waits_spin": result["spin_waits"], "mbytes_per_exchange": nx * ny * nlev * 8 / 1e6,
             **summarize(result["times"], nx * ny * nlev * 8 * iters), "reps": reps, "iters": iters,
             "times": result["times"]}
@@ -138,15 +140,16 @@ def print_table(rows: list[dict]) -> None:
     print(f"\nbridge bandwidth vs raw MPI (same bytes, same run; {os.cpu_count()} cores; target ratio >= 0.9)")
     print("ratio = bridge bandwidth / bandwidth of the best raw pattern (send | isend | chunked), per repetition,"
           " median [min, max]; wait: $OBRIDGE_WAIT (what auto chose); put modes: copy (default, the ocean never"
-          " waits) and direct (no copy, the put waits for the worker)")
+          " waits) and direct (no copy, the put waits for the worker); load: 1-minute load average before-after")
     print(f"{'case':<15} {'N':>1} {'M':>1} {'workers':>7} {'wait':>10} {'raw':>7} {'raw MB/s':>8} "
-          f"{'copy':>5} {'[min, max]':>12} {'direct':>6} {'[min, max]':>12}")
+          f"{'copy':>5} {'[min, max]':>12} {'direct':>6} {'[min, max]':>12} {'load':>9}")
     for r in rows:
         wait = r["wait"] if r["wait"] != "auto" else "auto:" + ("spin" if r["waits_spin"] else "yield")
         print(f"{r['case']:<15} {r['n_ocean']:>1} {r['m_python']:>1} {r['worker_layout']:>7} {wait:>10} "
               f"{r['raw_pattern']:>7} {r['raw_mb_s']:>8.0f} "
               f"{r['ratio_copy']:>5.2f} [{r['ratio_copy_min']:.2f}, {r['ratio_copy_max']:.2f}] "
-              f"{r['ratio_direct']:>6.2f} [{r['ratio_direct_min']:.2f}, {r['ratio_direct_max']:.2f}]")
+              f"{r['ratio_direct']:>6.2f} [{r['ratio_direct_min']:.2f}, {r['ratio_direct_max']:.2f}] "
+              f"{r['load'][0]:>4.1f}-{r['load'][1]:<4.1f}")
 
 
 def main(argv=None) -> int:

@@ -14,7 +14,9 @@ def Component(name: str, *, backend: str = "mpi", **options):  # noqa: N802 - a 
     """Join the MPMD job as component ``name`` and return it.
 
     options: ``timeout`` (seconds for every blocking wait), ``nan_policy``
-    ('error', 'warn' or 'off') for NaN/Inf in puts."""
+    ('error', 'warn' or 'off') for NaN/Inf in puts. The MPI backend also reads
+    $OBRIDGE_TIMEOUT, $OBRIDGE_RING and $OBRIDGE_WAIT (auto|spin|yield, see
+    bridge.transport.wait); a malformed value is an error naming it."""
     if backend == "mpi":
         from .transport.mpi import MpiComponent
         return MpiComponent(name, **options)
