@@ -18,7 +18,8 @@ in the table); each ratio is taken per repetition against that pattern's time
 in the same repetition, so both see the same machine load. A first warm-up
 repetition is dropped.
 
-    python benchmarks/bench_bridge.py [--json PATH] [--reps 5] [--iters 10] [--wait auto,spin]
+    python benchmarks/bench_bridge.py [--json PATH] [--reps 5] [--iters 10] [--wait auto,spin,yield]
+        [--setups 1:1:j-split,2:2:i-split] [--nan-policy error|off]
 
 Target (DESIGN.md section 5): bridge / raw >= 0.9.
 """
@@ -115,14 +116,14 @@ def summarize(times: list[dict], nbytes: int) -> dict:
     return out
 
 
-def run_case(label, nx, ny, nlev, n_ocean, m, layout, iters, reps, build: Path, wait: str) -> dict:
+def run_case(label, nx, ny, nlev, n_ocean, m, layout, iters, reps, build: Path, wait: str, nan_policy: str) -> dict:
     from bridge.mpirun import mpirun_prefix
 
     px, py = (1, m) if layout == "j-split" else (m, 1)
     ocean = [str(build / "bin" / "obr_bandwidth_ocean"), *map(str, (nx, ny, nlev, px, py, iters, reps))]
     py_side = [sys.executable, __file__, "--role", "worker", *map(str, (nx, ny, nlev, px, py, iters, reps, n_ocean))]
     cmd = mpirun_prefix(n_ocean + m) + ["-np", str(n_ocean), *ocean, ":", "-np", str(m), *py_side]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OBRIDGE_WAIT": wait}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OBRIDGE_WAIT": wait, "OBRIDGE_NAN_POLICY": nan_policy}
     load_before = os.getloadavg()[0]
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH ")), None)
@@ -130,7 +131,7 @@ def run_case(label, nx, ny, nlev, n_ocean, m, layout, iters, reps, build: Path, 
         raise RuntimeError(f"benchmark case {label} N={n_ocean} M={m} {layout} wait={wait} failed:\n{out.stdout}")
     result = json.loads(line[6:])
     load = [load_before, os.getloadavg()[0]]  # 1-minute load average: the machine may be shared
-    return {"case": label, "n_ocean": n_ocean, "m_python": m, "worker_layout": layout, "wait": wait, "load": load,
+    return {"case": label, "n_ocean": n_ocean, "m_python": m, "worker_layout": layout, "wait": wait, "nan_policy": nan_policy, "load": load,
             "waits_spin": result["spin_waits"], "mbytes_per_exchange": nx * ny * nlev * 8 / 1e6,
             **summarize(result["times"], nx * ny * nlev * 8 * iters), "reps": reps, "iters": iters,
             "times": result["times"]}
@@ -158,6 +159,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="repetitions of the five phases (default 5)")
     parser.add_argument("--iters", type=int, default=10, help="exchanges per phase and repetition (default 10)")
     parser.add_argument("--wait", default="auto", help="comma-separated $OBRIDGE_WAIT values to run (default auto)")
+    parser.add_argument("--nan-policy", default="error", choices=("error", "warn", "off"),
+                        help="the ocean's NaN/Inf check on puts (default error, the bridge's default; off: no scan)")
     parser.add_argument("--setups", default="", help="only these N:M:layout setups, e.g. 1:1:j-split,2:2:i-split")
     parser.add_argument("--build", type=Path, default=REPO / "build", help="build folder with bin/obr_bandwidth_ocean")
     parser.add_argument("--role", default="driver", help=argparse.SUPPRESS)
@@ -173,9 +176,10 @@ def main(argv=None) -> int:
         setups = [(int(n), int(m), layout) for n, m, layout in wanted]
     # The ocean splits in j. "j-split" workers share its layout; "i-split" workers cut
     # across it, so every rank talks to every rank and pieces need restaging.
-    rows = [run_case(*case, *setup, args.iters, args.reps, args.build, wait)
+    rows = [run_case(*case, *setup, args.iters, args.reps, args.build, wait, args.nan_policy)
             for wait in args.wait.split(",") for case in CASES for setup in setups]
     print_table(rows)
+    print(f"NaN/Inf check on puts: {args.nan_policy}")
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "bridge_bandwidth", "rows": rows}, indent=2))
     return 0
