@@ -342,8 +342,9 @@ def main(argv=None) -> int:
     res["data"] = {"train": train_files, "test": test_files, "rejected": dataset.rejected + test.rejected,
                    "synthetic_stand_in": bool(args.synthetic)}
     res["wall_s"] = time.perf_counter() - t_start
-    print(table(res))
-    print("targets: " + ", ".join(f"{k}={'PASS' if v else 'FAIL'}" for k, v in res["verdict"].items()))
+    report = table(res) + "\ntargets: " + ", ".join(f"{k}={'PASS' if v else 'FAIL'}" for k, v in res["verdict"].items())
+    print(report)
+    (out / "table.txt").write_text(f"python {' '.join(sys.argv)}\n\n{report}\n")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(res, indent=1, default=float))

@@ -59,6 +59,10 @@ class SurrogateConfig:
     # network sees x_t's small scales at the unit scale of the whitened target it must predict
     # from them. False (default) keeps the behaviour and the checkpoints before the option.
     whiten_state: bool = False
+    # Whiten each (ky, kx) mode by its own power instead of the radial mean: ocean fields are
+    # anisotropic (in the gyre, v's power at high ky is 1 % of that at the same high kx), and a
+    # radial gain leaves the weak directions far below unit variance. False: radial (as before).
+    whiten_anisotropic: bool = False
 
     def __post_init__(self):
         if isinstance(self.spec, dict):
@@ -84,6 +88,8 @@ class SurrogateConfig:
             raise ValueError(f"SurrogateConfig.spectral_whitening must be in [0, 1], got {self.spectral_whitening!r}")
         if not 0 < self.whiten_floor < 1:
             raise ValueError(f"SurrogateConfig.whiten_floor must be in (0, 1), got {self.whiten_floor!r}")
+        if self.whiten_anisotropic and not self.spectral_whitening > 0:
+            raise ValueError("SurrogateConfig.whiten_anisotropic needs spectral_whitening > 0")
         if self.whiten_state and not (self.spectral_whitening > 0 and self.has_state):
             raise ValueError("SurrogateConfig.whiten_state needs spectral_whitening > 0 and a conditioning state "
                              f"(got spectral_whitening={self.spectral_whitening!r}, task {self.task!r}, "
@@ -157,10 +163,11 @@ class Surrogate(nn.Module):
         self.norm_dx = Normalizer(c.spec.channels) if c.predict_residual else None
         self.norm_theta = Normalizer(c.spec.params) if c.spec.params else None
         backbone = UNet(c.unet_config())
-        self.whitener = SpectralWhitener(c.spec.channels, c.spec.ny, c.spec.nx, c.spectral_whitening,
-                                         c.whiten_floor) if c.spectral_whitening > 0 else None
-        self.state_whitener = SpectralWhitener(c.spec.channels, c.spec.ny, c.spec.nx, c.spectral_whitening,
-                                               c.whiten_floor) if c.whiten_state else None
+        def whitener():
+            return SpectralWhitener(c.spec.channels, c.spec.ny, c.spec.nx, c.spectral_whitening, c.whiten_floor,
+                                    c.whiten_anisotropic)
+        self.whitener = whitener() if c.spectral_whitening > 0 else None
+        self.state_whitener = whitener() if c.whiten_state else None
         # Whitened, the network works on z = W y, where land is not a point set: land is
         # forced in y-space (WhitenedDenoiser) and the loss covers every z point.
         plain = self.whitener is None

@@ -70,21 +70,30 @@ class SpectralWhitener(nn.Module):
     ``floor``: the spectrum is clipped to ``floor`` times its maximum (gain range).
     """
 
-    def __init__(self, names, ny: int, nx: int, alpha: float = 1.0, floor: float = 1e-10):
+    def __init__(self, names, ny: int, nx: int, alpha: float = 1.0, floor: float = 1e-10,
+                 anisotropic: bool = False):
         super().__init__()
         if not 0 < alpha <= 1:
             raise ValueError(f"SpectralWhitener.alpha must be in (0, 1], got {alpha!r}")
         if not 0 < floor < 1:
             raise ValueError(f"SpectralWhitener.floor must be in (0, 1), got {floor!r}")
         self.names, self.alpha, self.floor = tuple(names), float(alpha), float(floor)
+        self.anisotropic = bool(anisotropic)
         self.dk = 1.0 / (2 * max(ny, nx))
-        n_bins = int(math.ceil(math.sqrt(0.5) / self.dk)) + 2
-        self.register_buffer("power_sum", torch.zeros(len(self.names), n_bins, dtype=torch.float64))
-        self.register_buffer("bin_count", torch.zeros(n_bins, dtype=torch.float64))
+        # radial: bins of |k| up to the corner; anisotropic: a (ky, kx) lattice up to 0.5 cycles/point
+        shape = (max(ny, nx) + 2,) * 2 if self.anisotropic else (int(math.ceil(math.sqrt(0.5) / self.dk)) + 2,)
+        self.register_buffer("power_sum", torch.zeros(len(self.names), *shape, dtype=torch.float64))
+        self.register_buffer("bin_count", torch.zeros(shape, dtype=torch.float64))
         self._cache: dict = {}
 
     def _bins(self, ny: int, nx: int, device) -> torch.Tensor:
-        return torch.round(_kmag(ny, nx, device) / self.dk).long().clamp_max(self.bin_count.numel() - 1)
+        """(ny, nx) flat bin index of every DCT mode of a ny x nx grid."""
+        if not self.anisotropic:
+            return torch.round(_kmag(ny, nx, device) / self.dk).long().clamp_max(self.bin_count.numel() - 1)
+        n = self.bin_count.shape[-1]
+        by, bx = (torch.round(torch.arange(m, dtype=torch.float64, device=device) / (2 * m * self.dk)).long()
+                  .clamp_max(n - 1) for m in (ny, nx))
+        return by[:, None] * n + bx[None, :]
 
     def _dct(self, ny: int, nx: int, device, dtype=torch.float32):
         key = ("dct", ny, nx, str(device), dtype)
@@ -104,20 +113,29 @@ class SpectralWhitener(nn.Module):
         power = dct2(x, *self._dct(ny, nx, x.device, torch.float64)) ** 2  # (B, C, ny, nx)
         bins = self._bins(ny, nx, x.device).flatten()
         flat = power.sum(0).flatten(1)  # (C, ny*nx)
-        self.power_sum.index_add_(1, bins, flat)
-        self.bin_count.index_add_(0, bins, torch.full_like(bins, x.shape[0], dtype=torch.float64))
+        self.power_sum.view(len(self.names), -1).index_add_(1, bins, flat)
+        self.bin_count.view(-1).index_add_(0, bins, torch.full_like(bins, x.shape[0], dtype=torch.float64))
         self._cache = {k: v for k, v in self._cache.items() if k[0] == "dct"}
 
     @property
     def fitted(self) -> bool:
-        return bool((self.bin_count[1:] > 0).any())
+        return bool((self.bin_count.flatten()[1:] > 0).any())
 
     def spectrum(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(bin wavenumbers k, mean power per mode (C, n_bins)) over the bins seen, k > 0."""
-        seen = self.bin_count > 0
+        """(bin wavenumbers k, mean power per mode (C, n_bins)) over the radial bins seen, k > 0
+        (an anisotropic lattice is averaged over directions)."""
+        count, power = self.bin_count.flatten(), self.power_sum.flatten(1)
+        if self.anisotropic:
+            n = self.bin_count.shape[-1]
+            b = torch.arange(n, dtype=torch.float64, device=count.device)
+            radial = torch.round(torch.hypot(b[:, None], b[None, :])).long().flatten()
+            count = torch.zeros(int(radial.max()) + 1, dtype=torch.float64, device=count.device).index_add_(0, radial, count)
+            power = torch.zeros(len(self.names), count.numel(), dtype=torch.float64,
+                                device=count.device).index_add_(1, radial, power)
+        seen = count > 0
         seen[0] = False  # the mean (k = 0) is set by the normalizer, not by the dynamics
-        k = torch.arange(self.bin_count.numel(), dtype=torch.float64, device=self.bin_count.device) * self.dk
-        return k[seen], self.power_sum[:, seen] / self.bin_count[seen]
+        k = torch.arange(count.numel(), dtype=torch.float64, device=count.device) * self.dk
+        return k[seen], power[:, seen] / count[seen]
 
     def gains(self, ny: int, nx: int, var: torch.Tensor, device) -> torch.Tensor:
         """(C, ny, nx) gain g_c(k) of every DCT mode; ``var``: the channels' normalizer variance."""
@@ -132,10 +150,34 @@ class SpectralWhitener(nn.Module):
             k_seen, s = self.spectrum()
             s = s / var.to(s).reshape(-1, 1)  # normalized units: y = x / std
             s = torch.maximum(s, self.floor * s.amax(dim=1, keepdim=True)).clamp_min(1e-300)
-            log_s = _interp(_kmag(ny, nx, s.device).flatten(), k_seen, s.log())
+            if self.anisotropic:
+                log_s = self._log_lattice(ny, nx, var, floor=self.floor * s.amax(dim=1))
+            else:
+                log_s = _interp(_kmag(ny, nx, s.device).flatten(), k_seen, s.log())
             g = torch.exp(-0.5 * self.alpha * log_s).reshape(-1, ny, nx).to(device, torch.float32)
         self._cache[key] = g
         return g
+
+    def _log_lattice(self, ny: int, nx: int, var: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+        """(C, ny*nx) log power of a ny x nx grid's modes, bilinear in (ky, kx) over the lattice
+        rows and columns seen; lattice cells never seen (and the mean) keep the radial value."""
+        count = self.bin_count
+        rows, cols = (count > 0).any(1).nonzero().flatten(), (count > 0).any(0).nonzero().flatten()
+        s = self.power_sum[:, rows][:, :, cols] / count[rows][:, cols].clamp_min(1) / var.to(count).reshape(-1, 1, 1)
+        log_s = torch.maximum(s, floor.reshape(-1, 1, 1)).clamp_min(1e-300).log()
+        seen = (count[rows][:, cols] > 0) & ~((rows == 0)[:, None] & (cols == 0)[None, :])
+        # unseen cells: the radial value at their |k|
+        k_cell = torch.hypot(rows[:, None].double(), cols[None, :].double()) * self.dk
+        k_seen, s_rad = self.spectrum()
+        s_rad = torch.maximum(s_rad / var.to(s_rad).reshape(-1, 1), floor.reshape(-1, 1)).clamp_min(1e-300)
+        fill = _interp(k_cell.flatten(), k_seen, s_rad.log()).reshape(log_s.shape)
+        log_s = torch.where(seen, log_s, fill)
+        c, ry, rx = log_s.shape
+        fy = torch.arange(ny, dtype=torch.float64, device=count.device) / (2 * ny * self.dk)
+        fx = torch.arange(nx, dtype=torch.float64, device=count.device) / (2 * nx * self.dk)
+        along_x = _interp(fx, cols.double(), log_s.reshape(c * ry, rx)).reshape(c, ry, nx)
+        both = _interp(fy, rows.double(), along_x.transpose(1, 2).reshape(c * nx, ry)).reshape(c, nx, ny)
+        return both.transpose(1, 2).reshape(c, ny * nx)
 
     def whiten(self, y: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
         """z = W y for (B, C, ny, nx) normalized fields."""
@@ -155,7 +197,7 @@ class SpectralWhitener(nn.Module):
         super()._load_from_state_dict(*args, **kwargs)
 
     def extra_repr(self) -> str:
-        return f"names={list(self.names)}, alpha={self.alpha}, dk={self.dk:.4g}"
+        return f"names={list(self.names)}, alpha={self.alpha}, dk={self.dk:.4g}, anisotropic={self.anisotropic}"
 
 
 def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
