@@ -83,6 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="spectral whitening exponent of both models' targets (models/whiten.py); 0: off")
     p.add_argument("--whiten-state", action="store_true",
                    help="also whiten the conditioning state x_t (SurrogateConfig.whiten_state), both models")
+    p.add_argument("--whiten-anisotropic", action="store_true",
+                   help="whiten each (ky, kx) mode by its own power (SurrogateConfig.whiten_anisotropic)")
     p.add_argument("--cases", type=int, default=48, help="held-out (x_t, x_t+lag) pairs scored")
     p.add_argument("--members", type=int, default=8, help="ensemble members per case")
     p.add_argument("--num-steps", type=int, default=18, help="Heun steps (NFE = 2N - 1)")
@@ -144,6 +146,7 @@ def train(objective: str, dataset: PairDataset, args) -> Trainer:
     cfg = SurrogateConfig(dataset.spec, objective=objective, lag=args.lag, model_channels=args.channels,
                           P_mean=args.P_mean, P_std=args.P_std, use_position=args.tile is not None,
                           spectral_whitening=args.whiten, whiten_state=args.whiten_state,
+                          whiten_anisotropic=args.whiten_anisotropic,
                           channel_mult=tuple(int(m) for m in args.channel_mult.split(",")))
     trainer = Trainer(Surrogate(cfg), TrainConfig(batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                                    device=args.device, tile=args.tile))
