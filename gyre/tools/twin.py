@@ -169,7 +169,7 @@ def _figures(workdir: Path, spin_out: str, control_out: str, spinup_days: float)
     anom = ctl["ssh"][:, ocean] - ctl["ssh"][:, ocean].mean(axis=0)
     saturated = float(np.sqrt(2.0 * np.mean(anom ** 2)))
     sdiag, cdiag = (gyrerun.read_fields(workdir / n / "gyre_diag.nc") for n in ("spin", "control"))
-    late = sdiag["time"] / DAY >= sdiag["time"][0] / DAY + spinup_days / 2
+    late = sdiag["time"] >= sdiag["time"][-1] - spinup_days / 2 * DAY
     ke = np.concatenate([sdiag["ke"][late], cdiag["ke"]])
     hmin = float(min(sdiag["hmin"][late].min(), cdiag["hmin"].min()))
     sps, cfl_spin = timing(spin_out)
