@@ -31,6 +31,7 @@ def _fails(res, *needles):
     # coupled: the bad name stops the run before the bridge is touched (no worker needed, no hang)
     ("&namobridge\n  ln_obridge = .true., cn_obr_name = ' gyre'\n/\n", ["cn_obr_name = ' gyre' contains a blank"]),
     ("&namdom\n  jpni = 3, jpnj = 1\n/\n", ["jpni*jpnj", "2 MPI ranks"]),
+    ("&namphys\n  ln_dynvor_een = .true., rn_apvm = 0.2\n/\n", ["&namphys: rn_apvm > 0", "ln_dynvor_een"]),
 ])
 def test_bad_namelist_stops_naming_it(gyre_exe, rundir, cfg_text, needles):
     rd = rundir("nml", raw_cfg=cfg_text)

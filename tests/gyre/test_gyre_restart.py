@@ -10,8 +10,11 @@ from gyre_testlib import FIELDS, assert_ok, gyrerun, read_nc, small_cfg
 
 
 @pytest.mark.mpi
-def test_restart_is_bit_identical(gyre_exe, tmp_path):
-    straight = gyrerun.make_rundir(tmp_path / "straight", small_cfg(namrun={"nn_itend": 30, "nn_stock": 15}))
+@pytest.mark.parametrize("een", [False, True], ids=["sadourny", "een"])
+def test_restart_is_bit_identical(gyre_exe, tmp_path, een):
+    phys = {"ln_dynvor_een": een}
+    straight = gyrerun.make_rundir(tmp_path / "straight", small_cfg(namrun={"nn_itend": 30, "nn_stock": 15},
+                                                                    namphys=phys))
     assert_ok(gyrerun.run_gyre(straight, 1, exe=gyre_exe))
     assert (straight / "gyre_00000015_restart.nc").exists()
     ref = read_nc(straight / "gyre_00000030_restart.nc")
@@ -19,7 +22,7 @@ def test_restart_is_bit_identical(gyre_exe, tmp_path):
     for name, ranks, layout in (("same", 1, (1, 1)), ("other-decomposition", 2, (2, 1))):
         cfg = small_cfg(namrun={"nn_itend": 30, "ln_rstart": True, "cn_ocerst_in": "../straight/gyre_00000015_restart",
                                 "nn_it000": 999},   # ignored: taken from the restart
-                        namdom={"jpni": layout[0], "jpnj": layout[1]})
+                        namdom={"jpni": layout[0], "jpnj": layout[1]}, namphys=phys)
         rd = gyrerun.make_rundir(tmp_path / name, cfg)
         res = gyrerun.run_gyre(rd, ranks, exe=gyre_exe)
         assert_ok(res)
