@@ -133,7 +133,10 @@ def twin(workdir: Path, sets: dict[str, dict], spinup_days: float, twin_days: fl
     nspin, ntwin = int(round(spinup_days * spd)), int(round(twin_days * spd))
     spin_cfg = merged(sets, {"namrun": {"nn_itend": nspin, "nn_diag": spd, "nn_write": 0, "nn_stock": 0}})
     if restart is not None:
-        kr = int(re.search(r"_(\d+)_restart", Path(restart).name).group(1))
+        m = re.search(r"_(\d+)_restart", Path(restart).name)
+        if not m:
+            raise ValueError(f"--restart {restart}: expected a gyre restart named <exp>_<step>_restart.nc")
+        kr = int(m.group(1))
         spin_cfg = merged(spin_cfg, {"namrun": {"ln_rstart": True, "cn_ocerst_in": "start", "nn_itend": kr + nspin}})
         (workdir / "spin").mkdir(parents=True, exist_ok=True)
         shutil.copy(restart, workdir / "spin" / "start.nc")
