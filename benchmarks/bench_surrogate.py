@@ -31,7 +31,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +85,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="also whiten the conditioning state x_t (SurrogateConfig.whiten_state), both models")
     p.add_argument("--whiten-anisotropic", action="store_true",
                    help="whiten each (ky, kx) mode by its own power (SurrogateConfig.whiten_anisotropic)")
+    p.add_argument("--reuse", action="store_true",
+                   help="load --out's checkpoints when their settings match instead of retraining (rescoring)")
     p.add_argument("--cases", type=int, default=48, help="held-out (x_t, x_t+lag) pairs scored")
     p.add_argument("--members", type=int, default=8, help="ensemble members per case")
     p.add_argument("--num-steps", type=int, default=18, help="Heun steps (NFE = 2N - 1)")
@@ -148,10 +150,17 @@ def train(objective: str, dataset: PairDataset, args) -> Trainer:
                           spectral_whitening=args.whiten, whiten_state=args.whiten_state,
                           whiten_anisotropic=args.whiten_anisotropic,
                           channel_mult=tuple(int(m) for m in args.channel_mult.split(",")))
-    trainer = Trainer(Surrogate(cfg), TrainConfig(batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                                   device=args.device, tile=args.tile))
-    trainer.fit(dataset, args.steps, checkpoint=Path(args.out) / f"{objective}.pt", checkpoint_every=args.steps,
-                progress=not args.no_progress)
+    train_cfg = TrainConfig(batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, tile=args.tile)
+    checkpoint = Path(args.out) / f"{objective}.pt"
+    if args.reuse and checkpoint.exists():  # rescoring (e.g. other sampler settings) without retraining
+        trainer = Trainer.load(checkpoint, device=args.device)
+        theirs = trainer.model.config.to_dict(), asdict(trainer.config)
+        if theirs != (Surrogate(cfg).config.to_dict(), asdict(train_cfg)):
+            raise SystemExit(f"bench_surrogate --reuse: {checkpoint} was trained with other settings: {theirs}")
+        log.info("reusing %s (step %d)", checkpoint, trainer.step)
+    else:
+        trainer = Trainer(Surrogate(cfg), train_cfg)
+    trainer.fit(dataset, args.steps, checkpoint=checkpoint, checkpoint_every=args.steps, progress=not args.no_progress)
     return trainer
 
 
