@@ -6,7 +6,7 @@
    keeping the best of each, printed as ratios (target: coupled/uncoupled >= 0.95, i.e. <= 5% overhead).
 
 usage: python benchmarks/bench_gyre.py [--repeats 3] [--quick] [--json PATH] [--coupled-ranks 1] [--freqs 1 6 12]
-       [--coupling-only]
+       [--coupling-only] [--wait auto|spin|yield]
 The figures are gyre's own timing of its time loop (MPI_Wtime, initialisation and finalisation excluded).
 Needs `make fortran` (build/bin/gyre.exe linked with the bridge). Timings are never asserted anywhere.
 """
@@ -94,6 +94,10 @@ def main(argv=None) -> int:
                     help="nn_obr_freq values of the coupled runs (1: every step; >= 6 is the realistic setting, "
                          "deploy/gyre/mpi.toml sends every 12)")
     ap.add_argument("--coupling-only", action="store_true", help="skip the speed table (part 1)")
+    ap.add_argument("--wait", choices=("auto", "spin", "yield"),
+                    help="$OBRIDGE_WAIT of the coupled runs (default: as set, else the bridge's auto, which spins "
+                         "when gyre and the receiver fit the cores: on a machine shared with other jobs the "
+                         "spinning receiver then takes processor time from gyre)")
     ap.add_argument("--receiver", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.receiver:
@@ -103,7 +107,10 @@ def main(argv=None) -> int:
         print(f"{exe} is missing: run `make fortran` first", file=sys.stderr)
         return 1
     steps = {128: 2000, 256: 500} if not args.quick else {128: 200, 256: 50}
-    results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+    if args.wait:
+        os.environ["OBRIDGE_WAIT"] = args.wait        # read by both sides of every coupled run
+    results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                 "obridge_wait": os.environ.get("OBRIDGE_WAIT", "auto")},
                      "speed": [], "coupling": []}
     with tempfile.TemporaryDirectory(prefix="bench_gyre_") as tmp:
         work = Path(tmp)
@@ -117,7 +124,8 @@ def main(argv=None) -> int:
                 print(f"{n:>4}x{n:<4} {ranks:>5} {steps[n]:>6} {best:>9.1f} {1e3 / best:>8.3f} {best * n * n / 1e6:>13.2f}")
         r = args.coupled_ranks
         print(f"\ncoupling overhead: all of {', '.join(FIELDS)} sent every nn_obr_freq step(s) to a Python receiver, "
-              f"{r} gyre rank(s) + 1 receiver; runs alternate off/on, best of {args.repeats}")
+              f"{r} gyre rank(s) + 1 receiver; runs alternate off/on, best of {args.repeats}; "
+              f"OBRIDGE_WAIT={os.environ.get('OBRIDGE_WAIT', 'auto')}")
         print(f"{'grid':>9} {'freq':>4} {'off steps/s':>12} {'on steps/s':>11} {'on/off':>7} {'in puts':>8} "
               f"{'cpu on/off':>11} {'recv/gyre cpu':>14} {'target':>7}")
         for n in (128, 256):
