@@ -21,7 +21,15 @@ err/true") shows at which noise level the network stops removing small-scale noi
 
     python benchmarks/bench_surrogate.py --data /tmp/gyredata/train_{0,1,2}/run/gyre_fields.nc \
         --test-data /tmp/gyredata/test_0/run/gyre_fields.nc --lag 6 --tile 32 --steps 1000 --cases 16 \
-        --ref-cases 1 --threads 1 --out out/bench_surrogate_gyre_w --json out/bench_surrogate_gyre_w.json
+        --ref-cases 1 --threads 1 --whiten 0.5 --whiten-state --churn 10 \
+        --out out/bench_surrogate_gyre_ws05c --json out/bench_surrogate_gyre_ws05c.json
+
+Half whitening (``--whiten 0.5``) keeps the large scales in the loss (full whitening
+weighs every DCT mode the same, and the ensemble mean then lost to persistence at the
+largest scales); ``--whiten-state`` lets the network see x_t's small scales at the
+scale of the target; ``--churn`` (Alg. 2, gamma capped at sqrt(2) - 1 from S_churn
+>= 7.5 at 18 steps) removes the small-scale excess the deterministic sampler leaves.
+``--reuse`` rescores saved checkpoints (e.g. with other sampler settings).
 """
 from __future__ import annotations
 
