@@ -297,7 +297,8 @@ def table(res: dict) -> str:
              (f"CRPS/std at {n['nfe_reference']} NFE", f"{n['reference']['crps']:.3f} (35 NFE: {n['fast']['crps']:.3f})",
               "", "same"),
              ("  high-k ratio at ref.", f"{n['reference'][hk]:.3f} (35 NFE: {n['fast'][hk]:.3f})", "", "same"),
-             ("  |x35 - xref| / spread", f"{n['sample_distance_over_spread']:.3f}", "", "small")]
+             ("  |x35 - xref| / spread", f"{n['sample_distance_over_spread']:.3f}", "",
+              "small" if not res["config"]["churn"] else "(churn: other noise paths, compare scores)")]
     for sigma, per in res.get("denoise", {}).items():
         rows.append((f"  denoised high-k err/true, sigma={sigma}",
                      " ".join(f"{c}:{v['error']:.2g}" for c, v in per.items()), "", "< 1 (noise removed)"))
