@@ -91,7 +91,11 @@ contains
       integer, intent(out) :: local_comm         !< communicator of this component's ranks
       integer, intent(out), optional :: kinfo    !< status: OBR_OK or < 0
       integer :: code
-      call core_read_env()
+      call core_read_env(code)
+      if (code < 0) then   ! a malformed OBRIDGE_* variable, named in the message
+         call finish(code, core_last_error, kinfo)
+         return
+      end if
       if (.not. core_valid_name(name)) then
          call core_fail(OBR_ERR_USAGE, 'obr_init: component name '''//name//''' must be 1..64 characters '// &
                         'without blanks', kinfo)
@@ -108,7 +112,11 @@ contains
       integer, intent(in) :: local_comm          !< the host's communicator from oasis_get_localcomm (checked)
       integer, intent(out), optional :: kinfo    !< status: OBR_OK or < 0
       integer :: code
-      call core_read_env()
+      call core_read_env(code)
+      if (code < 0) then   ! a malformed OBRIDGE_* variable, named in the message
+         call finish(code, core_last_error, kinfo)
+         return
+      end if
       if (.not. core_valid_name(name)) then
          call core_fail(OBR_ERR_USAGE, 'obr_init_from_oasis: component name '''//name//''' must be 1..64 '// &
                         'characters without blanks', kinfo)

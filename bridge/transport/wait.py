@@ -10,12 +10,14 @@ Two ways to wait, chosen by ``$OBRIDGE_WAIT`` (``auto`` by default):
   the cores to the ocean.
 - ``auto``: ``spin`` when the job's processes on this node are no more than
   the cores their affinity masks allow (see ``configure``), else ``yield``;
-  ``yield`` until the component has counted them.
+  ``yield`` until the component has counted them, and in a process whose
+  other thread computes (the worker's training thread, ``yield_to_busy_thread``).
 
 The Fortran side (obr_mpi.F90, wait_requests) waits the same way.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Callable, Sequence
@@ -70,6 +72,16 @@ def configure(world) -> bool:
     cores = sum(bin(int(w) & (2**64 - 1)).count("1") for w in union)
     _spin = mode == "spin" or (mode == "auto" and nprocs <= cores)
     return _spin
+
+
+def yield_to_busy_thread(what: str) -> None:
+    """Under ``auto``, stop spinning in this process because another of its threads computes (``what``,
+    e.g. the worker's training thread): ``configure`` counted processes, and a spinning receiver would
+    take that thread's core.  An explicit ``$OBRIDGE_WAIT=spin`` is obeyed."""
+    global _spin
+    if _spin and wait_mode() == "auto":
+        _spin = False
+        logging.getLogger(__name__).info("waits yield: %s shares this process's cores", what)
 
 
 def spinning() -> bool:

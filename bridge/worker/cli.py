@@ -78,6 +78,7 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels) 
     import torch
     from tqdm.auto import tqdm
 
+    from bridge.transport import wait
     from bridge.worker.checkpoint import checkpoint_path, load_checkpoint, restore
     from bridge.worker.ddp import DataParallel
     from bridge.worker.engine import Engine, build_inference, build_trainer, parse_device
@@ -89,6 +90,7 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels) 
     from models.train import Trainer
 
     rank, size = tunnel.rank, tunnel.size
+    wait.yield_to_busy_thread("the training thread")  # its core is not the receiver's to spin on
     # the receiving (main) thread must get the interpreter back quickly from the training thread,
     # or the ocean waits on it: switch threads every 0.5 ms instead of Python's default 5 ms
     sys.setswitchinterval(5e-4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,21 @@ def test_fortran_good_settings_are_taken(fortran_build):
     assert run.returncode != 0
     assert "OBRIDGE_" not in run.stdout, run.stdout
     assert "field 'a2' (out, component 'ocean'): no component receives it" in run.stdout, run.stdout
+
+
+@pytest.fixture(scope="module")
+def init_kinfo(fortran_build, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("init_kinfo")
+    exe = out / "init_kinfo"
+    subprocess.run(["mpif90", f"-I{fortran_build / 'include'}", f"-J{out}", str(Path(__file__).with_name("init_kinfo.F90")),
+                    "-o", str(exe), f"-L{fortran_build / 'lib'}", "-lobridge"], check=True, cwd=out)
+    return exe
+
+
+def test_fortran_bad_setting_comes_back_through_kinfo(init_kinfo):
+    """With a status argument obr_init returns OBR_ERR_USAGE (-4) and obr_last_error() names the variable."""
+    run = subprocess.run([str(init_kinfo)], capture_output=True, text=True, env=clean_env(OBRIDGE_RING="four"),
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "kinfo -4" in run.stdout, run.stdout
+    assert "error: OBRIDGE_RING='four': must be a whole number >= 1 (the put ring depth)" in run.stdout, run.stdout

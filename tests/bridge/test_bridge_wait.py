@@ -71,3 +71,14 @@ def test_auto_yields_when_the_node_is_oversubscribed():
     assert over.stdout.count("spin False") == cores + 1, over.stdout
     forced = run_mpmd([(cores + 1, [PYTHON, "-c", PROBE])], env={"OBRIDGE_WAIT": "spin"}, timeout=120)
     assert forced.stdout.count("spin True") == cores + 1, forced.stdout
+
+
+@pytest.mark.parametrize("env,spins_after", [("auto", False), ("spin", True)])
+def test_a_busy_thread_stops_auto_spinning(monkeypatch, env, spins_after):
+    """The worker's training thread needs the core a spinning receiver would take: under auto the
+    process yields once told; an explicit OBRIDGE_WAIT=spin is obeyed."""
+    from bridge.transport import wait
+    monkeypatch.setenv("OBRIDGE_WAIT", env)
+    monkeypatch.setattr(wait, "_spin", True)
+    wait.yield_to_busy_thread("a test thread")
+    assert wait.spinning() is spins_after
