@@ -185,7 +185,9 @@ contains
       type(rankdefs_t), allocatable, intent(out) :: rd(:)  !< every world rank's definitions
       integer, intent(out) :: kinfo                        !< OBR_OK or OBR_ERR_TIMEOUT
       character(len=*), parameter :: msg_wait = 'end of definitions waited for the other components; '// &
-                                                'did every process of the MPMD launch reach enddef?'
+                                                'did every process of the MPMD launch reach enddef? (a model '// &
+                                                'built with an older oceanbridge also stops here: rerun '// &
+                                                '"oceanbridge install" and rebuild it)'
       character(len=:), allocatable :: mine, everything
       integer, allocatable :: counts(:), displs(:)
       integer :: n, r, ierr, req, mylen

@@ -175,7 +175,8 @@ class MpiComponent:
     def _wait_collective(self, req) -> None:
         wait_all([req], self.timeout, lambda _: (
             f"component '{self.name}' (world rank {self.world_rank}): end of definitions waited for the other "
-            f"components; did every process of the MPMD launch reach enddef?"))
+            f"components; did every process of the MPMD launch reach enddef? (a model built with an older "
+            f"oceanbridge also stops here: rerun 'oceanbridge install' and rebuild it)"))
 
     def _require_defining(self, what: str) -> None:
         if self._ended:
