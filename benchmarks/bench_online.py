@@ -2,11 +2,12 @@
 
 1. ocean slow-down: gyre's own time-loop timing with the worker training online (mode
    'train', states every `--freq` steps) against the same run with coupling off, alternated
-   in one benchmark run (A B A B ...), best of each kept; target: slow-down <= 5%;
+   in one benchmark run (A B A B ...), best of each kept, the ratio of the medians shown beside it;
+   target: slow-down <= 5%;
 2. the fraction of the worker's wall time spent in optimizer steps while coupled
    (target >= 90%), and its optimizer steps per second.
 
-usage: python benchmarks/bench_online.py [--repeats 2] [--n 64] [--steps 17520] [--freq 36] [--json PATH]
+usage: python benchmarks/bench_online.py [--repeats 3] [--n 64] [--steps 52560] [--freq 36] [--json PATH]
 Timings are never asserted anywhere. On a 2-core machine the worker's training thread and
 the ocean share the cores, which is what the slow-down shows.
 """
@@ -71,9 +72,10 @@ def one_run(folder: Path, args, coupled: bool) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--n", type=int, default=64, help="grid points per side")
-    p.add_argument("--steps", type=int, default=17520, help="ocean steps per run")
+    p.add_argument("--steps", type=int, default=52560,
+                   help="ocean steps per run (3 model years: the worker's start-up is then a small part of it)")
     p.add_argument("--freq", type=int, default=36, help="coupling period (ocean steps)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--channels", type=int, default=16, help="U-Net base width")
@@ -95,6 +97,8 @@ def main(argv=None) -> int:
         "grid": f"{args.n}x{args.n}", "ocean_steps": args.steps, "coupling_period": args.freq,
         "ocean_loop_s_off": best_off, "ocean_loop_s_train": best_on,
         "ocean_slowdown": best_on / best_off - 1.0,
+        "ocean_slowdown_medians": float(np.median([x["loop_s"] for x in runs["train"]])
+                                        / np.median([x["loop_s"] for x in runs["off"]]) - 1.0),
         "ocean_share_in_coupling_calls": best["coupling_calls_s"] / best_on,
         "worker_train_fraction_coupled": float(np.median(fractions)),
         "worker_train_steps_per_s": max(x["steps_per_s"] for x in runs["train"]),
@@ -103,7 +107,8 @@ def main(argv=None) -> int:
     print("\n| quantity | value | target |\n|---|---|---|")
     print(f"| ocean time loop, coupling off (best of {args.repeats}) | {best_off:.2f} s | |")
     print(f"| ocean time loop, online training on | {best_on:.2f} s | |")
-    print(f"| ocean slow-down (on/off - 1) | {100 * result['ocean_slowdown']:.1f}% | <= 5% |")
+    print(f"| ocean slow-down (on/off - 1), best of each | {100 * result['ocean_slowdown']:.1f}% | <= 5% |")
+    print(f"| ocean slow-down, ratio of the medians | {100 * result['ocean_slowdown_medians']:.1f}% | |")
     print(f"| share of that loop spent in the ocean's coupling calls | "
           f"{100 * result['ocean_share_in_coupling_calls']:.1f}% | |")
     print(f"| worker time training while coupled (median) | {100 * result['worker_train_fraction_coupled']:.1f}% "
