@@ -28,7 +28,8 @@ def build_trainer(spec: DataSpec, settings, device: str, use_position: bool, lag
     m, t = settings.model, settings.train
     config = SurrogateConfig(spec, task="emulate", objective=m.objective, use_position=use_position, lag=lag,
                              model_channels=m.model_channels, channel_mult=m.channel_mult,
-                             num_res_blocks=m.num_res_blocks, spectral_whitening=m.spectral_whitening)
+                             num_res_blocks=m.num_res_blocks, spectral_whitening=m.spectral_whitening,
+                             whiten_state=m.whiten_state)
     train = TrainConfig(batch_size=t.batch_size, lr=t.lr, lr_warmup_steps=t.lr_warmup_steps,
                         norm_warmup_steps=t.norm_warmup_steps, ema_halflife_steps=t.ema_halflife_steps,
                         seed=t.seed, device=device)
@@ -83,7 +84,7 @@ class Engine:
             return float(self.trainer.model.loss(self.batch(samples), torch.Generator(self.device).manual_seed(0)))
 
     def emulate(self, state: np.ndarray, theta: np.ndarray, n: int, num_steps: int,
-                seed: int) -> np.ndarray:
+                seed: int, churn: float = 0.0) -> np.ndarray:
         """(n, C, nj, ni) float64 samples of x_{t+Δ} given x_t and θ; persistence (x_t itself)
         until the normalizers have seen data, i.e. before the first optimizer step."""
         if not self.trained:
@@ -94,7 +95,8 @@ class Engine:
         batch = Batch(target=None, state=torch.as_tensor(state[None], dtype=torch.float32),
                       theta=torch.as_tensor(theta[None], dtype=torch.float32), mask=self.mask, pos=self.pos)
         gen = torch.Generator(self.device).manual_seed(seed)
-        out = self.trainer.sample(batch, n=n, sampler=SamplerConfig(num_steps=num_steps), generator=gen)
+        sampler = SamplerConfig(num_steps=num_steps, S_churn=churn)
+        out = self.trainer.sample(batch, n=n, sampler=sampler, generator=gen)
         return out[0].double().cpu().numpy()
 
 

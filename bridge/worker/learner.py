@@ -193,7 +193,8 @@ class Learner(threading.Thread):
         key, state, theta, seed = request
         t = time.perf_counter()
         with self.lock:
-            out = self.engine.emulate(state, theta, self.emu_cfg.samples, self.emu_cfg.num_steps, seed)
+            out = self.engine.emulate(state, theta, self.emu_cfg.samples, self.emu_cfg.num_steps, seed,
+                                      self.emu_cfg.churn)
         self.sample_s += time.perf_counter() - t
         with self._done:
             self._results[key] = out

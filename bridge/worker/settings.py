@@ -52,6 +52,8 @@ class BufferSettings(Section):
 class EmulateSettings(Section):
     section: ClassVar[str] = "worker.emulate"
     num_steps: int = setting(6, "EDM Heun steps per sample (2 x steps - 1 network evaluations)", ge=1)
+    churn: float = setting(0.0, "EDM S_churn of the sampler (Alg. 2; 0: deterministic Heun); more churn "
+                           "trades spread for spectrum (models/README.md, gyre benchmark)", ge=0)
     samples: int = setting(1, "diffusion samples drawn per emulated state; the first is sent, the spread "
                            "of all is written", ge=1)
     output: str = setting("emulated.nc", "netCDF file (in run_dir) of the sent states, the ocean's own "
@@ -161,6 +163,7 @@ class ModelSettings(Section):
     num_res_blocks: int = setting(1, "residual blocks per level", ge=1)
     spectral_whitening: float = setting(0.0, "spectral whitening exponent in [0, 1] (models/whiten.py): 1 fixes the "
                                         "small-scale excess of steep spectra, 0 (default) is off", ge=0)
+    whiten_state: bool = setting(False, "whiten the conditioning state x_t too (needs spectral_whitening > 0)")
     mask_file: Path | None = setting(None, "netCDF file holding the land-sea mask (default: all ocean)")
     mask_var: str = setting("mask", "mask variable (y, x) in mask_file, 1 ocean 0 land")
     dx: float = setting(1.0, "grid spacing in x (m), for spectra and netCDF coordinates", gt=0)
@@ -214,6 +217,8 @@ def worker_settings(cfg) -> WorkerSettings:
                           f"state fields' freq ({states[0].freq}): each emulated state is one coupling period ahead")
     if "spinup" in cfg.worker.modes and settings.spinup.checkpoint is None:
         raise ConfigError(f"{src}: [worker] modes has 'spinup' but [worker.spinup] checkpoint is not set")
+    if settings.model.whiten_state and not settings.model.spectral_whitening > 0:
+        raise ConfigError(f"{src}: [model] whiten_state = true needs spectral_whitening > 0 (e.g. 0.5)")
     return settings
 
 

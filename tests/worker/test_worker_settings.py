@@ -112,3 +112,42 @@ def test_spectral_whitening_reaches_the_surrogate(tmp_path):
     assert trainer.model.config.spectral_whitening == 1.0 and trainer.model.whitener is not None
     plain = build_trainer(spec, settings_of(tmp_path / "plain"), "cpu", use_position=False, lag=1)
     assert plain.model.whitener is None
+
+
+def test_whiten_state_needs_whitening_and_reaches_the_surrogate(tmp_path):
+    from models.data import DataSpec
+
+    from bridge.worker.engine import build_trainer
+
+    with pytest.raises(ConfigError, match=r"\[model\] whiten_state = true needs spectral_whitening > 0"):
+        settings_of(tmp_path / "bad", extra="whiten_state = true")
+    s = settings_of(tmp_path, extra="spectral_whitening = 0.5\nwhiten_state = true")
+    trainer = build_trainer(DataSpec(channels=("ssh",), params=(), ny=8, nx=8), s, "cpu", use_position=False, lag=1)
+    assert trainer.model.config.whiten_state and trainer.model.config.spectral_whitening == 0.5
+
+
+def test_emulator_churn_reaches_the_sampler(tmp_path):
+    """The same seed gives the same samples; churn > 0 (Alg. 2) gives other ones than Heun (churn 0)."""
+    import numpy as np
+    import torch
+
+    from bridge.partition import BoxPartition
+    from bridge.worker.engine import Engine, build_trainer
+    from bridge.worker.settings import EmulateSettings, ModelSettings, TrainSettings, WorkerSettings
+    from models.data import DataSpec
+
+    torch.manual_seed(0)
+    settings = WorkerSettings(train=TrainSettings(batch_size=2, norm_warmup_steps=1),
+                              model=ModelSettings(model_channels=4, levels=1))
+    assert EmulateSettings(churn=5.0).churn == 5.0
+    trainer = build_trainer(DataSpec(("ssh",), ("tau0",), 8, 8), settings, "cpu", False, 1)
+    engine = Engine(trainer, BoxPartition(8, 8, 0, 0, 8, 8), np.ones((8, 8)), False)
+    rng = np.random.default_rng(0)
+    engine.train([(0, np.ones(1, np.float32), rng.random((1, 8, 8), np.float32), rng.random((1, 8, 8), np.float32))
+                  for _ in range(2)])
+    x, theta = rng.random((1, 8, 8)), np.ones(1)
+    heun = engine.emulate(x, theta, 2, 4, seed=1)
+    assert np.array_equal(heun, engine.emulate(x, theta, 2, 4, seed=1, churn=0.0))
+    churned = engine.emulate(x, theta, 2, 4, seed=1, churn=5.0)
+    assert np.array_equal(churned, engine.emulate(x, theta, 2, 4, seed=1, churn=5.0))
+    assert not np.allclose(churned, heun)
