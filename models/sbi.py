@@ -34,10 +34,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .designs import latin_hypercube
 from .normalize import Normalizer
 from .posterior_net import FieldSummary, MixtureDensity, VectorSummary
 
-__all__ = ["BoxUniform", "GaussianPrior", "NPEConfig", "NPE", "Posterior", "latin_hypercube"]
+__all__ = ["BoxUniform", "GaussianPrior", "NPEConfig", "NPE", "Posterior"]
 
 log = logging.getLogger(__name__)
 FORMAT = "oceanbridge-npe-1"
@@ -49,13 +50,6 @@ def _names(names, dim: int, what: str) -> tuple[str, ...]:
     if len(names) != dim:
         raise ValueError(f"{what}: {len(names)} names {list(names)} for {dim} parameter(s)")
     return names
-
-
-def latin_hypercube(n: int, dim: int, seed: int = 0) -> np.ndarray:
-    """``n`` points of [0, 1)^dim, one in each of n equal slices of every axis."""
-    rng = np.random.default_rng(seed)
-    slots = np.stack([rng.permutation(n) for _ in range(dim)], axis=1)
-    return (slots + rng.random((n, dim))) / n
 
 
 class BoxUniform:
@@ -86,7 +80,8 @@ class BoxUniform:
 
     def lhs(self, n: int, seed: int = 0) -> torch.Tensor:
         """Latin hypercube design of ``n`` points in the box."""
-        return self.low + (self.high - self.low) * torch.from_numpy(latin_hypercube(n, self.dim, seed))
+        unit = latin_hypercube(n, self.dim, np.random.default_rng(seed))
+        return self.low + (self.high - self.low) * torch.from_numpy(unit)
 
     def contains(self, theta: torch.Tensor) -> torch.Tensor:
         return ((theta >= self.low) & (theta <= self.high)).all(-1)

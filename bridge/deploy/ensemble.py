@@ -13,22 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from models.designs import DESIGNS
+
 if TYPE_CHECKING:
     from bridge.deploy.config import DeployConfig
-
-
-def latin_hypercube(n: int, dims: int, rng: np.random.Generator) -> np.ndarray:
-    """``(n, dims)`` points in [0, 1): each column has exactly one point per stratum [i/n, (i+1)/n)."""
-    strata = np.array([rng.permutation(n) for _ in range(dims)], dtype=float).reshape(dims, n).T
-    return (strata + rng.random((n, dims))) / n
-
-
-def uniform_design(n: int, dims: int, rng: np.random.Generator) -> np.ndarray:
-    """``(n, dims)`` independent uniform points in [0, 1)."""
-    return rng.random((n, dims))
-
-
-DESIGNS = {"lhs": latin_hypercube, "uniform": uniform_design}
 
 
 def draw_parameters(cfg: "DeployConfig") -> np.ndarray:

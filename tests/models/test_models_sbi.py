@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.sbi import NPE, BoxUniform, GaussianPrior, NPEConfig, latin_hypercube
+from models.designs import latin_hypercube
+from models.sbi import NPE, BoxUniform, GaussianPrior, NPEConfig
 
 A = torch.tensor([[1.0, 0.5], [-0.3, 1.2], [0.8, -0.7]], dtype=torch.float64)
 SIGMA = 0.5
@@ -173,7 +174,7 @@ def test_online_steps_and_state_round_trip():
 
 
 def test_latin_hypercube_fills_every_slice():
-    u = latin_hypercube(10, 3, seed=0)
+    u = latin_hypercube(10, 3, np.random.default_rng(0))
     assert all(sorted(np.floor(u[:, d] * 10).astype(int)) == list(range(10)) for d in range(3))
 
 
