@@ -39,6 +39,7 @@ import argparse
 import copy
 import json
 import logging
+import math
 import sys
 import time
 from dataclasses import asdict, replace
@@ -52,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import metrics as M  # noqa: E402
 from models.data import Batch, PairDataset  # noqa: E402
 from models.plots import plot_fields, plot_rank_histogram, plot_spectra  # noqa: E402
+from models.sampler_select import churn_grid, effective_churn, select  # noqa: E402
 from models.sampling import SamplerConfig  # noqa: E402
 from models.surrogate import Surrogate, SurrogateConfig  # noqa: E402
 from models.synthetic import write_turbulence  # noqa: E402
@@ -60,6 +62,8 @@ from models.train import TrainConfig, Trainer  # noqa: E402
 
 log = logging.getLogger("bench_surrogate")
 TARGETS = {"high_k_ratio": (0.8, 1.25), "spread_skill": (0.8, 1.2), "nfe": 35}
+# "quality matching the reference": |fast - ref| within these (relative for CRPS) on the same cases
+MATCH = {"crps": ("relative", 0.05), "spread_skill": ("absolute", 0.1), "high_k": ("absolute", 0.15)}
 DENOISE_SIGMAS = (0.01, 0.05, 0.2, 1.0)  # noise levels of the one-call denoising study
 HIGH_K = {"fft": "high_k_ratio", "dct": "high_k_ratio_dct"}  # summary key of each spectrum
 # (noise amplitude, drag) of the synthetic members: θ changes eddy energy and spectral slope
@@ -72,6 +76,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     src.add_argument("--data", nargs="+", help="training files (gyre output, eddying regime)")
     src.add_argument("--synthetic", action="store_true", help="generate the 2-D turbulence stand-in")
     p.add_argument("--test-data", nargs="+", help="held-out files (default with --data: the last --data file)")
+    p.add_argument("--val-data", nargs="+",
+                   help="validation files: sampler settings (--churn auto) are chosen there, never on --test-data")
+    p.add_argument("--val-cases", type=int, default=8, help="validation (x_t, x_t+lag) pairs scored per setting")
     p.add_argument("--variables", nargs="+", default=["ssh", "u", "v", "temp"])
     p.add_argument("--lag", type=int, default=1, help="records between x_t and the predicted state")
     p.add_argument("--skip", type=int, default=0, help="leading records of each file left out (spin-up)")
@@ -100,7 +107,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cases", type=int, default=48, help="held-out (x_t, x_t+lag) pairs scored")
     p.add_argument("--members", type=int, default=8, help="ensemble members per case")
     p.add_argument("--num-steps", type=int, default=18, help="Heun steps (NFE = 2N - 1)")
-    p.add_argument("--churn", type=float, default=0.0, help="S_churn of the main sampler")
+    p.add_argument("--churn", type=churn_arg, default=0.0,
+                   help="S_churn of the main sampler, or 'auto': chosen on --val-data from models/sampler_select.py's "
+                        "grid (validation high-k in range, then spread/skill closest to 1)")
+    p.add_argument("--churn-window", type=float, nargs=2, default=(0.0, math.inf), metavar=("S_MIN", "S_MAX"),
+                   help="sigma window of the churn (Alg. 2's S_tmin, S_tmax); not with --churn auto")
     p.add_argument("--sigma-min", type=float, default=0.002, help="smallest noise level of the samplers")
     p.add_argument("--ref-steps", type=int, default=256, help="reference sampler steps")
     p.add_argument("--ref-cases", type=int, default=4, help="cases re-sampled with the reference")
@@ -113,7 +124,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="out/bench_surrogate", help="folder for data, checkpoints and PNGs")
     p.add_argument("--json", default=None, help="write the figures as JSON here")
     p.add_argument("--no-progress", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.churn == "auto" and not args.val_data:
+        p.error("--churn auto chooses the sampler on a validation set: give --val-data (never the --test-data files)")
+    if args.churn == "auto" and tuple(args.churn_window) != (0.0, math.inf):
+        p.error("--churn auto takes the windows of its grid: drop --churn-window")
+    return args
+
+
+def churn_arg(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--churn must be a number >= 0 or 'auto', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--churn must be >= 0, got {value}")
+    return value
 
 
 # ----------------------------------------------------------------------------- data
@@ -142,6 +170,15 @@ def split_files(args) -> tuple[list[str], list[str]]:
     if len(args.data) < 2:
         raise SystemExit("bench_surrogate: give --test-data or at least two --data files (the last is held out)")
     return args.data[:-1], args.data[-1:]
+
+
+def check_disjoint(args, train_files: list[str], test_files: list[str]) -> None:
+    """Validation files must be neither training nor test files (selection never sees the test set)."""
+    real = lambda files: {str(Path(f).resolve()) for f in files}  # noqa: E731
+    for name, files in (("--data", train_files), ("--test-data", test_files)):
+        shared = real(args.val_data or []) & real(files)
+        if shared:
+            raise SystemExit(f"bench_surrogate: --val-data shares {sorted(shared)} with {name}")
 
 
 def held_out_cases(test: PairDataset, n_cases: int, with_position: bool) -> Batch:
@@ -220,20 +257,81 @@ def timing(trainer: Trainer, dataset: PairDataset, cases: Batch, device: str, sa
     return {"train_samples_per_s": train_sps, "ms_per_sample": ms}
 
 
+def main_sampler(args) -> SamplerConfig:
+    """The sampler of a fixed --churn (and --churn-window)."""
+    s_min, s_max = args.churn_window
+    return SamplerConfig(num_steps=args.num_steps, sigma_min=args.sigma_min, S_churn=args.churn, S_min=s_min, S_max=s_max)
+
+
+def choose_sampler(diff: Trainer, val: PairDataset, args, hk: str) -> tuple[SamplerConfig, dict]:
+    """--churn auto: every setting of the declared grid on the validation cases (same cases and
+    seed for each), then models/sampler_select.py's rule. The test set is not touched."""
+    cases = held_out_cases(val.to(diff.device), args.val_cases, args.tile is not None)
+    truth, mask = cases.target.cpu().numpy(), val.members[0].mask
+    channels, dx = val.spec.channels, float(np.diff(val.members[0].x[:2])[0])
+    grid, scores = churn_grid(), {}
+    for name, setting in grid.items():
+        pred, _ = predict(diff, cases, args.members, setting.sampler(args.num_steps, args.sigma_min), args.seed + 11)
+        scores[name] = score(pred, truth, mask, channels, dx)
+        log.info("validation %s: spread/skill %.3f, high-k %.3f, CRPS/std %.3f", name,
+                 scores[name]["mean"]["spread_skill"], scores[name]["mean"][hk], scores[name]["mean"]["crps"])
+    choice = select({n: s["mean"] for n, s in scores.items()}, TARGETS["high_k_ratio"], hk)
+    if not choice.high_k_in_range:
+        log.warning("no grid setting has its validation high-k ratio in %s: took the nearest, %s",
+                    TARGETS["high_k_ratio"], choice.name)
+    return grid[choice.name].sampler(args.num_steps, args.sigma_min), {
+        "files": list(args.val_data), "cases": len(cases), "grid": {n: asdict(g) for n, g in grid.items()},
+        "scores": scores, "choice": asdict(choice)}
+
+
 # ----------------------------------------------------------------------------- report
 
 
-def nfe_study(diff: Trainer, cases: Batch, args, mask, channels, dx) -> dict:
-    """Same latents through the 35-NFE sampler and the reference: scores and sample distance."""
-    sub = cases.split(args.ref_cases)[0]
+def selection_table(sel: dict, hk: str) -> str:
+    """The validation scores of the grid and the choice."""
+    rows = [("validation", "S_churn", "sigma window", "spread/skill", "high-k", "CRPS/std", "")]
+    for name, g in sel["grid"].items():
+        m = sel["scores"][name]["mean"]
+        rows.append((name, f"{g['S_churn']:g}", f"[{g['S_min']:g}, {g['S_max']:g}]", f"{m['spread_skill']:.3f}",
+                     f"{m[hk]:.3f}", f"{m['crps']:.3f}", "<- chosen" if name == sel["choice"]["name"] else ""))
+    width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    rule = (f"rule: validation high-k in {list(TARGETS['high_k_ratio'])}, then spread/skill closest to 1 "
+            f"(|log|); {sel['cases']} cases of {', '.join(sel['files'])}")
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, width)) for r in rows) + "\n" + rule
+
+
+def reference_sampler(fast: SamplerConfig, ref_steps: int) -> SamplerConfig:
+    """The reference discretizes the same process finer: same window, sigma range and total
+    churn (EDM's gamma_i = S_churn / N keeps the sum of gamma over the window independent of N;
+    where the fast sampler's gamma is capped, the reference gets the capped total)."""
+    return replace(fast, num_steps=ref_steps, S_churn=effective_churn(fast, ref_steps))
+
+
+def reference_match(fast: dict, ref: dict, hk: str) -> dict:
+    """Per score of MATCH: both values, |difference| (relative for CRPS) and whether it is within tolerance."""
+    out = {}
+    for name, (kind, tol) in MATCH.items():
+        key = hk if name == "high_k" else name
+        diff = abs(fast[key] - ref[key]) / (abs(ref[key]) if kind == "relative" else 1.0)
+        out[name] = {"fast": fast[key], "reference": ref[key], "difference": diff, "kind": kind, "tolerance": tol,
+                     "ok": bool(diff <= tol)}
+    return out
+
+
+def nfe_study(diff: Trainer, cases: Batch, sampler: SamplerConfig, args, mask, channels, dx, hk: str) -> dict:
+    """The main sampler and the reference on the same --ref-cases cases (spread over the scored
+    ones) and latents, with as many members: scores, their match, and the sample distance."""
+    sub = cases.select(torch.linspace(0, len(cases) - 1, min(args.ref_cases, len(cases))).round().long())
     truth = sub.target.cpu().numpy()
-    fast_cfg = SamplerConfig(num_steps=args.num_steps, S_churn=args.churn, sigma_min=args.sigma_min)
-    ref_cfg = SamplerConfig(num_steps=args.ref_steps, S_churn=args.churn, sigma_min=args.sigma_min)
-    fast, _ = predict(diff, sub, args.members, fast_cfg, seed=args.seed + 7)
+    ref_cfg = reference_sampler(sampler, args.ref_steps)
+    fast, _ = predict(diff, sub, args.members, sampler, seed=args.seed + 7)
     ref, ms_ref = predict(diff, sub, args.members, ref_cfg, seed=args.seed + 7)
     spread = np.sqrt(np.mean(np.var(ref, axis=0, ddof=1)[:, :, mask > 0]))
-    return {"nfe": fast_cfg.nfe, "nfe_reference": ref_cfg.nfe, "ms_per_sample_reference": ms_ref,
-            "fast": score(fast, truth, mask, channels, dx)["mean"], "reference": score(ref, truth, mask, channels, dx)["mean"],
+    f, r = score(fast, truth, mask, channels, dx), score(ref, truth, mask, channels, dx)
+    return {"nfe": sampler.nfe, "nfe_reference": ref_cfg.nfe, "ms_per_sample_reference": ms_ref, "cases": len(sub),
+            "reference_sampler": asdict(ref_cfg), "fast": f["mean"], "reference": r["mean"],
+            "fast_channels": f["channels"], "reference_channels": r["channels"],
+            "match": reference_match(f["mean"], r["mean"], hk),
             "sample_distance_over_spread": float(np.sqrt(np.mean((fast - ref)[:, :, :, mask > 0] ** 2)) / spread)}
 
 
@@ -294,13 +392,15 @@ def table(res: dict) -> str:
     for c, s in res["diffusion"]["channels"].items():
         rows.append((f"  spread/skill {c}", f"{s['spread_skill']:.3f}", "", ""))
     n = res["nfe"]
-    hk = HIGH_K[res["spectrum"]]
-    rows += [("NFE per sample", str(n["nfe"]), "1", "<= 35"),
-             (f"CRPS/std at {n['nfe_reference']} NFE", f"{n['reference']['crps']:.3f} (35 NFE: {n['fast']['crps']:.3f})",
-              "", "same"),
-             ("  high-k ratio at ref.", f"{n['reference'][hk]:.3f} (35 NFE: {n['fast'][hk]:.3f})", "", "same"),
-             ("  |x35 - xref| / spread", f"{n['sample_distance_over_spread']:.3f}", "",
-              "small" if not res["config"]["churn"] else "(churn: other noise paths, compare scores)")]
+    rows.append(("NFE per sample", str(n["nfe"]), "1", "<= 35"))
+    rows.append((f"{n['nfe_reference']}-NFE reference, {n['cases']} cases", f"ref. ({n['nfe']} NFE)", "",
+                 "match: |difference|"))
+    for name, mt in n["match"].items():
+        tol = f"{100 * mt['tolerance']:g} % rel." if mt["kind"] == "relative" else f"{mt['tolerance']:g}"
+        rows.append((f"  {name}", f"{mt['reference']:.3f} ({mt['fast']:.3f})", "",
+                     f"{mt['difference']:.3f} <= {tol}: {'ok' if mt['ok'] else 'no'}"))
+    rows.append(("  |x35 - xref| / spread", f"{n['sample_distance_over_spread']:.3f}", "",
+                 "small" if not n["reference_sampler"]["S_churn"] else "(churn: other noise paths, compare scores)"))
     for sigma, per in res.get("denoise", {}).items():
         rows.append((f"  denoised high-k err/true, sigma={sigma}",
                      " ".join(f"{c}:{v['error']:.2g}" for c, v in per.items()), "", "< 1 (noise removed)"))
@@ -328,6 +428,7 @@ def verdict(res: dict) -> dict:
             "mse_high_k_visibly_lower": m[hk] < min(lo, d[hk] - 0.1),
             "spread_skill_in_range": s_lo <= d["spread_skill"] <= s_hi,
             "nfe_at_most_35": res["nfe"]["nfe"] <= TARGETS["nfe"],
+            "nfe_matches_reference": all(mt["ok"] for mt in res["nfe"]["match"].values()),
             "diffusion_crps_below_mse": d["crps"] < m["crps"]}
 
 
@@ -340,19 +441,26 @@ def main(argv=None) -> int:
     out = Path(args.out)
     t_start = time.perf_counter()
     train_files, test_files = split_files(args)
+    check_disjoint(args, train_files, test_files)
     dataset = PairDataset(train_files, args.variables, lag=args.lag, skip=args.skip)
     test = PairDataset(test_files, args.variables, lag=args.lag, skip=args.skip)
     log.info("train: %d pairs from %d files; test: %d pairs; %s", len(dataset), len(train_files), len(test),
              dataset.spec.describe())
     models = {obj: train(obj, dataset, args) for obj in ("diffusion", "mse")}
+    spectrum = args.spectrum if args.spectrum != "auto" else ("fft" if args.synthetic else "dct")
+    if args.churn == "auto":  # chosen on the validation set before the test set is sampled
+        val = PairDataset(args.val_data, args.variables, lag=args.lag, skip=args.skip)
+        sampler, selection = choose_sampler(models["diffusion"], val, args, HIGH_K[spectrum])
+        print(selection_table(selection, HIGH_K[spectrum]), flush=True)
+    else:
+        sampler, selection = main_sampler(args), None
     cases = held_out_cases(test.to(models["diffusion"].device), args.cases, args.tile is not None)
     truth, mask = cases.target.cpu().numpy(), test.members[0].mask
     channels, dx = dataset.spec.channels, float(np.diff(test.members[0].x[:2])[0])
-    sampler = SamplerConfig(num_steps=args.num_steps, S_churn=args.churn, sigma_min=args.sigma_min)
     preds = {obj: predict(tr, cases, args.members, sampler, args.seed + 1)[0] for obj, tr in models.items()}
     res = {obj: score(p, truth, mask, channels, dx) for obj, p in preds.items()}
-    res["spectrum"] = args.spectrum if args.spectrum != "auto" else ("fft" if args.synthetic else "dct")
-    res["nfe"] = nfe_study(models["diffusion"], cases, args, mask, channels, dx)
+    res["spectrum"], res["sampler"], res["selection"] = spectrum, asdict(sampler), selection
+    res["nfe"] = nfe_study(models["diffusion"], cases, sampler, args, mask, channels, dx, HIGH_K[spectrum])
     res["denoise"] = denoise_study(models["diffusion"], cases, mask, channels)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     res["timing"] = {dev: {obj: timing(tr, dataset, cases, dev, sampler, args.members) for obj, tr in models.items()}
@@ -365,7 +473,9 @@ def main(argv=None) -> int:
     res["data"] = {"train": train_files, "test": test_files, "rejected": dataset.rejected + test.rejected,
                    "synthetic_stand_in": bool(args.synthetic)}
     res["wall_s"] = time.perf_counter() - t_start
-    report = table(res) + "\ntargets: " + ", ".join(f"{k}={'PASS' if v else 'FAIL'}" for k, v in res["verdict"].items())
+    targets = ", ".join(f"{k}={'PASS' if v else 'FAIL'}" for k, v in res["verdict"].items())
+    report = ((selection_table(selection, HIGH_K[spectrum]) + "\n\n" if selection else "")
+              + f"sampler: {sampler}\n\n{table(res)}\ntargets: {targets}")
     print(report)
     (out / "table.txt").write_text(f"python {' '.join(sys.argv)}\n\n{report}\n")
     if args.json:
