@@ -1,8 +1,9 @@
 """Definitions exchanged at end of definitions, and their validation.
 
 Every rank of every component (Fortran or Python) contributes fixed-width text
-records: one header (component, global grid, its box, field count) and one
-record per field (name, peer, direction, levels). All ranks gather all
+records: one header (component, global grid, its box, field count, wire
+protocol version) and one record per field (name, peer, direction, levels).
+All ranks gather all
 records, so every rank reaches the same verdict on the same data: errors stop
 both sides with the same message and nobody waits on a peer that has already
 given up. The layout is mirrored by ``bridge/fortran/obr_mpi_defs.F90``.
@@ -11,17 +12,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import DefinitionError
-from .partition import BoxPartition, check_tiling
+from .errors import DefinitionError, ProtocolError
+from .partition import BoxPartition, check_tiling, split_1d
 
 RECORD_LEN = 160
 NAME_LEN = 64
 INT_WIDTH = 12
 IN, OUT = 1, 2
-# A route of at least this many points per level travels as one message per
-# level: each level is contiguous on both sides, so MPI can move it with a
-# single copy (CMA) straight into the receiver's array.
-CHUNK_MIN_POINTS = 8192
+# The wire protocol this code speaks, written in the last VERSION_WIDTH
+# characters of the header record. Version 1 (blank there, the unversioned
+# code) sent a (step, tag) header then one message per level; version 2 sends
+# chunks of at most CHUNK points and then a trailer (TRAILER). Bump it with
+# every change of what travels on the wire, here and in obr_mpi_defs.F90.
+PROTOCOL_VERSION = 2
+UNVERSIONED = 1
+VERSION_WIDTH = 8
+# A route travels as chunks of whole rows of one level, of at most CHUNK
+# points (512 KiB: half a core's L2) unless one row is longer: the sender
+# checks (and packs) chunk k while MPI moves chunk k-1 to the receiver.
+CHUNK = 65536
+# After its chunks, a route sends one trailer of TRAILER int64 on the same
+# tag: step, tag, NaN/Inf values in the whole put, 1 if the put was rejected.
+TRAILER = 4
 DIRECTIONS = {"in": IN, "out": OUT}
 DIRECTION_NAMES = {IN: "in", OUT: "out"}
 
@@ -44,6 +56,7 @@ class RankDefs:
     component: str
     box: BoxPartition
     fields: tuple[FieldDef, ...]
+    protocol: int = PROTOCOL_VERSION  # wire protocol version of the code that wrote the records
 
 
 @dataclass(frozen=True)
@@ -58,9 +71,30 @@ class Coupling:
     dst_field: FieldDef
 
 
-def messages_per_route(box: BoxPartition, nlev: int) -> int:
-    """How many data messages carry one route's points (the Fortran side agrees)."""
-    return nlev if nlev > 1 and box.ni * box.nj >= CHUNK_MIN_POINTS else 1
+@dataclass(frozen=True)
+class Chunk:
+    """One data message of a route: rows ``row0 .. row0+nrows-1`` (relative to the
+    route's j0) of level ``lev``, at ``offset`` in the route's packed points."""
+
+    lev: int
+    row0: int
+    nrows: int
+    offset: int
+
+
+def chunks(box: BoxPartition, nlev: int, chunk: int = CHUNK) -> list[Chunk]:
+    """The data messages of a route, in sending order (obr_mpi_defs.F90's route_chunk agrees):
+    per level, its rows split as evenly as possible into the fewest pieces of at most
+    ``chunk`` points (a single row longer than ``chunk`` is one piece)."""
+    per_level = chunks_per_level(box, chunk)
+    return [Chunk(lev, row0, nrows, (lev * box.nj + row0) * box.ni)
+            for lev in range(nlev) for row0, nrows in split_1d(box.nj, per_level)]
+
+
+def chunks_per_level(box: BoxPartition, chunk: int = CHUNK) -> int:
+    """How many chunks one level of a route takes."""
+    rows = max(1, chunk // box.ni)
+    return -(-box.nj // rows)
 
 
 def _text(value: str, width: int = NAME_LEN) -> str:
@@ -73,10 +107,11 @@ def _ints(*values: int) -> str:
     return "".join(f"{v:{INT_WIDTH}d}" for v in values)
 
 
-def encode(component: str, box: BoxPartition, fields: list[FieldDef]) -> bytes:
+def encode(component: str, box: BoxPartition, fields: list[FieldDef], protocol: int = PROTOCOL_VERSION) -> bytes:
     """The records of one rank, as the Fortran side writes them."""
     b = box
-    recs = ["OBRH" + _text(component) + _ints(b.nx, b.ny, b.i0, b.j0, b.ni, b.nj, len(fields))]
+    head = "OBRH" + _text(component) + _ints(b.nx, b.ny, b.i0, b.j0, b.ni, b.nj, len(fields))
+    recs = [head.ljust(RECORD_LEN - VERSION_WIDTH) + f"{protocol:{VERSION_WIDTH}d}"]
     recs += ["OBRF" + _text(f.name) + _text(f.peer) + _ints(f.direction, f.nlev) for f in fields]
     return "".join(r.ljust(RECORD_LEN) for r in recs).encode("ascii")
 
@@ -91,12 +126,14 @@ def decode(rank: int, data: bytes) -> RankDefs:
     component = head[4:4 + NAME_LEN].strip()
     ints = _read_ints(head[4 + NAME_LEN:], 7)
     box = BoxPartition(*ints[:6])
+    version = head[RECORD_LEN - VERSION_WIDTH:].strip()  # blank: written by the unversioned code
+    protocol = int(version) if version.isdigit() else UNVERSIONED
     fields = []
     for rec in recs[1:1 + ints[6]]:
         name, peer = rec[4:4 + NAME_LEN].strip(), rec[4 + NAME_LEN:4 + 2 * NAME_LEN].strip()
         direction, nlev = _read_ints(rec[4 + 2 * NAME_LEN:], 2)
         fields.append(FieldDef(name, direction, nlev, peer))
-    return RankDefs(rank, component, box, tuple(fields))
+    return RankDefs(rank, component, box, tuple(fields), protocol)
 
 
 def _read_ints(text: str, count: int) -> list[int]:
@@ -117,6 +154,7 @@ def validate(all_defs: list[RankDefs]) -> list[Coupling]:
     Raises DefinitionError with a message that names the component, the field
     and both sides' declarations. The tags are the coupling indices, in the
     same order on every rank."""
+    check_protocol(all_defs)
     groups = components(all_defs)
     for comp, ranks in groups.items():
         check_tiling({d.rank: d.box for d in ranks}, comp)
@@ -134,6 +172,17 @@ def validate(all_defs: list[RankDefs]) -> list[Coupling]:
                 f"field '{f.name}' (in, component '{comp}'{_peer_text(f)}): no component sends it; "
                 f"is the peer launched and does it define '{f.name}' as out?")
     return couplings
+
+
+def check_protocol(all_defs: list[RankDefs], mine: int = PROTOCOL_VERSION) -> None:
+    """Raise ProtocolError naming the first rank whose records carry another wire protocol version."""
+    for d in sorted(all_defs, key=lambda d: d.rank):
+        if d.protocol != mine:
+            age = "older" if d.protocol < mine else "newer"
+            raise ProtocolError(
+                f"rank {d.rank} (component '{d.component}') speaks bridge protocol version {d.protocol}, {age} "
+                f"than this rank's version {mine}: the two sides were built from different oceanbridge versions; "
+                f"rerun `oceanbridge install` and rebuild the model")
 
 
 def _check_single_sender(couplings: list[Coupling]) -> set:

@@ -7,9 +7,12 @@
 !!           Comm_split_type(world, SHARED, rank), Allreduce(BOR) of the
 !!           affinity masks on it, Comm_free (the wait mode, choose_wait_mode).
 !!   enddef: Allgather(record length); Allgatherv(records) on the dup;
-!!           Barrier before stopping on a definition error.
-!! A put sends per route a header (step, tag) then the packed points, tag =
-!! coupling index. Puts copy and return (a ring of core_ring buffers per field,
+!!           Ibarrier (waited for a bounded time) before stopping on a definition error.
+!! Wire protocol (PROTOCOL_VERSION, checked at enddef): a put sends per route its
+!! points as chunks of whole rows of one level (route_chunk, at most CHUNK points),
+!! then a trailer (step, tag, NaN/Inf count, rejected), tag = coupling index. The
+!! sender checks (and packs) chunk k while MPI moves chunk k-1 to the receiver.
+!! Puts copy and return (a ring of core_ring buffers per field,
 !! $OBRIDGE_RING, default 4), so the ocean only pays a memcpy and may run that
 !! many puts ahead of a busy receiver; gets wait with the timeout.
 module obr_backend
@@ -25,8 +28,8 @@ module obr_backend
 
    !> Contiguous message buffers for one route and one ring slot.
    type :: buf_t
-      integer(i8) :: hdr(2) = 0                         !< step, tag
-      real(dp), allocatable :: a(:)                     !< packed points, level by level
+      integer(i8) :: trl(TRAILER) = 0                   !< trailer: step, tag, NaN/Inf count, rejected (0/1)
+      real(dp), allocatable :: a(:)                     !< packed points, chunk by chunk
    end type buf_t
 
    type :: field_t
@@ -38,7 +41,7 @@ module obr_backend
       type(buf_t), allocatable :: buf(:, :)             !< (route, slot) messages
       integer, allocatable :: req(:, :)                 !< (message, slot) requests
       integer, allocatable :: req_route(:)              !< route of each message
-      integer, allocatable :: chunks(:)                 !< data messages per route
+      integer, allocatable :: nmsg(:)                   !< data messages (chunks) per route
       integer, allocatable :: slot_step(:)              !< step sent from each slot
       logical, allocatable :: busy(:)                   !< slot has sends in flight
       integer :: next = 1
@@ -73,6 +76,9 @@ module obr_backend
    !> Seconds of yield-polling before a wait backs off to sleeps: a transfer that
    !! is already on its way completes at full speed, a long wait leaves the core idle.
    real(dp), parameter :: SPIN_WINDOW = 2.0e-3_dp
+   !> Seconds a rank waits for the others before stopping on a definition error: a peer of an
+   !! older protocol found nothing wrong and never joins (as mpi.py's STOP_BARRIER_LIMIT).
+   real(dp), parameter :: STOP_BARRIER_LIMIT = 10._dp
    integer, parameter :: AFFINITY_WORDS = 16            !< a glibc cpu_set_t: 1024 bits
    logical :: spin = .false.                            !< waits poll without pause (see choose_wait_mode)
 
@@ -159,7 +165,7 @@ contains
       type(rankdefs_t), allocatable :: rd(:)
       type(coupling_t), allocatable :: cpl(:)
       integer, allocatable :: first(:)
-      integer :: ncpl, ierr, k
+      integer :: ncpl, ierr, k, req, ignored
       call gather_definitions(rd, kinfo)
       if (kinfo < 0) then
          msg = core_last_error
@@ -171,7 +177,10 @@ contains
          first = defs_first_ranks(rd)
          ! one message per component, from its first rank
          if (first(core_world_rank) == core_world_rank) call core_report('ERROR', 'end of definitions: '//trim(msg))
-         call MPI_Barrier(bcomm, ierr)   ! every side prints its message before anyone aborts
+         call MPI_Ibarrier(bcomm, req, ierr)   ! every side prints its message before anyone aborts
+         call wait_collective(req, 'end of definitions: the other side did not stop with this one', ignored, &
+                              merge(min(core_timeout, STOP_BARRIER_LIMIT), core_timeout, index(msg, 'protocol version') > 0))
+         kinfo = OBR_ERR_DEF
          return
       end if
       do k = 1, nfields
@@ -213,25 +222,28 @@ contains
    end subroutine gather_definitions
 
    !> Wait for a non-blocking collective, at most the timeout (no silent hang at init or enddef).
-   subroutine wait_collective(req, what, kinfo)
+   subroutine wait_collective(req, what, kinfo, limit)
       integer, intent(inout) :: req              !< the collective's request
       character(len=*), intent(in) :: what       !< what was waited for, for the message
       integer, intent(out) :: kinfo              !< OBR_OK or OBR_ERR_TIMEOUT
+      real(dp), intent(in), optional :: limit    !< seconds to wait, default the timeout
       integer :: ierr, pause
       logical :: done
-      real(dp) :: t0
+      real(dp) :: t0, tmax
       t0 = MPI_Wtime()
+      tmax = core_timeout
+      if (present(limit)) tmax = limit
       pause = 0
       kinfo = OBR_OK
       do
          call MPI_Test(req, done, MPI_STATUS_IGNORE, ierr)
          if (done) return
-         if (MPI_Wtime() - t0 > core_timeout) exit
+         if (MPI_Wtime() - t0 > tmax) exit
          if (pause > 0) ierr = c_usleep(int(pause, c_int))
          pause = min(max(2*pause, 10), 1000)
       end do
       kinfo = OBR_ERR_TIMEOUT
-      write (core_last_error, '(a,f0.1,a)') trim(what)//' (timeout ', core_timeout, ' s)'
+      write (core_last_error, '(a,f0.1,a)') trim(what)//' (timeout ', tmax, ' s)'
    end subroutine wait_collective
 
    subroutine connect(fld, rd, cpl)
@@ -250,15 +262,15 @@ contains
       end do
       fld%peer_comp = rd(peer)%comp
       call defs_routes(rd, core_world_rank, peer, fld%routes, fld%nroutes)
-      allocate (fld%buf(fld%nroutes, core_ring), fld%chunks(fld%nroutes))
+      allocate (fld%buf(fld%nroutes, core_ring), fld%nmsg(fld%nroutes))
       allocate (fld%slot_step(core_ring), fld%busy(core_ring))
       fld%slot_step = -huge(1)
       fld%busy = .false.
       do r = 1, fld%nroutes
-         fld%chunks(r) = route_messages(fld%routes(r), fld%def%nlev)
+         fld%nmsg(r) = route_nchunks(fld%routes(r))*fld%def%nlev
       end do
-      allocate (fld%req(sum(1 + fld%chunks), core_ring), fld%req_route(sum(1 + fld%chunks)))
-      fld%req_route = [(spread(r, 1, 1 + fld%chunks(r)), r=1, fld%nroutes)]
+      allocate (fld%req(sum(1 + fld%nmsg), core_ring), fld%req_route(sum(1 + fld%nmsg)))
+      fld%req_route = 0   ! set as the messages are posted
       do r = 1, fld%nroutes
          do c = 1, core_ring
             allocate (fld%buf(r, c)%a(fld%routes(r)%ni*fld%routes(r)%nj*fld%def%nlev))
@@ -267,7 +279,10 @@ contains
       fld%req = MPI_REQUEST_NULL
    end subroutine connect
 
-   !> Send this rank's part of a field for a step: pack, check, post, return.
+   !> Send this rank's part of a field for a step: pack and check chunk by chunk, posting each at once;
+   !! return without waiting (copy mode) or once sent (direct mode). Under the NaN policy error, a put
+   !! holding NaN/Inf still completes its message, flagged rejected (the receiver's get fails naming it),
+   !! then returns OBR_ERR_VALUE.
    subroutine backend_put(id, step, kinfo, msg, f2, f3)
       integer, intent(in) :: id                        !< field handle
       integer, intent(in) :: step                      !< host model step
@@ -275,7 +290,7 @@ contains
       character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
       real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field (ni, nj)
       real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field (ni, nj, nlev)
-      integer :: slot, r, nbad, m
+      integer :: slot, nbad
       call check_call(id, OBR_OUT, 'put', step, kinfo, msg, f2, f3); if (kinfo < 0) return
       if (core_put_direct) then
          if (direct_possible(fields(id), f2, f3)) then
@@ -286,21 +301,59 @@ contains
       associate (fld => fields(id))
          slot = fld%next
          call wait_slot(fld, slot, kinfo, msg); if (kinfo < 0) return
-         nbad = 0
-         do r = 1, fld%nroutes   ! one pass over memory: each row is checked right after its copy
-            call route_pack(fld%routes(r), mybox(3:4), fld%def%nlev, fld%buf(r, slot)%a, core_nan_policy /= OBR_NAN_OFF, nbad, f2, f3)
-         end do
-         call core_nan_verdict(fld%def%name, step, nbad, kinfo, msg); if (kinfo < 0) return
-         m = 0
-         do r = 1, fld%nroutes
-            call post_route(fld, slot, r, step, fld%buf(r, slot)%a, 1, size(fld%buf(r, slot)%a)/fld%chunks(r), m)
-         end do
+         call post_put(fld, slot, step, nbad, f2=f2, f3=f3)
          fld%busy(slot) = .true.
          fld%slot_step(slot) = step
          fld%next = mod(slot, core_ring) + 1
+         call core_nan_verdict(fld%def%name, step, nbad, kinfo, msg); if (kinfo < 0) return
       end associate
       kinfo = OBR_SENT
    end subroutine backend_put
+
+   !> Post every chunk of a put, routes taking turns (every receiver busy from the start), then each
+   !! route's trailer. From the caller's array when flat is given (direct), else packed into the slot.
+   subroutine post_put(fld, slot, step, nbad, flat, f2, f3)
+      type(field_t), intent(inout), target :: fld      !< the field
+      integer, intent(in) :: slot                      !< ring slot that keeps buffers and requests
+      integer, intent(in) :: step                      !< host model step, sent in the trailers
+      integer, intent(out) :: nbad                     !< NaN/Inf values found (0 when the policy is off)
+      real(dp), intent(in), optional, contiguous, target :: flat(:)   !< the caller's array (direct mode)
+      real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field (copy mode)
+      real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field (copy mode)
+      real(dp), pointer, contiguous :: src(:)
+      integer :: n, r, m, first, npts, lev, row0, nrows, ierr
+      logical :: check
+      check = core_nan_policy /= OBR_NAN_OFF
+      nbad = 0
+      m = 0
+      do n = 1, maxval([0, fld%nmsg])
+         do r = 1, fld%nroutes
+            if (n > fld%nmsg(r)) cycle
+            if (present(flat)) then
+               call chunk_in_array(fld, r, n, first, npts)
+               first = first - 1
+               if (check) nbad = nbad + core_count_bad(flat(first + 1:first + npts))
+               src => flat
+            else
+               call route_chunk(fld%routes(r), n, lev, row0, nrows, first)
+               npts = nrows*fld%routes(r)%ni
+               call route_pack(fld%routes(r), n, mybox(3:4), fld%buf(r, slot)%a, check, nbad, f2, f3)
+               src => fld%buf(r, slot)%a
+            end if
+            m = m + 1
+            fld%req_route(m) = r
+            call MPI_Isend(src(first + 1), npts, MPI_REAL8, fld%routes(r)%peer, fld%tag, bcomm, fld%req(m, slot), ierr)
+         end do
+      end do
+      do r = 1, fld%nroutes
+         fld%buf(r, slot)%trl = [int(step, i8), int(fld%tag, i8), int(nbad, i8), &
+                                 merge(1_i8, 0_i8, nbad > 0 .and. core_nan_policy == OBR_NAN_ERROR)]
+         m = m + 1
+         fld%req_route(m) = r
+         call MPI_Isend(fld%buf(r, slot)%trl, TRAILER, MPI_INTEGER8, fld%routes(r)%peer, fld%tag, bcomm, &
+                        fld%req(m, slot), ierr)
+      end do
+   end subroutine post_put
 
    !> True when every message of a put is a contiguous run of the caller's array.
    logical function direct_possible(fld, f2, f3)
@@ -318,13 +371,12 @@ contains
       end do
    end function direct_possible
 
-   !> True when every message of route r is a contiguous run of this rank's (ni, nj, nlev) array:
-   !! the route spans whole rows, and carries one level per message or the whole array.
+   !> True when every chunk of route r is a contiguous run of this rank's (ni, nj, nlev) array:
+   !! the route spans whole rows (a chunk is rows of one level).
    logical function whole_rows(fld, r)
       type(field_t), intent(in) :: fld                 !< the field
       integer, intent(in) :: r                         !< the route
-      whole_rows = fld%routes(r)%ni == mybox(5) .and. &
-                   (fld%chunks(r) > 1 .or. fld%def%nlev == 1 .or. fld%routes(r)%nj == mybox(6))
+      whole_rows = fld%routes(r)%ni == mybox(5)
    end function whole_rows
 
    !> A flat view of the caller's array, or null when it is not contiguous.
@@ -340,12 +392,19 @@ contains
       end if
    end function flat_of
 
-   !> Index in the flat array of route r's first point (its levels start ni*nj points apart).
-   integer function route_first(fld, r)
+   !> Index in the flat array of the first point of chunk c of route r (a route of whole rows),
+   !! with the chunk's number of points.
+   subroutine chunk_in_array(fld, r, c, first, npts)
       type(field_t), intent(in) :: fld                 !< the field
-      integer, intent(in) :: r                         !< the route
-      route_first = 1 + (fld%routes(r)%j0 - mybox(4))*mybox(5) + (fld%routes(r)%i0 - mybox(3))
-   end function route_first
+      integer, intent(in) :: r, c                      !< the route and its chunk
+      integer, intent(out) :: first                    !< index in the flat array
+      integer, intent(out) :: npts                     !< points in the chunk
+      integer :: lev, row0, nrows, offset
+      call route_chunk(fld%routes(r), c, lev, row0, nrows, offset)
+      first = 1 + (lev - 1)*mybox(5)*mybox(6) + (fld%routes(r)%j0 - mybox(4) + row0)*mybox(5) + &
+              (fld%routes(r)%i0 - mybox(3))
+      npts = nrows*fld%routes(r)%ni
+   end subroutine chunk_in_array
 
    !> Put without a copy: send straight from the caller's array, then wait until it
    !! may be reused (the direct put mode; the ocean then waits for the receiver).
@@ -357,48 +416,27 @@ contains
       real(dp), intent(in), optional, target :: f2(:, :)       !< a 2-D field (contiguous)
       real(dp), intent(in), optional, target :: f3(:, :, :)    !< a 3-D field (contiguous)
       real(dp), pointer, contiguous :: flat(:)   ! contiguous: no temporary may stand in for it (Isend)
-      integer :: slot, r, m, nbad
+      integer :: slot, nbad, verdict
+      character(len=OBR_MSG_LEN) :: why
       slot = fld%next
       call wait_slot(fld, slot, kinfo, msg); if (kinfo < 0) return
       flat => flat_of(f2, f3)   ! direct_possible checked that the array is contiguous
-      nbad = 0
-      if (core_nan_policy /= OBR_NAN_OFF) nbad = core_count_bad(flat)   ! no scan when the policy is off
-      call core_nan_verdict(fld%def%name, step, nbad, kinfo, msg); if (kinfo < 0) return
-      m = 0
-      do r = 1, fld%nroutes   ! a route is whole rows: its levels start one level (ni*nj points) apart
-         call post_route(fld, slot, r, step, flat, route_first(fld, r), mybox(5)*mybox(6), m)
-      end do
+      call post_put(fld, slot, step, nbad, flat=flat)
+      call core_nan_verdict(fld%def%name, step, nbad, verdict, why)
       call wait_requests(fld, slot, 'the direct send of step '//core_itoa(step)//' did not complete to', &
                          'is the peer alive and calling get?', kinfo, msg)
-      if (kinfo >= 0) kinfo = OBR_SENT
+      if (kinfo < 0) return
+      kinfo = OBR_SENT
+      if (verdict < 0) then
+         kinfo = verdict
+         msg = why
+      end if
    end subroutine put_direct
 
-   !> Post the header and the data messages of one route; chunk c is the
-   !! contiguous run of the route's points/chunks starting at data(first + (c-1)*stride).
-   subroutine post_route(fld, slot, r, step, data, first, stride, m)
-      type(field_t), intent(inout) :: fld              !< the field
-      integer, intent(in) :: slot                      !< ring slot that keeps the requests
-      integer, intent(in) :: r                         !< the route
-      integer, intent(in) :: step                      !< host model step, sent in the header
-      real(dp), intent(in), contiguous :: data(:)      !< the memory the messages are sent from
-      integer, intent(in) :: first                     !< index in data of the route's first point
-      integer, intent(in) :: stride                    !< points between the starts of successive chunks
-      integer, intent(inout) :: m                      !< last request index used in the slot
-      integer :: c, npts, ierr
-      fld%buf(r, slot)%hdr = [int(step, i8), int(fld%tag, i8)]
-      m = m + 1
-      call MPI_Isend(fld%buf(r, slot)%hdr, 2, MPI_INTEGER8, fld%routes(r)%peer, fld%tag, bcomm, &
-                     fld%req(m, slot), ierr)
-      npts = fld%routes(r)%ni*fld%routes(r)%nj*fld%def%nlev/fld%chunks(r)
-      do c = 1, fld%chunks(r)
-         m = m + 1
-         call MPI_Isend(data(first + (c - 1)*stride), npts, MPI_REAL8, fld%routes(r)%peer, fld%tag, bcomm, &
-                        fld%req(m, slot), ierr)
-      end do
-   end subroutine post_route
-
    !> Receive this rank's part of a field for a step, waiting at most the timeout.
-   !! Routes of whole rows land straight in the array; after an error its contents are undefined.
+   !! Chunks of routes of whole rows land straight in the array, the others are staged.
+   !! A put rejected by the sender's NaN policy error is OBR_ERR_VALUE, naming the sending
+   !! rank and its NaN/Inf count. After an error the array's contents are undefined.
    subroutine backend_get(id, step, kinfo, msg, f2, f3)
       integer, intent(in) :: id                        !< field handle
       integer, intent(in) :: step                      !< host model step
@@ -408,44 +446,64 @@ contains
       real(dp), intent(inout), optional, target :: f3(:, :, :) !< a 3-D field (ni, nj, nlev)
       real(dp), pointer, contiguous :: flat(:)
       logical :: in_place(size(fields(id)%routes))
-      integer :: r, ierr, m, c, npts
+      integer :: r, ierr, m, c, first, npts, lev, row0, nrows
       call check_call(id, OBR_IN, 'get', step, kinfo, msg, f2, f3); if (kinfo < 0) return
       flat => flat_of(f2, f3)
       associate (fld => fields(id))
          m = 0
          do r = 1, fld%nroutes
-            m = m + 1
-            call MPI_Irecv(fld%buf(r, 1)%hdr, 2, MPI_INTEGER8, fld%routes(r)%peer, fld%tag, bcomm, &
-                           fld%req(m, 1), ierr)
-            npts = size(fld%buf(r, 1)%a)/fld%chunks(r)
             in_place(r) = associated(flat) .and. whole_rows(fld, r)   ! receive straight into the array
-            do c = 1, fld%chunks(r)
+            do c = 1, fld%nmsg(r)
                m = m + 1
+               fld%req_route(m) = r
                if (in_place(r)) then
-                  call MPI_Irecv(flat(route_first(fld, r) + (c - 1)*mybox(5)*mybox(6)), npts, MPI_REAL8, &
-                                 fld%routes(r)%peer, fld%tag, bcomm, fld%req(m, 1), ierr)
+                  call chunk_in_array(fld, r, c, first, npts)
+                  call MPI_Irecv(flat(first), npts, MPI_REAL8, fld%routes(r)%peer, fld%tag, bcomm, fld%req(m, 1), ierr)
                else
-                  call MPI_Irecv(fld%buf(r, 1)%a((c - 1)*npts + 1), npts, MPI_REAL8, fld%routes(r)%peer, &
+                  call route_chunk(fld%routes(r), c, lev, row0, nrows, first)
+                  call MPI_Irecv(fld%buf(r, 1)%a(first + 1), nrows*fld%routes(r)%ni, MPI_REAL8, fld%routes(r)%peer, &
                                  fld%tag, bcomm, fld%req(m, 1), ierr)
                end if
             end do
+            m = m + 1
+            fld%req_route(m) = r
+            call MPI_Irecv(fld%buf(r, 1)%trl, TRAILER, MPI_INTEGER8, fld%routes(r)%peer, fld%tag, bcomm, &
+                           fld%req(m, 1), ierr)
          end do
          call wait_requests(fld, 1, 'get at step '//core_itoa(step)//' received nothing from', &
                             'is the peer alive and calling put?', kinfo, msg)
          if (kinfo < 0) return
          do r = 1, fld%nroutes
-            if (fld%buf(r, 1)%hdr(1) /= step) then
-               kinfo = OBR_ERR_USAGE
-               msg = 'field '''//trim(fld%def%name)//''': get at step '//core_itoa(step)//' received step '// &
-                     core_itoa(int(fld%buf(r, 1)%hdr(1)))//' from world rank '//core_itoa(fld%routes(r)%peer)// &
-                     ' of component '''//trim(fld%peer_comp)//'''; the sides call put/get at different steps'
-               return
-            end if
+            call check_trailer(fld, r, step, kinfo, msg); if (kinfo < 0) return
             if (.not. in_place(r)) call route_unpack(fld%routes(r), mybox(3:4), fld%def%nlev, fld%buf(r, 1)%a, f2, f3)
          end do
       end associate
       kinfo = OBR_RECVD
    end subroutine backend_get
+
+   !> Check the trailer received on route r: the step, and whether the sender rejected the put.
+   subroutine check_trailer(fld, r, step, kinfo, msg)
+      type(field_t), intent(in) :: fld                 !< the field
+      integer, intent(in) :: r                         !< the route
+      integer, intent(in) :: step                      !< the step the get asked for
+      integer, intent(out) :: kinfo                    !< OBR_OK, OBR_ERR_USAGE or OBR_ERR_VALUE
+      character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
+      character(len=:), allocatable :: where
+      kinfo = OBR_OK
+      msg = ''
+      where = 'field '''//trim(fld%def%name)//''': get at step '//core_itoa(step)
+      if (fld%buf(r, 1)%trl(1) /= step) then
+         kinfo = OBR_ERR_USAGE
+         msg = where//' received step '//core_itoa(int(fld%buf(r, 1)%trl(1)))//' from world rank '// &
+               core_itoa(fld%routes(r)%peer)//' of component '''//trim(fld%peer_comp)// &
+               '''; the sides call put/get at different steps'
+      else if (fld%buf(r, 1)%trl(4) /= 0) then
+         kinfo = OBR_ERR_VALUE
+         msg = where//': the put of world rank '//core_itoa(fld%routes(r)%peer)//' of component '''// &
+               trim(fld%peer_comp)//''' held '//core_itoa(int(fld%buf(r, 1)%trl(3)))//' NaN/Inf value(s) and '// &
+               'was rejected (its NaN policy is error); the received array is undefined'
+      end if
+   end subroutine check_trailer
 
    !> Complete every pending send (bounded by the timeout), free the bridge's communicator.
    subroutine backend_finalize(kinfo, msg)

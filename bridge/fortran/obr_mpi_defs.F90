@@ -8,12 +8,20 @@ module obr_mpi_defs
    implicit none
    private
 
-   public :: fdef_t, rankdefs_t, coupling_t, route_t, REC_LEN
+   public :: fdef_t, rankdefs_t, coupling_t, route_t, REC_LEN, PROTOCOL_VERSION, CHUNK, TRAILER
    public :: defs_encode, defs_decode, defs_validate, defs_routes, defs_first_ranks
-   public :: route_messages, route_pack, route_unpack
+   public :: route_nchunks, route_chunk, route_pack, route_unpack
 
    integer, parameter :: REC_LEN = 160   !< fixed record width, as handshake.RECORD_LEN
    integer, parameter :: IW = 12         !< width of an integer in a record
+   !> Wire protocol spoken, in the header record's last VERSION_WIDTH characters (as handshake.PROTOCOL_VERSION;
+   !! bump both with every change of what travels on the wire). Blank there: the unversioned code, version 1.
+   integer, parameter :: PROTOCOL_VERSION = 2
+   integer, parameter :: UNVERSIONED = 1, VERSION_WIDTH = 8
+   !> A route travels as chunks of whole rows of one level, of at most CHUNK points unless one row is
+   !! longer (as handshake.CHUNK), then a trailer of TRAILER int64: step, tag, NaN/Inf count, rejected.
+   integer, parameter :: CHUNK = 65536
+   integer, parameter :: TRAILER = 4
 
    !> One field as one component declares it.
    type :: fdef_t
@@ -27,6 +35,7 @@ module obr_mpi_defs
    type :: rankdefs_t
       character(len=OBR_NAME_LEN) :: comp = ''   !< component name
       integer :: box(6) = 0                      !< nx, ny, i0, j0, ni, nj
+      integer :: protocol = PROTOCOL_VERSION     !< wire protocol version of the code that wrote the records
       type(fdef_t), allocatable :: f(:)          !< its fields in definition order
    end type rankdefs_t
 
@@ -55,6 +64,7 @@ contains
       character(len=REC_LEN) :: rec
       integer :: k
       write (rec, '(a4,a64,7i12)') 'OBRH', comp, box, nf
+      write (rec(REC_LEN - VERSION_WIDTH + 1:), '(i8)') PROTOCOL_VERSION
       buf = rec
       do k = 1, nf
          write (rec, '(a4,a64,a64,2i12)') 'OBRF', f(k)%name, f(k)%peer, f(k)%dir, f(k)%nlev
@@ -66,9 +76,14 @@ contains
    subroutine defs_decode(buf, rd)
       character(len=*), intent(in) :: buf        !< that rank's records
       type(rankdefs_t), intent(out) :: rd        !< its definitions
-      integer :: nf, k, off
+      integer :: nf, k, off, ios
       read (buf(5:4 + OBR_NAME_LEN), '(a)') rd%comp
       read (buf(5 + OBR_NAME_LEN:), '(7i12)') rd%box, nf
+      rd%protocol = UNVERSIONED   ! blank: written by the unversioned code
+      if (len_trim(buf(REC_LEN - VERSION_WIDTH + 1:REC_LEN)) > 0) then
+         read (buf(REC_LEN - VERSION_WIDTH + 1:REC_LEN), '(i8)', iostat=ios) rd%protocol
+         if (ios /= 0) rd%protocol = -1
+      end if
       allocate (rd%f(nf))
       do k = 1, nf
          off = k*REC_LEN
@@ -106,6 +121,7 @@ contains
       msg = ''
       ncpl = 0
       allocate (cpl(sum([(size(rd(c)%f), c=0, size(rd) - 1)]) + 1))
+      call check_protocol(rd, msg); if (msg /= '') return
       do c = 0, size(rd) - 1
          if (first(c) /= c) cycle
          call check_tiling(rd, first, c, msg); if (msg /= '') return
@@ -122,6 +138,21 @@ contains
       end do
       call check_inputs_matched(rd, first, cpl(:ncpl), msg)
    end subroutine defs_validate
+
+   !> The first rank whose records carry another wire protocol version, named (as handshake.check_protocol).
+   subroutine check_protocol(rd, msg)
+      type(rankdefs_t), intent(in) :: rd(0:)     !< all definitions
+      character(len=*), intent(inout) :: msg     !< error text, unchanged if fine
+      integer :: r
+      do r = 0, size(rd) - 1
+         if (rd(r)%protocol == PROTOCOL_VERSION) cycle
+         msg = 'rank '//core_itoa(r)//' (component '''//trim(rd(r)%comp)//''') speaks bridge protocol version '// &
+               core_itoa(rd(r)%protocol)//', '//trim(merge('older', 'newer', rd(r)%protocol < PROTOCOL_VERSION))// &
+               ' than this rank''s version '//core_itoa(PROTOCOL_VERSION)//': the two sides were built from '// &
+               'different oceanbridge versions; rerun `oceanbridge install` and rebuild the model'
+         return
+      end do
+   end subroutine check_protocol
 
    subroutine check_tiling(rd, first, c, msg)
       type(rankdefs_t), intent(in) :: rd(0:)     !< all definitions
@@ -280,40 +311,58 @@ contains
       s = core_itoa(box(1))//'x'//core_itoa(box(2))
    end function shape_txt
 
-   !> Data messages per route: one per level when levels are large (as handshake.messages_per_route).
-   pure integer function route_messages(rt, nlev)
+   !> Chunks per level of a route: its rows split into the fewest pieces of at most CHUNK points
+   !! (a row longer than CHUNK is one piece), as handshake.chunks_per_level.
+   pure integer function route_nchunks(rt)
       type(route_t), intent(in) :: rt            !< the route
-      integer, intent(in) :: nlev                !< levels
-      integer, parameter :: CHUNK_MIN_POINTS = 8192
-      route_messages = 1
-      if (nlev > 1 .and. rt%ni*rt%nj >= CHUNK_MIN_POINTS) route_messages = nlev
-   end function route_messages
+      integer :: rows
+      rows = max(1, CHUNK/rt%ni)
+      route_nchunks = (rt%nj + rows - 1)/rows
+   end function route_nchunks
 
-   !> Copy a route's points, level by level, into a contiguous buffer, counting NaN/Inf on the way.
-   subroutine route_pack(rt, origin, nlev, a, check, nbad, f2, f3)
+   !> Chunk c (1-based, level by level) of a route, as handshake.chunks: its level (1-based), first row
+   !! (0-based, relative to the route's j0), rows, and offset of its first point in the packed route.
+   pure subroutine route_chunk(rt, c, lev, row0, nrows, offset)
+      type(route_t), intent(in) :: rt            !< the route
+      integer, intent(in) :: c                   !< the chunk, 1..route_nchunks(rt)*nlev
+      integer, intent(out) :: lev                !< its level, 1-based
+      integer, intent(out) :: row0, nrows        !< its rows: first (0-based in the route) and count
+      integer, intent(out) :: offset             !< 0-based index of its first point in the packed route
+      integer :: per, p
+      per = route_nchunks(rt)
+      lev = (c - 1)/per + 1
+      p = mod(c - 1, per)
+      nrows = rt%nj/per + merge(1, 0, p < mod(rt%nj, per))   ! the first nj mod per pieces one row longer
+      row0 = p*(rt%nj/per) + min(p, mod(rt%nj, per))
+      offset = ((lev - 1)*rt%nj + row0)*rt%ni
+   end subroutine route_chunk
+
+   !> Copy chunk c of a route into the packed buffer a, counting NaN/Inf on the way (one pass).
+   subroutine route_pack(rt, c, origin, a, check, nbad, f2, f3)
       type(route_t), intent(in) :: rt                  !< the route (global box)
+      integer, intent(in) :: c                         !< the chunk (route_chunk)
       integer, intent(in) :: origin(2)                 !< i0, j0: global offsets of the local array
-      integer, intent(in) :: nlev                      !< levels
-      real(dp), intent(out) :: a(:)                    !< the buffer
+      real(dp), intent(inout), contiguous :: a(:)      !< the packed route
       logical, intent(in) :: check                     !< count NaN/Inf (the NaN policy is not off)
       integer, intent(inout) :: nbad                   !< NaN/Inf values found, added to
       real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field
       real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field
-      integer :: li, lj, j, k, n
+      integer :: li, lj, j, lev, row0, nrows, n, first
+      real(dp) :: s
       li = rt%i0 - origin(1)
       lj = rt%j0 - origin(2)
-      n = 0
-      do k = 1, nlev
-         do j = lj + 1, lj + rt%nj
-            if (present(f3)) then
-               a(n + 1:n + rt%ni) = f3(li + 1:li + rt%ni, j, k)
-            else
-               a(n + 1:n + rt%ni) = f2(li + 1:li + rt%ni, j)
-            end if
-            if (check) nbad = nbad + core_count_bad(a(n + 1:n + rt%ni))   ! the row is still in cache
-            n = n + rt%ni
-         end do
+      call route_chunk(rt, c, lev, row0, nrows, first)
+      s = 0
+      n = first
+      do j = lj + row0 + 1, lj + row0 + nrows
+         if (present(f3)) then
+            call core_copy_scan(f3(li + 1:li + rt%ni, j, lev), a(n + 1:n + rt%ni), s)
+         else
+            call core_copy_scan(f2(li + 1:li + rt%ni, j), a(n + 1:n + rt%ni), s)
+         end if
+         n = n + rt%ni
       end do
+      if (check .and. .not. s == 0) nbad = nbad + core_count_bad(a(first + 1:n))   ! the exact count: rare
    end subroutine route_pack
 
    !> Copy a contiguous buffer back into a route's points.

@@ -12,10 +12,14 @@ The sequence of collectives here is mirrored call for call by
 2. enddef: Allgather(record length), Allgatherv(records) on the bridge comm;
            on a definition error, Barrier (so every side has printed) first.
 
-Each put sends, per route, a 2-integer header (step, tag) then the packed
-points, with the coupling index as tag; MPI's non-overtaking order keeps
-header and data paired. Puts are non-blocking and copy the data first, so the
-sender (the ocean) only pays a memcpy; a ring of ``RING`` buffers per field
+Wire protocol (handshake.PROTOCOL_VERSION, checked at end of definitions):
+each put sends, per route, its points as chunks of whole rows of one level
+(handshake.chunks, at most handshake.CHUNK points) and then a trailer of 4
+int64 (step, tag, NaN/Inf values in the put, rejected 0/1), all with the
+coupling index as tag; MPI's non-overtaking order keeps chunks and trailer
+paired. The sender copies and checks chunk k while MPI moves chunk k-1, so
+the copy and the transfer overlap. Puts are non-blocking and copy the data,
+so the sender only pays a memcpy; a ring of ``RING`` buffers per field
 ($OBRIDGE_RING, default 4, as the Fortran side) lets it run that many puts
 ahead of a busy receiver.
 """
@@ -29,7 +33,7 @@ import sys
 import numpy as np
 
 from .. import handshake
-from ..errors import BridgeError, BridgeTimeout, DefinitionError, FieldValueError
+from ..errors import BridgeError, BridgeTimeout, DefinitionError, FieldValueError, ProtocolError
 from ..partition import BoxPartition
 from ..routing import Route, routes
 from . import wait
@@ -61,8 +65,17 @@ def _ring_depth() -> int:
 
 
 RING = _ring_depth()
+STOP_BARRIER_LIMIT = 10.0  # seconds a rank waits for the others before stopping on a protocol mismatch
 DEFAULT_TIMEOUT = _default_timeout()
 wait.wait_mode()  # a bad $OBRIDGE_WAIT is named at import, as the two above
+
+
+def _count_bad(values: np.ndarray) -> int:
+    """NaN/Inf values in ``values``: one summing pass (NaN/Inf propagate into the sum), the exact count only when
+    the sum is not finite."""
+    if np.isfinite(values.sum()):
+        return 0
+    return int(np.count_nonzero(~np.isfinite(values)))  # 0 when the sum overflowed on finite values
 
 
 def _mpi():
@@ -152,11 +165,20 @@ class MpiComponent:
                 print(f"oceanbridge ERROR (component '{self.name}', world rank {self.world_rank}): "
                       f"end of definitions: {err}", file=sys.stderr, flush=True)
             err.reported = True
-            self._comm.Barrier()  # every side prints its message before anyone aborts
+            self._barrier_before_stopping(isinstance(err, ProtocolError))
             raise
         for field in self._fields.values():
             field._connect(couplings, defs)
         self._ended = True
+
+    def _barrier_before_stopping(self, maybe_old_peer: bool) -> None:
+        """Let every side print its message before anyone aborts; bounded, since a peer of an
+        older protocol (maybe_old_peer) found nothing wrong and never joins (as obr_mpi.F90)."""
+        try:
+            wait_all([self._comm.Ibarrier()], min(self.timeout, STOP_BARRIER_LIMIT) if maybe_old_peer else self.timeout,
+                     lambda _: "end of definitions: the other side did not stop with this one")
+        except BridgeTimeout:
+            pass
 
     def _gather_definitions(self) -> list[handshake.RankDefs]:
         MPI = _mpi()
@@ -240,31 +262,54 @@ class MpiField:
         peer_boxes = {d.rank: d.box for d in defs if d.component == self.peer_component}
         self.routes = routes(self.component._box, peer_boxes)
         self._slices = [self.component._box.local_slices(r.box) for r in self.routes]
-        self._chunks = [handshake.messages_per_route(r.box, self.nlev) for r in self.routes]
+        self._chunks = [handshake.chunks(r.box, self.nlev) for r in self.routes]
+
+    def _chunk_index(self, k: int, chunk: handshake.Chunk) -> tuple:
+        """Where chunk ``chunk`` of route ``k`` lies in the (nlev, nj, ni) local array."""
+        js, is_ = self._slices[k]
+        return chunk.lev, slice(js.start + chunk.row0, js.start + chunk.row0 + chunk.nrows), is_
+
+    def _sending_order(self):
+        """(route, chunk) pairs, routes taking turns, so that every receiver is busy from the start."""
+        longest = max((len(c) for c in self._chunks), default=0)
+        return [(k, cs[n]) for n in range(longest) for k, cs in enumerate(self._chunks) if n < len(cs)]
 
     # -- put -----------------------------------------------------------------
     def put(self, step: int, array: np.ndarray) -> None:
-        """Send ``array`` for ``step``; returns once it is copied (non-blocking)."""
+        """Send ``array`` for ``step``; returns once it is copied (non-blocking).
+
+        Each chunk is copied, checked for NaN/Inf and posted before the next
+        is touched. Under nan_policy 'error' a put holding NaN/Inf still
+        completes its message (flagged rejected in the trailer, so the
+        receiver's get raises FieldValueError and its array is undefined),
+        then raises FieldValueError here."""
         self._check_ready("put", handshake.OUT)
         data = self._as_field_array(array)
-        if not self._values_ok(step, data):
-            return
         MPI = _mpi()
         slot = self._next
         self._wait_slot(slot)
-        comm, reqs, buffers, req_route = self.component._comm, [], [], []
-        for k, (route, (js, is_)) in enumerate(zip(self.routes, self._slices)):
-            header = np.array([step, self.tag], dtype=np.int64)
-            packed = self._staging(("put", slot), k, data[:, js, is_].shape)  # free again: _wait_slot
-            np.copyto(packed, data[:, js, is_])  # always a copy: the caller may reuse its array at once
-            pieces = list(packed) if self._chunks[k] > 1 else [packed]
-            reqs.append(comm.Isend([header, MPI.INTEGER8], dest=route.peer, tag=self.tag))
-            reqs += [comm.Isend([piece, MPI.REAL8], dest=route.peer, tag=self.tag) for piece in pieces]
-            req_route += [k] * (1 + len(pieces))
-            buffers.append((header, packed))
-        self._ring[slot] = (reqs, buffers, req_route)  # the buffers stay alive until the sends complete
+        comm, reqs, req_route = self.component._comm, [], []
+        check = self.component.nan_policy != "off"
+        packed = [self._staging(("put", slot), k, (r.box.size * self.nlev,)) for k, r in enumerate(self.routes)]
+        nbad = 0
+        for k, chunk in self._sending_order():
+            piece = packed[k][chunk.offset:chunk.offset + chunk.nrows * self.routes[k].box.ni]
+            # always a copy: the caller may reuse its array at once; the slot is free again (_wait_slot)
+            np.copyto(piece.reshape(chunk.nrows, -1), data[self._chunk_index(k, chunk)])
+            if check:
+                nbad += _count_bad(piece)  # while the chunk is in cache
+            reqs.append(comm.Isend([piece, MPI.REAL8], dest=self.routes[k].peer, tag=self.tag))
+            req_route.append(k)
+        rejected = nbad > 0 and self.component.nan_policy == "error"
+        trailer = np.array([step, self.tag, nbad, int(rejected)], dtype=np.int64)
+        for k, route in enumerate(self.routes):
+            reqs.append(comm.Isend([trailer, MPI.INTEGER8], dest=route.peer, tag=self.tag))
+            req_route.append(k)
+        self._ring[slot] = (reqs, (packed, trailer), req_route)  # the buffers stay alive until the sends complete
         self._ring_steps[slot] = step
         self._next = (slot + 1) % RING
+        if nbad:
+            self._nan_verdict(step, nbad)
 
     def _as_field_array(self, array) -> np.ndarray:
         data = np.asarray(array, dtype=np.float64)
@@ -276,20 +321,14 @@ class MpiField:
                               f"the partition, expected {self.shape} (nlev, nj, ni)")
         return data
 
-    def _values_ok(self, step: int, data: np.ndarray) -> bool:
-        policy = self.component.nan_policy
-        if policy == "off" or np.isfinite(data.sum()):  # a single pass; NaN/Inf propagate into the sum
-            return True
-        bad = int(np.count_nonzero(~np.isfinite(data)))
-        if bad == 0:  # the sum overflowed on finite values
-            return True
-        self.rejected += 1
+    def _nan_verdict(self, step: int, nbad: int) -> None:
+        """Apply the NaN policy to a put (already sent) that held nbad NaN/Inf values."""
         msg = (f"field '{self.name}' of component '{self.component.name}' (rank {self.component.world_rank}): "
-               f"put at step {step} holds {bad} NaN/Inf value(s)")
-        if policy == "error":
-            raise FieldValueError(msg)
+               f"put at step {step} holds {nbad} NaN/Inf value(s)")
+        if self.component.nan_policy == "error":
+            self.rejected += 1
+            raise FieldValueError(msg + "; sent flagged as rejected, the receiver's get fails")
         log.warning("%s; sent anyway (nan_policy='warn')", msg)
-        return True
 
     def _wait_slot(self, slot: int) -> None:
         pending = self._ring[slot]
@@ -310,7 +349,9 @@ class MpiField:
     # -- get -----------------------------------------------------------------
     def get(self, step: int, out: np.ndarray | None = None) -> np.ndarray:
         """Receive the field for ``step`` into ``out`` (allocated if None), waiting
-        at most the component's timeout."""
+        at most the component's timeout. Raises FieldValueError, naming the
+        sending rank and its count of NaN/Inf values, when the put was rejected
+        by the sender's NaN policy 'error'; ``out`` is then undefined."""
         self._check_ready("get", handshake.IN)
         MPI = _mpi()
         if out is None:
@@ -318,18 +359,20 @@ class MpiField:
         elif out.shape != self.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
             raise BridgeError(f"field '{self.name}': get needs a C-contiguous float64 array of shape {self.shape}")
         comm = self.component._comm
-        headers = np.zeros((len(self.routes), 2), dtype=np.int64)
+        trailers = np.zeros((len(self.routes), handshake.TRAILER), dtype=np.int64)
         reqs, staged, req_route = [], [], []
-        for k, (route, (js, is_)) in enumerate(zip(self.routes, self._slices)):
-            reqs.append(comm.Irecv([headers[k], MPI.INTEGER8], source=route.peer, tag=self.tag))
-            targets = [out[lev, js, is_] for lev in range(self.nlev)] if self._chunks[k] > 1 else [out[:, js, is_]]
-            for piece, target in enumerate(targets):
-                # receive straight into the array where the piece is contiguous there, else stage and copy
-                buf = target if target.flags.c_contiguous else self._staging(k, piece, target.shape)
-                if buf is not target:
-                    staged.append((target, buf))
-                reqs.append(comm.Irecv([buf, MPI.REAL8], source=route.peer, tag=self.tag))
-            req_route += [k] * (1 + len(targets))
+        for k, route in enumerate(self.routes):
+            stage = None
+            for chunk in self._chunks[k]:
+                target = out[self._chunk_index(k, chunk)]
+                if not target.flags.c_contiguous:  # receive straight into the array where the chunk is contiguous
+                    stage = self._staging("get", k, (route.box.size * self.nlev,)) if stage is None else stage
+                    buf = stage[chunk.offset:chunk.offset + target.size]
+                    staged.append((target, buf.reshape(target.shape)))
+                    target = buf
+                reqs.append(comm.Irecv([target, MPI.REAL8], source=route.peer, tag=self.tag))
+            reqs.append(comm.Irecv([trailers[k], MPI.INTEGER8], source=route.peer, tag=self.tag))
+            req_route += [k] * (1 + len(self._chunks[k]))
         wait_all(reqs, self.component.timeout, lambda idx: (
             f"field '{self.name}' of component '{self.component.name}' (rank {self.component.world_rank}): "
             f"get at step {step} received nothing from rank(s) {self._route_ranks(idx, req_route)} of component "
@@ -337,11 +380,20 @@ class MpiField:
         for target, buf in staged:
             target[...] = buf
         for k, route in enumerate(self.routes):
-            if headers[k, 0] != step:
-                raise BridgeError(f"field '{self.name}' of component '{self.component.name}': get at step {step} "
-                                  f"received step {headers[k, 0]} from rank {route.peer} of "
-                                  f"'{self.peer_component}'; the two sides call put/get at different steps")
+            self._check_trailer(step, route, trailers[k])
         return out
+
+    def _check_trailer(self, step: int, route: Route, trailer: np.ndarray) -> None:
+        sent_step, _tag, nbad, rejected = (int(v) for v in trailer)
+        where = (f"field '{self.name}' of component '{self.component.name}' (rank {self.component.world_rank}): "
+                 f"get at step {step}")
+        if sent_step != step:
+            raise BridgeError(f"{where} received step {sent_step} from rank {route.peer} of "
+                              f"'{self.peer_component}'; the two sides call put/get at different steps")
+        if rejected:
+            raise FieldValueError(f"{where}: the put of world rank {route.peer} of component '{self.peer_component}' "
+                                  f"held {nbad} NaN/Inf value(s) and was rejected (its NaN policy is error); "
+                                  f"the received array is undefined")
 
     def _staging(self, use, piece: int, shape: tuple) -> np.ndarray:
         """A buffer kept from call to call (no fresh pages to fault in at every step), by use
