@@ -9,7 +9,8 @@ repetition:
 - three raw MPI patterns for exactly the bytes each pair of ranks shares:
   ``send`` (blocking Send/Recv, one message per pair), ``isend``
   (Isend/Irecv + Waitall, one message per pair) and ``chunked`` (Isend/Irecv
-  + Waitall, one message per level, as the bridge chunks large 3-D routes);
+  + Waitall, the bridge's chunks of each route, routes taking turns, as the
+  bridge sends them: handshake.chunks);
 - the bridge's put/get in the ``copy`` put mode (the default) and the
   ``direct`` put mode.
 
@@ -59,11 +60,16 @@ def raw_exchange(pattern: str, raw: list, nlev: int) -> None:
     """Receive one exchange's raw messages with ``pattern``, as the ocean sends them."""
     from mpi4py import MPI
 
+    from bridge import handshake
+
     if pattern == "send":
-        for src, buf in raw:
+        for src, _box, buf in raw:
             MPI.COMM_WORLD.Recv([buf, MPI.REAL8], source=src, tag=77)
         return
-    pieces = [(src, piece) for src, buf in raw for piece in np.split(buf, nlev if pattern == "chunked" else 1)]
+    pieces = [(src, buf) for src, _box, buf in raw]
+    if pattern == "chunked":
+        pieces = [(src, buf[c.offset:c.offset + c.nrows * box.ni]) for src, box, buf in raw
+                  for c in handshake.chunks(box, nlev)]
     MPI.Request.Waitall([MPI.COMM_WORLD.Irecv([piece, MPI.REAL8], source=src, tag=77) for src, piece in pieces])
 
 
@@ -78,7 +84,7 @@ def worker(nx: int, ny: int, nlev: int, px: int, py: int, niter: int, nrep: int,
     comp.def_partition(box)
     field = comp.def_field("f", "in", nlev, peer="ocean")
     comp.enddef()
-    raw = [(rank, np.empty(ov.size * nlev)) for rank, b in enumerate(decompose(nx, ny, 1, n_ocean))
+    raw = [(rank, ov, np.empty(ov.size * nlev)) for rank, b in enumerate(decompose(nx, ny, 1, n_ocean))
            if (ov := box.intersect(b)) is not None]
     out = np.empty(field.shape)
     world, step, times = MPI.COMM_WORLD, 0, []

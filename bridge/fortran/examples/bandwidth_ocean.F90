@@ -6,13 +6,14 @@
 !! rotates with the repetition (both sides compute it, see phase_order):
 !!   1 raw MPI_Send / MPI_Recv, one message per pair of ranks;
 !!   2 raw MPI_Isend / MPI_Irecv + Waitall, one message per pair;
-!!   3 raw Isend / Irecv + Waitall, one message per level, as the bridge chunks;
+!!   3 raw Isend / Irecv + Waitall, the bridge's chunks (obr_mpi_defs' route_chunk, routes taking turns);
 !!   4 bridge put/get, copy put mode;   5 bridge put/get, direct put mode.
 !! Repetition 0 is a warm-up that the driver drops.
 !! Usage: bandwidth_ocean NX NY NLEV PXW PYW NITER NREP
 !!   PXW x PYW: the Python side's layout, to size the raw messages.
 program bandwidth_ocean
    use obridge
+   use obr_mpi_defs, only: route_t, route_nchunks
    use, intrinsic :: iso_fortran_env, only: dp => real64
    use mpi
    implicit none
@@ -24,6 +25,7 @@ program bandwidth_ocean
    type :: msg_t
       real(dp), allocatable :: a(:)
       integer :: dest = -1
+      type(route_t) :: rt                        !< the overlap, to chunk it as the bridge does
    end type msg_t
    type(msg_t), allocatable :: raw(:)
 
@@ -48,6 +50,7 @@ program bandwidth_ocean
       ov_i = min(i0 + ni, wi0 + wni) - max(i0, wi0)
       ov_j = min(j0 + nj, wj0 + wnj) - max(j0, wj0)
       raw(q + 1)%dest = nranks + q
+      raw(q + 1)%rt = route_t(nranks + q, max(i0, wi0), max(j0, wj0), max(ov_i, 1), max(ov_j, 1))
       allocate (raw(q + 1)%a(max(ov_i, 0)*max(ov_j, 0)*nlev))
       raw(q + 1)%a = 1._dp
    end do
@@ -60,8 +63,8 @@ program bandwidth_ocean
          do it = 1, niter
             select case (order(k))
             case (1); call raw_send()
-            case (2); call raw_isend(1)
-            case (3); call raw_isend(nlev)
+            case (2); call raw_isend(.false.)
+            case (3); call raw_isend(.true.)
             case (4, 5)
                call obr_set_put_mode(trim(merge('copy  ', 'direct', order(k) == 4)))
                step = step + 1
@@ -91,21 +94,43 @@ contains
       end do
    end subroutine raw_send
 
-   !> Raw patterns 2 and 3: every message posted with MPI_Isend, nmsg per Python rank, then Waitall.
-   subroutine raw_isend(nmsg)
-      integer, intent(in) :: nmsg                !< messages per pair (1, or one per level)
-      integer :: reqs(nw*nmsg), nreq, p, c, n
-      nreq = 0
+   !> Raw patterns 2 and 3: every message posted with MPI_Isend, then Waitall: one per Python rank,
+   !! or the bridge's chunks of each overlap (routes taking turns, as obr_mpi.F90's post_put).
+   subroutine raw_isend(chunked)
+      logical, intent(in) :: chunked             !< the bridge's chunks, else one message per pair
+      integer, allocatable :: reqs(:)
+      integer :: nreq, p, c, first, npts, nmsg(nw)
+      nmsg = 0
       do p = 1, nw
-         n = size(raw(p)%a)/nmsg
-         if (n == 0) cycle
-         do c = 0, nmsg - 1
+         if (size(raw(p)%a) > 0) nmsg(p) = merge(route_nchunks(raw(p)%rt)*nlev, 1, chunked)
+      end do
+      allocate (reqs(sum(nmsg)))
+      nreq = 0
+      do c = 1, maxval(nmsg)
+         do p = 1, nw
+            if (c > nmsg(p)) cycle
+            call raw_piece(p, c, chunked, first, npts)
             nreq = nreq + 1
-            call MPI_Isend(raw(p)%a(1 + c*n), n, MPI_REAL8, raw(p)%dest, TAG, MPI_COMM_WORLD, reqs(nreq), ierr)
+            call MPI_Isend(raw(p)%a(first), npts, MPI_REAL8, raw(p)%dest, TAG, MPI_COMM_WORLD, reqs(nreq), ierr)
          end do
       end do
       call MPI_Waitall(nreq, reqs, MPI_STATUSES_IGNORE, ierr)
    end subroutine raw_isend
+
+   !> Message c to Python rank p: its first index in raw(p)%a and its size.
+   subroutine raw_piece(p, c, chunked, first, npts)
+      use obr_mpi_defs, only: route_chunk
+      integer, intent(in) :: p, c                !< the Python rank (1-based) and the message
+      logical, intent(in) :: chunked             !< the bridge's chunks, else one message per pair
+      integer, intent(out) :: first, npts        !< where the message starts, its points
+      integer :: lev, row0, nrows
+      first = 1
+      npts = size(raw(p)%a)
+      if (.not. chunked) return
+      call route_chunk(raw(p)%rt, c, lev, row0, nrows, first)
+      first = first + 1
+      npts = nrows*raw(p)%rt%ni
+   end subroutine raw_piece
 
    subroutine read_args()
       character(len=32) :: arg
