@@ -78,7 +78,7 @@ module obr_backend
    real(dp), parameter :: SPIN_WINDOW = 2.0e-3_dp
    !> Seconds a rank waits for the others before stopping on a definition error: a peer of an
    !! older protocol found nothing wrong and never joins (as mpi.py's STOP_BARRIER_LIMIT).
-   real(dp), parameter :: STOP_BARRIER_LIMIT = 10._dp
+   real(dp), parameter :: STOP_BARRIER_LIMIT = 5._dp
    integer, parameter :: AFFINITY_WORDS = 16            !< a glibc cpu_set_t: 1024 bits
    logical :: spin = .false.                            !< waits poll without pause (see choose_wait_mode)
 

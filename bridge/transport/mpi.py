@@ -65,7 +65,7 @@ def _ring_depth() -> int:
 
 
 RING = _ring_depth()
-STOP_BARRIER_LIMIT = 10.0  # seconds a rank waits for the others before stopping on a protocol mismatch
+STOP_BARRIER_LIMIT = 5.0  # seconds a rank waits for the others before stopping on a protocol mismatch
 DEFAULT_TIMEOUT = _default_timeout()
 wait.wait_mode()  # a bad $OBRIDGE_WAIT is named at import, as the two above
 

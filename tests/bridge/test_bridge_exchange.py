@@ -144,3 +144,25 @@ def test_process_that_never_joins_stops_the_job(fortran_build, tmp_path):
     run = run_mpmd([(1, ocean), (1, [PYTHON, str(crash)])], timeout=60)
     assert run.returncode != 0
     assert "worker failed before joining" in run.stdout
+
+
+@pytest.mark.parametrize("put_mode", ["copy", "direct"])
+@pytest.mark.parametrize("n_ocean,n_worker", [(1, 1), (2, 1), (1, 2)])
+def test_bit_exact_several_chunks_per_level(fortran_build, n_ocean, n_worker, put_mode):
+    """Routes of 2-3 chunks per level (handshake.chunks and obr_mpi_defs' route_chunk must agree
+    chunk for chunk), 2-D and 3-D, both directions; (2, 1) stages on the Python side (its rows are
+    wider than the route), (1, 2) receives in place on both sides."""
+    from bridge import decompose
+    from bridge.handshake import chunks
+
+    grid = (600, 300, 2)
+    ocean_boxes = decompose(600, 300, *OCEAN_LAYOUTS[n_ocean])
+    worker_boxes = decompose(600, 300, *WORKER_LAYOUTS[n_worker])
+    per_level = {len(chunks(ov, 1)) for a in ocean_boxes for b in worker_boxes if (ov := a.intersect(b))}
+    assert min(per_level) >= 2, per_level
+    run = exchange(fortran_build, n_ocean, n_worker, env={"OBRIDGE_PUT_MODE": put_mode}, grid=grid)
+    assert run.returncode == 0, run.stdout
+    for r in range(n_ocean):
+        assert f"ocean rank {r}: {NSTEPS} steps exchanged bit-exactly" in run.stdout
+    received = sum(int(n) for n in re.findall(r"worker rank \d+: \d+ steps, (\d+) values received", run.stdout))
+    assert received == NSTEPS * 600 * 300 * (1 + 2)

@@ -8,6 +8,8 @@
 !! MODE: normal | shape (declares nlev+1 for 'b3') | badid (puts an unknown id)
 !!       | nan (puts a NaN at step 1) | waitget (Python never sends) | kinfo (errors through kinfo)
 !!       | die (exits without a word right after the definitions)
+!!       | nan3 (puts 'a2' with 3 NaN at step 1 and gets 'c2' at step 1, both with kinfo, printing
+!!         kinfo and the message; the Python side, tests/bridge/wire_job.py, does the reverse)
 program exchange_ocean
    use obridge
    use, intrinsic :: iso_fortran_env, only: dp => real64, output_unit
@@ -40,6 +42,17 @@ program exchange_ocean
       call fill(b3, 2, step)
       if (mode == 'nan' .and. step == 1) a2(1, 1) = ieee_nan()
       if (mode == 'badid') call obr_put(id_d3 + 7, step, a2)
+      if (mode == 'nan3' .and. step == 1) then
+         a2(1, 1) = ieee_nan(); a2(2, 1) = ieee_nan(); a2(1, 2) = ieee_nan()
+         call obr_put(id_a2, step, a2, kinfo)
+         write (output_unit, '(a,i0,a)') 'put kinfo=', kinfo, ' message: '//trim(obr_last_error())
+         call obr_put(id_b3, step, b3)
+         call obr_get(id_c2, step, c2, kinfo)
+         write (output_unit, '(a,i0,a)') 'get kinfo=', kinfo, ' message: '//trim(obr_last_error())
+         call obr_get(id_d3, step, d3)
+         nbad = nbad + mismatches3(d3, 4, step)
+         cycle
+      end if
       call obr_put(id_a2, step, a2)
       call obr_put(id_b3, step, b3)
       if (mode == 'kinfo') then
