@@ -390,7 +390,8 @@ def table(res: dict) -> str:
         for c, s in res["diffusion"]["channels"].items():
             rows.append((f"  high-k {c} ({name})", f"{s[key]:.3f}", f"{res['mse']['channels'][c][key]:.3f}", ""))
     for c, s in res["diffusion"]["channels"].items():
-        rows.append((f"  spread/skill {c}", f"{s['spread_skill']:.3f}", "", ""))
+        rows.append((f"  spread/skill {c} (high-k band, DCT)", f"{s['spread_skill']:.3f} ({s['spread_skill_high_k_dct']:.3f})",
+                     "", ""))
     n = res["nfe"]
     rows.append(("NFE per sample", str(n["nfe"]), "1", "<= 35"))
     rows.append((f"{n['nfe_reference']}-NFE reference, {n['cases']} cases", f"ref. ({n['nfe']} NFE)", "",

@@ -138,11 +138,29 @@ def high_k_ratio(pred: np.ndarray, truth: np.ndarray, dx: float = 1.0, dy: float
     Corners beyond the Nyquist circle are left out (they hold only diagonal modes).
     ``pred`` may carry extra leading axes (members): spectra are averaged over them.
     """
-    k, e_pred = power_spectrum(pred, dx, dy, mask, method)
-    _, e_true = power_spectrum(truth, dx, dy, mask, method)
+    return high_k_energy(pred, dx, dy, mask, method) / max(high_k_energy(truth, dx, dy, mask, method), 1e-300)
+
+
+def high_k_energy(field: np.ndarray, dx: float = 1.0, dy: float = 1.0, mask=None, method: str = "fft") -> float:
+    """Energy of ``power_spectrum`` in the upper half of wavenumbers, k_nyq/2 < k <= k_nyq."""
+    k, energy = power_spectrum(field, dx, dy, mask, method)
     k_nyq = min(1 / (2 * dx), 1 / (2 * dy))
-    band = (k > k_nyq / 2) & (k <= k_nyq * (1 + 1e-9))
-    return float(e_pred[band].sum() / max(e_true[band].sum(), 1e-300))
+    return float(energy[(k > k_nyq / 2) & (k <= k_nyq * (1 + 1e-9))].sum())
+
+
+def high_k_spread_skill(ens: np.ndarray, truth: np.ndarray, dx: float = 1.0, dy: float = 1.0, mask=None,
+                        method: str = "dct") -> float:
+    """spread/skill of the upper half of wavenumbers (band of ``high_k_ratio``): is the
+    ensemble's small-scale spread the size of its small-scale error? Spread energy: the
+    members' deviations from their mean, times M/(M-1) (unbiased); error: mean minus truth;
+    ratio sqrt((M+1)/M) sqrt(spread/error), as ``spread_skill``."""
+    ens = np.asarray(ens, dtype=float)
+    m = ens.shape[0]
+    if m < 2:
+        raise ValueError(f"spread/skill needs at least 2 members, got {m}")
+    mean = ens.mean(axis=0)
+    spread = high_k_energy(ens - mean, dx, dy, mask, method) * m / (m - 1)
+    return float(np.sqrt((m + 1) / m * spread / max(high_k_energy(mean - truth, dx, dy, mask, method), 1e-300)))
 
 
 # ----------------------------------------------------------------------------- physics
@@ -181,4 +199,5 @@ def summarize(ens: np.ndarray, truth: np.ndarray, mask=None, dx: float = 1.0, dy
     out["crps"] = crps_fair(ens, truth, mask) if m > 1 else _wmean(np.abs(ens[0] - truth), mask)
     if m > 1:
         out["spread"], out["skill"], out["spread_skill"] = spread_skill(ens, truth, mask)
+        out["spread_skill_high_k_dct"] = high_k_spread_skill(ens, truth, dx, dy, mask, "dct")
     return out

@@ -136,6 +136,20 @@ def test_high_k_ratio_detects_smoothing():
     assert M.high_k_ratio(smooth, truth, method="dct") < 0.5
 
 
+def test_high_k_spread_skill_is_one_when_calibrated_and_flags_small_scale_excess():
+    """Calibrated iid members (white, so every band holds spread): ~1. Extra small-scale noise
+    in the members only (+-1 stripes at the x Nyquist wavenumber, random amplitude) raises the
+    band ratio (a checkerboard would sit in the corner beyond the Nyquist circle, outside the band)."""
+    ens, truth = _calibrated(m=8)
+    assert M.high_k_spread_skill(ens, truth) == pytest.approx(1.0, abs=0.05)
+    rng = np.random.default_rng(2)
+    stripes = (-1.0) ** np.arange(16)
+    noisy = ens + 2 * stripes * rng.normal(size=ens.shape[:2] + (1, 1))
+    assert M.high_k_spread_skill(noisy, truth) > 1.5
+    with pytest.raises(ValueError, match="at least 2 members"):
+        M.high_k_spread_skill(ens[:1], truth)
+
+
 def test_physical_diagnostics():
     u = np.full((2, 3, 4), 0.5)
     v = np.full((2, 3, 4), -0.5)
