@@ -20,17 +20,19 @@ scored with the DCT spectrum there, because the FFT wraps the basin's walls into
 err/true") shows at which noise level the network stops removing small-scale noise.
 
     python benchmarks/bench_surrogate.py --data /tmp/gyredata/train_{0,1,2}/run/gyre_fields.nc \
-        --test-data /tmp/gyredata/test_0/run/gyre_fields.nc --lag 6 --tile 32 --steps 1000 --cases 16 \
-        --ref-cases 1 --threads 1 --whiten 0.5 --whiten-state --churn 5 \
-        --out out/bench_surrogate_gyre_ws05c5 --json out/bench_surrogate_gyre_ws05c5.json
+        --test-data /tmp/gyredata/test_0/run/gyre_fields.nc --val-data /tmp/gyredata/test_1/run/gyre_fields.nc \
+        --lag 6 --tile 32 --steps 2000 --cases 16 --val-cases 8 --ref-cases 4 --threads 1 \
+        --whiten 0.5 --whiten-state --churn auto --out out/bench_surrogate_gyre_auto2k --json out/bench_surrogate_gyre_auto2k.json
 
 Half whitening (``--whiten 0.5``) keeps the large scales in the loss (full whitening
 weighs every DCT mode the same, and the ensemble mean then lost to persistence at the
 largest scales); ``--whiten-state`` lets the network see x_t's small scales at the
-scale of the target; ``--churn`` (Alg. 2; 5 at 18 steps: gamma 0.28) removes part of
-the small-scale excess the deterministic sampler leaves and lowers the spread (gyre,
-1000 steps: churn 0 / 5 / 10 give DCT high-k 1.28 / 1.19 / 1.18, spread/skill 0.86 /
-0.81 / 0.80, CRPS/std 0.157 / 0.164 / 0.166 against the MSE's 0.206).
+scale of the target. ``--churn auto`` chooses the stochastic sampler's S_churn and
+sigma window (Alg. 2) on the validation files from models/sampler_select.py's declared
+grid: the test files are sampled once, with that choice. The 35-NFE sampler is compared
+with a 256-step one (same window and total churn) on ``--ref-cases`` cases; "matching"
+is the ``MATCH`` tolerance on CRPS, spread/skill and the high-k ratio (target line
+``nfe_matches_reference``).
 ``--reuse`` rescores saved checkpoints (e.g. with other sampler settings).
 """
 from __future__ import annotations
