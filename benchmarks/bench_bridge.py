@@ -20,7 +20,12 @@ in the same repetition, so both see the same machine load. A first warm-up
 repetition is dropped.
 
     python benchmarks/bench_bridge.py [--json PATH] [--reps 5] [--iters 10] [--wait auto,spin,yield]
-        [--setups 1:1:j-split,2:2:i-split] [--nan-policy error|off]
+        [--ring 4,1] [--setups 1:1:j-split,2:2:i-split] [--nan-policy error|off]
+
+``--ring`` runs every row once per put ring depth ($OBRIDGE_RING, default 4):
+the exchanges here are back to back, so a copy-mode ocean fills its ring and
+the worker reads slots written ring-1 puts earlier, out of cache once the
+ring outgrows the L3 cache (4 x 8 MB for the 2-D field).
 
 Target (DESIGN.md section 5): bridge / raw >= 0.9.
 """
@@ -122,22 +127,24 @@ def summarize(times: list[dict], nbytes: int) -> dict:
     return out
 
 
-def run_case(label, nx, ny, nlev, n_ocean, m, layout, iters, reps, build: Path, wait: str, nan_policy: str) -> dict:
+def run_case(label, nx, ny, nlev, n_ocean, m, layout, iters, reps, build: Path, knobs: dict) -> dict:
+    """One row; knobs: wait, ring, nan_policy (the $OBRIDGE_* settings of both sides)."""
     from bridge.mpirun import mpirun_prefix
 
     px, py = (1, m) if layout == "j-split" else (m, 1)
     ocean = [str(build / "bin" / "obr_bandwidth_ocean"), *map(str, (nx, ny, nlev, px, py, iters, reps))]
     py_side = [sys.executable, __file__, "--role", "worker", *map(str, (nx, ny, nlev, px, py, iters, reps, n_ocean))]
     cmd = mpirun_prefix(n_ocean + m) + ["-np", str(n_ocean), *ocean, ":", "-np", str(m), *py_side]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OBRIDGE_WAIT": wait, "OBRIDGE_NAN_POLICY": nan_policy}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OBRIDGE_WAIT": knobs["wait"], "OBRIDGE_RING": str(knobs["ring"]),
+           "OBRIDGE_NAN_POLICY": knobs["nan_policy"]}
     load_before = os.getloadavg()[0]
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH ")), None)
     if out.returncode != 0 or line is None:
-        raise RuntimeError(f"benchmark case {label} N={n_ocean} M={m} {layout} wait={wait} failed:\n{out.stdout}")
+        raise RuntimeError(f"benchmark case {label} N={n_ocean} M={m} {layout} {knobs} failed:\n{out.stdout}")
     result = json.loads(line[6:])
     load = [load_before, os.getloadavg()[0]]  # 1-minute load average: the machine may be shared
-    return {"case": label, "n_ocean": n_ocean, "m_python": m, "worker_layout": layout, "wait": wait, "nan_policy": nan_policy, "load": load,
+    return {"case": label, "n_ocean": n_ocean, "m_python": m, "worker_layout": layout, **knobs, "load": load,
             "waits_spin": result["spin_waits"], "mbytes_per_exchange": nx * ny * nlev * 8 / 1e6,
             **summarize(result["times"], nx * ny * nlev * 8 * iters), "reps": reps, "iters": iters,
             "times": result["times"]}
@@ -148,11 +155,11 @@ def print_table(rows: list[dict]) -> None:
     print("ratio = bridge bandwidth / bandwidth of the best raw pattern (send | isend | chunked), per repetition,"
           " median [min, max]; wait: $OBRIDGE_WAIT (what auto chose); put modes: copy (default, the ocean never"
           " waits) and direct (no copy, the put waits for the worker); load: 1-minute load average before-after")
-    print(f"{'case':<15} {'N':>1} {'M':>1} {'workers':>7} {'wait':>10} {'raw':>7} {'raw MB/s':>8} "
+    print(f"{'case':<15} {'N':>1} {'M':>1} {'workers':>7} {'wait':>10} {'ring':>4} {'raw':>7} {'raw MB/s':>8} "
           f"{'copy':>5} {'[min, max]':>12} {'direct':>6} {'[min, max]':>12} {'load':>9}")
     for r in rows:
         wait = r["wait"] if r["wait"] != "auto" else "auto:" + ("spin" if r["waits_spin"] else "yield")
-        print(f"{r['case']:<15} {r['n_ocean']:>1} {r['m_python']:>1} {r['worker_layout']:>7} {wait:>10} "
+        print(f"{r['case']:<15} {r['n_ocean']:>1} {r['m_python']:>1} {r['worker_layout']:>7} {wait:>10} {r['ring']:>4} "
               f"{r['raw_pattern']:>7} {r['raw_mb_s']:>8.0f} "
               f"{r['ratio_copy']:>5.2f} [{r['ratio_copy_min']:.2f}, {r['ratio_copy_max']:.2f}] "
               f"{r['ratio_direct']:>6.2f} [{r['ratio_direct_min']:.2f}, {r['ratio_direct_max']:.2f}] "
@@ -165,6 +172,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="repetitions of the five phases (default 5)")
     parser.add_argument("--iters", type=int, default=10, help="exchanges per phase and repetition (default 10)")
     parser.add_argument("--wait", default="auto", help="comma-separated $OBRIDGE_WAIT values to run (default auto)")
+    parser.add_argument("--ring", default=os.environ.get("OBRIDGE_RING", "4"),
+                        help="comma-separated $OBRIDGE_RING depths to run (default $OBRIDGE_RING or 4)")
     parser.add_argument("--nan-policy", default="error", choices=("error", "warn", "off"),
                         help="the ocean's NaN/Inf check on puts (default error, the bridge's default; off: no scan)")
     parser.add_argument("--setups", default="", help="only these N:M:layout setups, e.g. 1:1:j-split,2:2:i-split")
@@ -182,8 +191,9 @@ def main(argv=None) -> int:
         setups = [(int(n), int(m), layout) for n, m, layout in wanted]
     # The ocean splits in j. "j-split" workers share its layout; "i-split" workers cut
     # across it, so every rank talks to every rank and pieces need restaging.
-    rows = [run_case(*case, *setup, args.iters, args.reps, args.build, wait, args.nan_policy)
-            for wait in args.wait.split(",") for case in CASES for setup in setups]
+    rows = [run_case(*case, *setup, args.iters, args.reps, args.build,
+                     {"wait": wait, "ring": int(ring), "nan_policy": args.nan_policy})
+            for wait in args.wait.split(",") for ring in args.ring.split(",") for case in CASES for setup in setups]
     print_table(rows)
     print(f"NaN/Inf check on puts: {args.nan_policy}")
     if args.json:
