@@ -79,6 +79,7 @@ module obr_backend
    !> Seconds a rank waits for the others before stopping on a definition error: a peer of an
    !! older protocol found nothing wrong and never joins (as mpi.py's STOP_BARRIER_LIMIT).
    real(dp), parameter :: STOP_BARRIER_LIMIT = 5._dp
+   integer, parameter :: DIRECT_WINDOW = 4              !< chunks per route a direct put keeps in flight (post_put)
    integer, parameter :: AFFINITY_WORDS = 16            !< a glibc cpu_set_t: 1024 bits
    logical :: spin = .false.                            !< waits poll without pause (see choose_wait_mode)
 
@@ -301,7 +302,7 @@ contains
       associate (fld => fields(id))
          slot = fld%next
          call wait_slot(fld, slot, kinfo, msg); if (kinfo < 0) return
-         call post_put(fld, slot, step, nbad, f2=f2, f3=f3)
+         call post_put(fld, slot, step, nbad, kinfo, msg, f2=f2, f3=f3)
          fld%busy(slot) = .true.
          fld%slot_step(slot) = step
          fld%next = mod(slot, core_ring) + 1
@@ -312,11 +313,15 @@ contains
 
    !> Post every chunk of a put, routes taking turns (every receiver busy from the start), then each
    !! route's trailer. From the caller's array when flat is given (direct), else packed into the slot.
-   subroutine post_put(fld, slot, step, nbad, flat, f2, f3)
+   !! A direct put keeps at most DIRECT_WINDOW chunks per route in flight, so that a chunk is still in
+   !! cache from its scan when the receiver copies it (the put waits for the receiver anyway).
+   subroutine post_put(fld, slot, step, nbad, kinfo, msg, flat, f2, f3)
       type(field_t), intent(inout), target :: fld      !< the field
       integer, intent(in) :: slot                      !< ring slot that keeps buffers and requests
       integer, intent(in) :: step                      !< host model step, sent in the trailers
       integer, intent(out) :: nbad                     !< NaN/Inf values found (0 when the policy is off)
+      integer, intent(out) :: kinfo                    !< OBR_OK or OBR_ERR_TIMEOUT (direct: a chunk not taken)
+      character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
       real(dp), intent(in), optional, contiguous, target :: flat(:)   !< the caller's array (direct mode)
       real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field (copy mode)
       real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field (copy mode)
@@ -326,10 +331,17 @@ contains
       check = core_nan_policy /= OBR_NAN_OFF
       nbad = 0
       m = 0
+      kinfo = OBR_OK
+      msg = ''
       do n = 1, maxval([0, fld%nmsg])
          do r = 1, fld%nroutes
             if (n > fld%nmsg(r)) cycle
             if (present(flat)) then
+               if (m >= DIRECT_WINDOW*fld%nroutes) then
+                  call wait_requests(fld, slot, 'the direct send of step '//core_itoa(step)//' did not complete to', &
+                                     'is the peer alive and calling get?', kinfo, msg, m + 1 - DIRECT_WINDOW*fld%nroutes)
+                  if (kinfo < 0) return
+               end if
                call chunk_in_array(fld, r, n, first, npts)
                first = first - 1
                if (check) nbad = nbad + core_count_bad(flat(first + 1:first + npts))
@@ -421,7 +433,7 @@ contains
       slot = fld%next
       call wait_slot(fld, slot, kinfo, msg); if (kinfo < 0) return
       flat => flat_of(f2, f3)   ! direct_possible checked that the array is contiguous
-      call post_put(fld, slot, step, nbad, flat=flat)
+      call post_put(fld, slot, step, nbad, kinfo, msg, flat=flat); if (kinfo < 0) return
       call core_nan_verdict(fld%def%name, step, nbad, verdict, why)
       call wait_requests(fld, slot, 'the direct send of step '//core_itoa(step)//' did not complete to', &
                          'is the peer alive and calling get?', kinfo, msg)
@@ -563,20 +575,23 @@ contains
       if (kinfo >= 0) kinfo = OBR_OK
    end subroutine wait_slot
 
-   !> Complete a slot's requests, spinning or yield-polling with backoff (choose_wait_mode); cancel them at the timeout.
-   subroutine wait_requests(fld, slot, what, hint, kinfo, msg)
+   !> Complete a slot's requests (the first `upto` of them when given), spinning or yield-polling with backoff
+   !! (choose_wait_mode); at the timeout cancel every request of the slot.
+   subroutine wait_requests(fld, slot, what, hint, kinfo, msg, upto)
       type(field_t), intent(inout) :: fld              !< the field
       integer, intent(in) :: slot                      !< ring slot holding the requests
       character(len=*), intent(in) :: what             !< what did not happen, for the message
       character(len=*), intent(in) :: hint             !< what to check, for the message
       integer, intent(out) :: kinfo                    !< OBR_OK or OBR_ERR_TIMEOUT
       character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
+      integer, intent(in), optional :: upto            !< wait only for requests 1..upto (posted first)
       integer :: n, outcount, ierr, k, pause
       integer :: indices(size(fld%req, 1))
       logical :: streaming, pending(size(fld%routes))
       real(dp) :: t0
       character(len=:), allocatable :: peers
       n = size(fld%req, 1)
+      if (present(upto)) n = upto
       t0 = MPI_Wtime()
       pause = 0
       streaming = .false.
@@ -584,7 +599,7 @@ contains
       msg = ''
       do
          call MPI_Testsome(n, fld%req(:, slot), outcount, indices, MPI_STATUSES_IGNORE, ierr)
-         if (outcount == MPI_UNDEFINED .or. all(fld%req(:, slot) == MPI_REQUEST_NULL)) return
+         if (outcount == MPI_UNDEFINED .or. all(fld%req(:n, slot) == MPI_REQUEST_NULL)) return
          if (outcount > 0) streaming = .true.   ! the rest of the transfer follows: spin
          if (MPI_Wtime() - t0 > core_timeout) exit
          if (spin) cycle
@@ -596,7 +611,7 @@ contains
          pause = min(max(2*pause, 10), 1000)
       end do
       pending = .false.
-      do k = 1, n
+      do k = 1, size(fld%req, 1)
          if (fld%req(k, slot) == MPI_REQUEST_NULL) cycle
          pending(fld%req_route(k)) = .true.
          call MPI_Cancel(fld%req(k, slot), ierr)
