@@ -12,7 +12,7 @@ module obr_core
    public :: OBR_NAME_LEN, OBR_MSG_LEN
    public :: OBR_NAN_OFF, OBR_NAN_WARN, OBR_NAN_ERROR, OBR_WAIT_AUTO, OBR_WAIT_SPIN, OBR_WAIT_YIELD
    public :: core_timeout, core_nan_policy, core_put_direct, core_ring, core_wait_mode, core_name, core_world_rank, core_last_error
-   public :: core_read_env, core_fail, core_abort, core_warn, core_report, core_count_bad, core_copy_scan, core_itoa
+   public :: core_read_env, core_fail, core_abort, core_warn, core_report, core_count_bad, core_copy_scan, core_copy_count, core_itoa
    public :: core_nit000, core_dt, core_check_field, core_nan_verdict, core_oasis_time, core_valid_name
 
    integer, parameter :: OBR_IN = 1            !< field received by this component
@@ -208,6 +208,18 @@ contains
       end do
       s = s + ((s1 + s2) + (s3 + s4)) + ((s5 + s6) + (s7 + s8))
    end subroutine core_copy_scan
+
+   !> dst = src; when check, nbad grows by the NaN/Inf values of src (core_copy_scan, exact count only if any).
+   pure subroutine core_copy_count(src, dst, check, nbad)
+      real(dp), intent(in), contiguous :: src(:)  !< values to copy and check
+      real(dp), intent(out), contiguous :: dst(:) !< their copy, same size
+      logical, intent(in) :: check                !< count NaN/Inf (the NaN policy is not off)
+      integer, intent(inout) :: nbad              !< NaN/Inf values found, added to
+      real(dp) :: s
+      s = 0
+      call core_copy_scan(src, dst, s)
+      if (check .and. .not. s == 0) nbad = nbad + core_count_bad(dst)
+   end subroutine core_copy_count
 
    !> Sum of a*0 (0, or NaN when a holds a NaN/Inf), as core_copy_scan without the copy.
    pure function scan_sum(a) result(s)

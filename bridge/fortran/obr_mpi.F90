@@ -289,8 +289,9 @@ contains
       integer, intent(in) :: step                      !< host model step
       integer, intent(out) :: kinfo                    !< OBR_SENT or an error code
       character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
-      real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field (ni, nj)
-      real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field (ni, nj, nlev)
+      real(dp), intent(in), optional, target :: f2(:, :)       !< a 2-D field (ni, nj)
+      real(dp), intent(in), optional, target :: f3(:, :, :)    !< a 3-D field (ni, nj, nlev)
+      real(dp), pointer, contiguous :: flat(:)
       integer :: slot, nbad
       call check_call(id, OBR_OUT, 'put', step, kinfo, msg, f2, f3); if (kinfo < 0) return
       if (core_put_direct) then
@@ -302,7 +303,12 @@ contains
       associate (fld => fields(id))
          slot = fld%next
          call wait_slot(fld, slot, kinfo, msg); if (kinfo < 0) return
-         call post_put(fld, slot, step, nbad, kinfo, msg, f2=f2, f3=f3)
+         flat => flat_of(f2, f3)   ! chunks of whole rows of a contiguous array are packed with one call
+         if (associated(flat)) then
+            call post_put(fld, slot, step, .false., nbad, kinfo, msg, flat, f2, f3)
+         else
+            call post_put(fld, slot, step, .false., nbad, kinfo, msg, f2=f2, f3=f3)
+         end if
          fld%busy(slot) = .true.
          fld%slot_step(slot) = step
          fld%next = mod(slot, core_ring) + 1
@@ -312,17 +318,18 @@ contains
    end subroutine backend_put
 
    !> Post every chunk of a put, routes taking turns (every receiver busy from the start), then each
-   !! route's trailer. From the caller's array when flat is given (direct), else packed into the slot.
+   !! route's trailer. From the caller's array (direct), else packed into the slot.
    !! A direct put keeps at most DIRECT_WINDOW chunks per route in flight, so that a chunk is still in
    !! cache from its scan when the receiver copies it (the put waits for the receiver anyway).
-   subroutine post_put(fld, slot, step, nbad, kinfo, msg, flat, f2, f3)
+   subroutine post_put(fld, slot, step, direct, nbad, kinfo, msg, flat, f2, f3)
       type(field_t), intent(inout), target :: fld      !< the field
       integer, intent(in) :: slot                      !< ring slot that keeps buffers and requests
       integer, intent(in) :: step                      !< host model step, sent in the trailers
+      logical, intent(in) :: direct                    !< send from flat (direct mode), else pack
       integer, intent(out) :: nbad                     !< NaN/Inf values found (0 when the policy is off)
       integer, intent(out) :: kinfo                    !< OBR_OK or OBR_ERR_TIMEOUT (direct: a chunk not taken)
       character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
-      real(dp), intent(in), optional, contiguous, target :: flat(:)   !< the caller's array (direct mode)
+      real(dp), intent(in), optional, contiguous, target :: flat(:)   !< the caller's array when contiguous
       real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field (copy mode)
       real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field (copy mode)
       real(dp), pointer, contiguous :: src(:)
@@ -336,7 +343,7 @@ contains
       do n = 1, maxval([0, fld%nmsg])
          do r = 1, fld%nroutes
             if (n > fld%nmsg(r)) cycle
-            if (present(flat)) then
+            if (direct) then
                if (m >= DIRECT_WINDOW*fld%nroutes) then
                   call wait_requests(fld, slot, 'the direct send of step '//core_itoa(step)//' did not complete to', &
                                      'is the peer alive and calling get?', kinfo, msg, m + 1 - DIRECT_WINDOW*fld%nroutes)
@@ -349,8 +356,12 @@ contains
             else
                call route_chunk(fld%routes(r), n, lev, row0, nrows, first)
                npts = nrows*fld%routes(r)%ni
-               call route_pack(fld%routes(r), n, mybox(3:4), fld%buf(r, slot)%a, check, nbad, f2, f3)
                src => fld%buf(r, slot)%a
+               if (present(flat)) then
+                  call pack_from_flat(fld, r, n, flat, src(first + 1:first + npts), check, nbad)
+               else
+                  call route_pack(fld%routes(r), n, mybox(3:4), src, check, nbad, f2, f3)
+               end if
             end if
             m = m + 1
             fld%req_route(m) = r
@@ -366,6 +377,27 @@ contains
                         fld%req(m, slot), ierr)
       end do
    end subroutine post_put
+
+   !> Copy chunk c of route r from the caller's contiguous array into dst, counting NaN/Inf: one call
+   !! for a chunk of whole rows, else one per row (contiguous sections: no temporaries, no packing calls).
+   subroutine pack_from_flat(fld, r, c, flat, dst, check, nbad)
+      type(field_t), intent(in) :: fld                 !< the field
+      integer, intent(in) :: r, c                      !< the route and its chunk
+      real(dp), intent(in), contiguous :: flat(:)      !< the caller's array, flat
+      real(dp), intent(out), contiguous :: dst(:)      !< the chunk's place in the packed route
+      logical, intent(in) :: check                     !< count NaN/Inf (the NaN policy is not off)
+      integer, intent(inout) :: nbad                   !< NaN/Inf values found, added to
+      integer :: at, npts, row, ni
+      call chunk_in_array(fld, r, c, at, npts)
+      if (whole_rows(fld, r)) then
+         call core_copy_count(flat(at:at + npts - 1), dst, check, nbad)
+         return
+      end if
+      ni = fld%routes(r)%ni
+      do row = 0, npts/ni - 1
+         call core_copy_count(flat(at + row*mybox(5):at + row*mybox(5) + ni - 1), dst(row*ni + 1:row*ni + ni), check, nbad)
+      end do
+   end subroutine pack_from_flat
 
    !> True when every message of a put is a contiguous run of the caller's array.
    logical function direct_possible(fld, f2, f3)
@@ -433,7 +465,7 @@ contains
       slot = fld%next
       call wait_slot(fld, slot, kinfo, msg); if (kinfo < 0) return
       flat => flat_of(f2, f3)   ! direct_possible checked that the array is contiguous
-      call post_put(fld, slot, step, nbad, kinfo, msg, flat=flat); if (kinfo < 0) return
+      call post_put(fld, slot, step, .true., nbad, kinfo, msg, flat); if (kinfo < 0) return
       call core_nan_verdict(fld%def%name, step, nbad, verdict, why)
       call wait_requests(fld, slot, 'the direct send of step '//core_itoa(step)//' did not complete to', &
                          'is the peer alive and calling get?', kinfo, msg)

@@ -337,7 +337,8 @@ contains
       offset = ((lev - 1)*rt%nj + row0)*rt%ni
    end subroutine route_chunk
 
-   !> Copy chunk c of a route into the packed buffer a, counting NaN/Inf on the way (one pass).
+   !> Copy chunk c of a route into the packed buffer a row by row, counting NaN/Inf on the way (one pass).
+   !! (A chunk of whole rows of a contiguous array is one run: obr_mpi.F90 packs it with one call.)
    subroutine route_pack(rt, c, origin, a, check, nbad, f2, f3)
       type(route_t), intent(in) :: rt                  !< the route (global box)
       integer, intent(in) :: c                         !< the chunk (route_chunk)
@@ -347,22 +348,18 @@ contains
       integer, intent(inout) :: nbad                   !< NaN/Inf values found, added to
       real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field
       real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field
-      integer :: li, lj, j, lev, row0, nrows, n, first
-      real(dp) :: s
+      integer :: li, lj, j, lev, row0, nrows, n
       li = rt%i0 - origin(1)
       lj = rt%j0 - origin(2)
-      call route_chunk(rt, c, lev, row0, nrows, first)
-      s = 0
-      n = first
+      call route_chunk(rt, c, lev, row0, nrows, n)
       do j = lj + row0 + 1, lj + row0 + nrows
          if (present(f3)) then
-            call core_copy_scan(f3(li + 1:li + rt%ni, j, lev), a(n + 1:n + rt%ni), s)
+            call core_copy_count(f3(li + 1:li + rt%ni, j, lev), a(n + 1:n + rt%ni), check, nbad)
          else
-            call core_copy_scan(f2(li + 1:li + rt%ni, j), a(n + 1:n + rt%ni), s)
+            call core_copy_count(f2(li + 1:li + rt%ni, j), a(n + 1:n + rt%ni), check, nbad)
          end if
          n = n + rt%ni
       end do
-      if (check .and. .not. s == 0) nbad = nbad + core_count_bad(a(first + 1:n))   ! the exact count: rare
    end subroutine route_pack
 
    !> Copy a contiguous buffer back into a route's points.

@@ -18,9 +18,9 @@ WORKER = str(REPO / "bridge" / "examples" / "exchange_worker.py")
 
 
 def exchange(fortran_build, n_ocean=2, n_worker=2, ocean_mode="normal", worker_mode="normal", env=None, timeout=120,
-             keep_going=False, grid=(NX, NY, NLEV)):
+             keep_going=False, grid=(NX, NY, NLEV), worker_layout=None):
     px, py = OCEAN_LAYOUTS[n_ocean]
-    wx, wy = WORKER_LAYOUTS[n_worker]
+    wx, wy = worker_layout or WORKER_LAYOUTS[n_worker]
     nx, ny, nlev = grid
     ocean = [str(fortran_build / "bin" / "obr_exchange_ocean"), *map(str, (nx, ny, nlev, px, py, NSTEPS)), ocean_mode]
     worker = [PYTHON, WORKER, *map(str, (nx, ny, nlev, NSTEPS, wx, wy)), worker_mode]
@@ -166,3 +166,16 @@ def test_bit_exact_several_chunks_per_level(fortran_build, n_ocean, n_worker, pu
         assert f"ocean rank {r}: {NSTEPS} steps exchanged bit-exactly" in run.stdout
     received = sum(int(n) for n in re.findall(r"worker rank \d+: \d+ steps, (\d+) values received", run.stdout))
     assert received == NSTEPS * 600 * 300 * (1 + 2)
+
+
+@pytest.mark.parametrize("grid", [(NX, NY, NLEV), (600, 300, 2)])
+@pytest.mark.parametrize("n_ocean", [1, 2])
+def test_bit_exact_workers_split_across_ocean_rows(fortran_build, n_ocean, grid):
+    """Workers split in i: the ocean packs part rows (row by row, from its contiguous array) and the
+    worker stages them; (600, 300, 2) takes several chunks per level."""
+    run = exchange(fortran_build, n_ocean, 2, env={"OBRIDGE_PUT_MODE": "direct"}, grid=grid, worker_layout=(2, 1))
+    assert run.returncode == 0, run.stdout
+    for r in range(n_ocean):
+        assert f"ocean rank {r}: {NSTEPS} steps exchanged bit-exactly" in run.stdout
+    received = sum(int(n) for n in re.findall(r"worker rank \d+: \d+ steps, (\d+) values received", run.stdout))
+    assert received == NSTEPS * grid[0] * grid[1] * (1 + grid[2])
