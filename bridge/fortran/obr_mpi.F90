@@ -349,7 +349,7 @@ contains
                                      'is the peer alive and calling get?', kinfo, msg, m + 1 - DIRECT_WINDOW*fld%nroutes)
                   if (kinfo < 0) return
                end if
-               call chunk_in_array(fld, r, n, first, npts)
+               call chunk_in_array(fld%routes(r), n, mybox, first, npts)
                first = first - 1
                if (check) nbad = nbad + core_count_bad(flat(first + 1:first + npts))
                src => flat
@@ -358,7 +358,7 @@ contains
                npts = nrows*fld%routes(r)%ni
                src => fld%buf(r, slot)%a
                if (present(flat)) then
-                  call pack_from_flat(fld, r, n, flat, src(first + 1:first + npts), check, nbad)
+                  call pack_from_flat(fld%routes(r), n, mybox, flat, src(first + 1:first + npts), check, nbad)
                else
                   call route_pack(fld%routes(r), n, mybox(3:4), src, check, nbad, f2, f3)
                end if
@@ -377,27 +377,6 @@ contains
                         fld%req(m, slot), ierr)
       end do
    end subroutine post_put
-
-   !> Copy chunk c of route r from the caller's contiguous array into dst, counting NaN/Inf: one call
-   !! for a chunk of whole rows, else one per row (contiguous sections: no temporaries, no packing calls).
-   subroutine pack_from_flat(fld, r, c, flat, dst, check, nbad)
-      type(field_t), intent(in) :: fld                 !< the field
-      integer, intent(in) :: r, c                      !< the route and its chunk
-      real(dp), intent(in), contiguous :: flat(:)      !< the caller's array, flat
-      real(dp), intent(out), contiguous :: dst(:)      !< the chunk's place in the packed route
-      logical, intent(in) :: check                     !< count NaN/Inf (the NaN policy is not off)
-      integer, intent(inout) :: nbad                   !< NaN/Inf values found, added to
-      integer :: at, npts, row, ni
-      call chunk_in_array(fld, r, c, at, npts)
-      if (whole_rows(fld, r)) then
-         call core_copy_count(flat(at:at + npts - 1), dst, check, nbad)
-         return
-      end if
-      ni = fld%routes(r)%ni
-      do row = 0, npts/ni - 1
-         call core_copy_count(flat(at + row*mybox(5):at + row*mybox(5) + ni - 1), dst(row*ni + 1:row*ni + ni), check, nbad)
-      end do
-   end subroutine pack_from_flat
 
    !> True when every message of a put is a contiguous run of the caller's array.
    logical function direct_possible(fld, f2, f3)
@@ -420,7 +399,7 @@ contains
    logical function whole_rows(fld, r)
       type(field_t), intent(in) :: fld                 !< the field
       integer, intent(in) :: r                         !< the route
-      whole_rows = fld%routes(r)%ni == mybox(5)
+      whole_rows = route_whole_rows(fld%routes(r), mybox)
    end function whole_rows
 
    !> A flat view of the caller's array, or null when it is not contiguous.
@@ -435,20 +414,6 @@ contains
          if (is_contiguous(f2)) call c_f_pointer(c_loc(f2), flat, [size(f2)])
       end if
    end function flat_of
-
-   !> Index in the flat array of the first point of chunk c of route r (a route of whole rows),
-   !! with the chunk's number of points.
-   subroutine chunk_in_array(fld, r, c, first, npts)
-      type(field_t), intent(in) :: fld                 !< the field
-      integer, intent(in) :: r, c                      !< the route and its chunk
-      integer, intent(out) :: first                    !< index in the flat array
-      integer, intent(out) :: npts                     !< points in the chunk
-      integer :: lev, row0, nrows, offset
-      call route_chunk(fld%routes(r), c, lev, row0, nrows, offset)
-      first = 1 + (lev - 1)*mybox(5)*mybox(6) + (fld%routes(r)%j0 - mybox(4) + row0)*mybox(5) + &
-              (fld%routes(r)%i0 - mybox(3))
-      npts = nrows*fld%routes(r)%ni
-   end subroutine chunk_in_array
 
    !> Put without a copy: send straight from the caller's array, then wait until it
    !! may be reused (the direct put mode; the ocean then waits for the receiver).
@@ -501,7 +466,7 @@ contains
                m = m + 1
                fld%req_route(m) = r
                if (in_place(r)) then
-                  call chunk_in_array(fld, r, c, first, npts)
+                  call chunk_in_array(fld%routes(r), c, mybox, first, npts)
                   call MPI_Irecv(flat(first), npts, MPI_REAL8, fld%routes(r)%peer, fld%tag, bcomm, fld%req(m, 1), ierr)
                else
                   call route_chunk(fld%routes(r), c, lev, row0, nrows, first)
