@@ -208,7 +208,7 @@ contains
       integer, intent(in) :: id                  !< field handle from obr_def_field
       integer, intent(in) :: step                !< host model step (time-step index)
       real(dp), intent(in) :: fld(:, :)          !< this rank's interior values (ni, nj)
-      integer, intent(out), optional :: kinfo    !< status: OBR_SENT or < 0
+      integer, intent(out), optional :: kinfo    !< status: OBR_SENT, or OBR_ERR_VALUE (NaN/Inf under policy 'error'), or < 0
       integer :: code
       character(len=OBR_MSG_LEN) :: msg
       call backend_put(id, step, code, msg, f2=fld)
@@ -219,7 +219,7 @@ contains
       integer, intent(in) :: id                  !< field handle from obr_def_field
       integer, intent(in) :: step                !< host model step (time-step index)
       real(dp), intent(in) :: fld(:, :, :)       !< this rank's interior values (ni, nj, nlev)
-      integer, intent(out), optional :: kinfo    !< status: OBR_SENT or < 0
+      integer, intent(out), optional :: kinfo    !< status: OBR_SENT, or OBR_ERR_VALUE (NaN/Inf under policy 'error'), or < 0
       integer :: code
       character(len=OBR_MSG_LEN) :: msg
       call backend_put(id, step, code, msg, f3=fld)
@@ -230,7 +230,7 @@ contains
       integer, intent(in) :: id                  !< field handle from obr_def_field
       integer, intent(in) :: step                !< host model step (time-step index)
       real(dp), intent(inout) :: fld(:, :)       !< receives this rank's interior values (ni, nj)
-      integer, intent(out), optional :: kinfo    !< status: OBR_RECVD or < 0
+      integer, intent(out), optional :: kinfo    !< status: OBR_RECVD, or OBR_ERR_VALUE (the sender rejected its put: fld undefined), or < 0
       integer :: code
       character(len=OBR_MSG_LEN) :: msg
       call backend_get(id, step, code, msg, f2=fld)
@@ -241,7 +241,7 @@ contains
       integer, intent(in) :: id                  !< field handle from obr_def_field
       integer, intent(in) :: step                !< host model step (time-step index)
       real(dp), intent(inout) :: fld(:, :, :)    !< receives this rank's interior values (ni, nj, nlev)
-      integer, intent(out), optional :: kinfo    !< status: OBR_RECVD or < 0
+      integer, intent(out), optional :: kinfo    !< status: OBR_RECVD, or OBR_ERR_VALUE (the sender rejected its put: fld undefined), or < 0
       integer :: code
       character(len=OBR_MSG_LEN) :: msg
       call backend_get(id, step, code, msg, f3=fld)
@@ -269,7 +269,9 @@ contains
       if (seconds > 0) core_timeout = seconds
    end subroutine obr_set_timeout
 
-   !> What a put does with NaN/Inf: 'error' (default), 'warn' (send anyway) or 'off'.
+   !> What a put does with NaN/Inf: 'error' (default: the put returns OBR_ERR_VALUE; on MPI the message still
+   !! completes, flagged rejected, and the peer's get fails naming field, step, rank and count; on OASIS
+   !! nothing is sent), 'warn' (send anyway) or 'off' (no scan).
    subroutine obr_set_nan_policy(policy, kinfo)
       character(len=*), intent(in) :: policy     !< 'error', 'warn' or 'off'
       integer, intent(out), optional :: kinfo    !< status: OBR_OK or OBR_ERR_USAGE
