@@ -4,6 +4,7 @@
 !! every component gathers all definitions and reaches the same verdict, so an
 !! error stops both sides with the same message and nobody waits in vain.
 module obr_mpi_defs
+   use, intrinsic :: iso_c_binding, only: c_loc, c_f_pointer
    use obr_core
    implicit none
    private
@@ -389,14 +390,22 @@ contains
       real(dp), intent(inout), contiguous :: a(:)      !< the packed route
       logical, intent(in) :: check                     !< count NaN/Inf (the NaN policy is not off)
       integer, intent(inout) :: nbad                   !< NaN/Inf values found, added to
-      real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field
-      real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field
+      real(dp), intent(in), optional, target :: f2(:, :)       !< a 2-D field
+      real(dp), intent(in), optional, target :: f3(:, :, :)    !< a 3-D field
+      real(dp), pointer, contiguous :: row(:)
       integer :: li, lj, j, lev, row0, nrows, n
       li = rt%i0 - origin(1)
       lj = rt%j0 - origin(2)
       call route_chunk(rt, c, lev, row0, nrows, n)
       do j = lj + row0 + 1, lj + row0 + nrows
          if (present(f3)) then
+            row => unit_stride(f3(li + 1:li + rt%ni, j, lev))
+         else
+            row => unit_stride(f2(li + 1:li + rt%ni, j))
+         end if
+         if (associated(row)) then
+            call core_copy_count(row, a(n + 1:n + rt%ni), check, nbad)
+         else if (present(f3)) then   ! a strided first dimension: the compiler packs a temporary
             call core_copy_count(f3(li + 1:li + rt%ni, j, lev), a(n + 1:n + rt%ni), check, nbad)
          else
             call core_copy_count(f2(li + 1:li + rt%ni, j), a(n + 1:n + rt%ni), check, nbad)
@@ -404,6 +413,16 @@ contains
          n = n + rt%ni
       end do
    end subroutine route_pack
+
+   !> A contiguous pointer to x when its elements are adjacent in memory (a row of a section of the host's
+   !! halo array), else null. Passed as it is to a contiguous dummy, such a row would be copied by gfortran
+   !! into a heap temporary first: a second copy and a malloc per row (measured: 2.5 % of gyre's step).
+   function unit_stride(x) result(p)
+      real(dp), intent(in), target :: x(:)             !< a row section
+      real(dp), pointer, contiguous :: p(:)
+      p => null()
+      if (is_contiguous(x)) call c_f_pointer(c_loc(x), p, [size(x)])
+   end function unit_stride
 
    !> Copy a contiguous buffer back into a route's points.
    subroutine route_unpack(rt, origin, nlev, a, f2, f3)
