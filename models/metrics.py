@@ -93,7 +93,7 @@ SPECTRA = ("fft", "dct")
 
 
 def power_spectrum(field: np.ndarray, dx: float = 1.0, dy: float = 1.0, mask=None,
-                   method: str = "fft") -> tuple[np.ndarray, np.ndarray]:
+                   method: str = "fft", by_direction: bool = False) -> tuple[np.ndarray, ...]:
     """Radially averaged (summed over annuli) power spectrum of (..., ny, nx) fields.
 
     Returns wavenumbers k (cycles per unit of dx) and E(k), averaged over leading axes
@@ -107,6 +107,9 @@ def power_spectrum(field: np.ndarray, dx: float = 1.0, dy: float = 1.0, mask=Non
     periodic wrap puts 700 times more of v's variance in the upper half of the
     wavenumbers than the DCT finds, and the upper band of ssh then measures the values
     on the walls rather than small scales.
+
+    ``by_direction``: return the unbinned (ny, nx) power, the |kx|, |ky| of each mode and the k
+    of its annulus instead.
     """
     if method not in SPECTRA:
         raise ValueError(f"power_spectrum method must be one of {SPECTRA}, got {method!r}")
@@ -128,6 +131,8 @@ def power_spectrum(field: np.ndarray, dx: float = 1.0, dy: float = 1.0, mask=Non
     kmag = np.hypot(*np.meshgrid(kx, ky, indexing="xy"))
     bins = np.rint(kmag / dk).astype(int)
     energy = np.bincount(bins.ravel(), weights=power.ravel())
+    if by_direction:
+        return power, *np.meshgrid(np.abs(kx), np.abs(ky), indexing="xy"), bins * dk
     return np.arange(len(energy)) * dk, energy
 
 
@@ -144,8 +149,24 @@ def high_k_ratio(pred: np.ndarray, truth: np.ndarray, dx: float = 1.0, dy: float
 def high_k_energy(field: np.ndarray, dx: float = 1.0, dy: float = 1.0, mask=None, method: str = "fft") -> float:
     """Energy of ``power_spectrum`` in the upper half of wavenumbers, k_nyq/2 < k <= k_nyq."""
     k, energy = power_spectrum(field, dx, dy, mask, method)
+    return float(energy[_upper_band(k, dx, dy)].sum())
+
+
+def _upper_band(k: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """k_nyq/2 < k <= k_nyq: corners beyond the Nyquist circle (only diagonal modes) are left out."""
     k_nyq = min(1 / (2 * dx), 1 / (2 * dy))
-    return float(energy[(k > k_nyq / 2) & (k <= k_nyq * (1 + 1e-9))].sum())
+    return (k > k_nyq / 2) & (k <= k_nyq * (1 + 1e-9))
+
+
+def high_k_by_direction(field: np.ndarray, dx: float = 1.0, dy: float = 1.0, mask=None,
+                        method: str = "dct") -> dict:
+    """Energy of the upper wavenumber band split by direction: "kx" sums the modes with
+    |kx| > |ky| (the field varies fastest along x), "ky" those with |ky| > |kx|; modes on
+    the diagonal count half to each."""
+    power, kx, ky, k = power_spectrum(field, dx, dy, mask, method, by_direction=True)
+    band = _upper_band(k, dx, dy)  # the annuli of high_k_energy
+    weight_x = np.where(kx > ky, 1.0, np.where(kx == ky, 0.5, 0.0))
+    return {"kx": float((power * weight_x)[band].sum()), "ky": float((power * (1 - weight_x))[band].sum())}
 
 
 def high_k_spread_skill(ens: np.ndarray, truth: np.ndarray, dx: float = 1.0, dy: float = 1.0, mask=None,

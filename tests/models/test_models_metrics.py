@@ -150,6 +150,21 @@ def test_high_k_spread_skill_is_one_when_calibrated_and_flags_small_scale_excess
         M.high_k_spread_skill(ens[:1], truth)
 
 
+def test_high_k_by_direction_splits_stripes_and_sums_to_the_band():
+    """Stripes varying along x at 3/4 of the Nyquist wavenumber sit in "kx"; the same along
+    y in "ky"; for any field the two parts add up to the band energy of high_k_energy."""
+    n = 32
+    x = np.arange(n)
+    along_x = np.broadcast_to(np.cos(np.pi * 0.75 * (x + 0.5)), (n, n))  # DCT mode 24 of 32 in x
+    split = M.high_k_by_direction(along_x)
+    assert split["ky"] == pytest.approx(0.0, abs=1e-12) and split["kx"] == pytest.approx(along_x.var(), rel=1e-9)
+    assert M.high_k_by_direction(along_x.T)["ky"] == pytest.approx(split["kx"])
+    field = np.random.default_rng(3).normal(size=(4, n, n))
+    parts = M.high_k_by_direction(field)
+    assert parts["kx"] + parts["ky"] == pytest.approx(M.high_k_energy(field, method="dct"))
+    assert parts["kx"] == pytest.approx(parts["ky"], rel=0.2)  # white noise: no direction
+
+
 def test_physical_diagnostics():
     u = np.full((2, 3, 4), 0.5)
     v = np.full((2, 3, 4), -0.5)
