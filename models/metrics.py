@@ -93,7 +93,7 @@ SPECTRA = ("fft", "dct")
 
 
 def power_spectrum(field: np.ndarray, dx: float = 1.0, dy: float = 1.0, mask=None,
-                   method: str = "fft", by_direction: bool = False) -> tuple[np.ndarray, ...]:
+                   method: str = "fft") -> tuple[np.ndarray, np.ndarray]:
     """Radially averaged (summed over annuli) power spectrum of (..., ny, nx) fields.
 
     Returns wavenumbers k (cycles per unit of dx) and E(k), averaged over leading axes
@@ -107,10 +107,16 @@ def power_spectrum(field: np.ndarray, dx: float = 1.0, dy: float = 1.0, mask=Non
     periodic wrap puts 700 times more of v's variance in the upper half of the
     wavenumbers than the DCT finds, and the upper band of ssh then measures the values
     on the walls rather than small scales.
-
-    ``by_direction``: return the unbinned (ny, nx) power, the |kx|, |ky| of each mode and the k
-    of its annulus instead.
     """
+    power, kx, ky, dk = mode_power(field, dx, dy, mask, method)
+    energy = np.bincount(_annulus(kx, ky, dk).ravel(), weights=power.ravel())
+    return np.arange(len(energy)) * dk, energy
+
+
+def mode_power(field: np.ndarray, dx: float = 1.0, dy: float = 1.0, mask=None,
+               method: str = "fft") -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The unbinned power of ``power_spectrum``: (ny, nx) power per mode (averaged over leading
+    axes), |kx| and |ky| of each mode, and the annulus width dk."""
     if method not in SPECTRA:
         raise ValueError(f"power_spectrum method must be one of {SPECTRA}, got {method!r}")
     field = np.asarray(field, dtype=float)
@@ -128,12 +134,12 @@ def power_spectrum(field: np.ndarray, dx: float = 1.0, dy: float = 1.0, mask=Non
         kx, ky = np.arange(nx) / (2 * nx * dx), np.arange(ny) / (2 * ny * dy)
         dk = max(1 / (2 * nx * dx), 1 / (2 * ny * dy))
     power = power.reshape(-1, ny, nx).mean(axis=0)
-    kmag = np.hypot(*np.meshgrid(kx, ky, indexing="xy"))
-    bins = np.rint(kmag / dk).astype(int)
-    energy = np.bincount(bins.ravel(), weights=power.ravel())
-    if by_direction:
-        return power, *np.meshgrid(np.abs(kx), np.abs(ky), indexing="xy"), bins * dk
-    return np.arange(len(energy)) * dk, energy
+    return (power, *np.meshgrid(np.abs(kx), np.abs(ky), indexing="xy"), dk)
+
+
+def _annulus(kx: np.ndarray, ky: np.ndarray, dk: float) -> np.ndarray:
+    """Index of each mode's annulus of width dk."""
+    return np.rint(np.hypot(kx, ky) / dk).astype(int)
 
 
 def high_k_ratio(pred: np.ndarray, truth: np.ndarray, dx: float = 1.0, dy: float = 1.0, mask=None,
@@ -163,8 +169,8 @@ def high_k_by_direction(field: np.ndarray, dx: float = 1.0, dy: float = 1.0, mas
     """Energy of the upper wavenumber band split by direction: "kx" sums the modes with
     |kx| > |ky| (the field varies fastest along x), "ky" those with |ky| > |kx|; modes on
     the diagonal count half to each."""
-    power, kx, ky, k = power_spectrum(field, dx, dy, mask, method, by_direction=True)
-    band = _upper_band(k, dx, dy)  # the annuli of high_k_energy
+    power, kx, ky, dk = mode_power(field, dx, dy, mask, method)
+    band = _upper_band(_annulus(kx, ky, dk) * dk, dx, dy)  # the annuli of high_k_energy
     weight_x = np.where(kx > ky, 1.0, np.where(kx == ky, 0.5, 0.0))
     return {"kx": float((power * weight_x)[band].sum()), "ky": float((power * (1 - weight_x))[band].sum())}
 
