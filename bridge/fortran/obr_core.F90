@@ -12,7 +12,7 @@ module obr_core
    public :: OBR_NAME_LEN, OBR_MSG_LEN
    public :: OBR_NAN_OFF, OBR_NAN_WARN, OBR_NAN_ERROR, OBR_WAIT_AUTO, OBR_WAIT_SPIN, OBR_WAIT_YIELD
    public :: core_timeout, core_nan_policy, core_put_direct, core_ring, core_wait_mode, core_name, core_world_rank, core_last_error
-   public :: core_read_env, core_fail, core_abort, core_warn, core_report, core_count_bad, core_copy_scan, core_copy_count, core_itoa
+   public :: core_read_env, core_fail, core_abort, core_warn, core_report, core_count_bad, core_copy_count, core_itoa
    public :: core_nit000, core_dt, core_check_field, core_nan_verdict, core_oasis_time, core_valid_name
 
    integer, parameter :: OBR_IN = 1            !< field received by this component

@@ -180,7 +180,7 @@ contains
          if (first(core_world_rank) == core_world_rank) call core_report('ERROR', 'end of definitions: '//trim(msg))
          call MPI_Ibarrier(bcomm, req, ierr)   ! every side prints its message before anyone aborts
          call wait_collective(req, 'end of definitions: the other side did not stop with this one', ignored, &
-                              merge(min(core_timeout, STOP_BARRIER_LIMIT), core_timeout, index(msg, 'protocol version') > 0))
+                              merge(min(core_timeout, STOP_BARRIER_LIMIT), core_timeout, any(rd%protocol /= PROTOCOL_VERSION)))
          kinfo = OBR_ERR_DEF
          return
       end if
