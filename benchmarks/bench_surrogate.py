@@ -402,7 +402,7 @@ def table(res: dict) -> str:
         tol = f"{100 * mt['tolerance']:g} % rel." if mt["kind"] == "relative" else f"{mt['tolerance']:g}"
         rows.append((f"  {name}", f"{mt['reference']:.3f} ({mt['fast']:.3f})", "",
                      f"{mt['difference']:.3f} <= {tol}: {'ok' if mt['ok'] else 'no'}"))
-    rows.append(("  |x35 - xref| / spread", f"{n['sample_distance_over_spread']:.3f}", "",
+    rows.append((f"  |x{n['nfe']} - xref| / spread", f"{n['sample_distance_over_spread']:.3f}", "",
                  "small" if not n["reference_sampler"]["S_churn"] else "(churn: other noise paths, compare scores)"))
     for sigma, per in res.get("denoise", {}).items():
         rows.append((f"  denoised high-k err/true, sigma={sigma}",
