@@ -2,7 +2,7 @@
 """Bridge bandwidth against raw MPI send/recv of the same bytes, in one run.
 
 Fortran ocean ranks (bridge/fortran/examples/bandwidth_ocean.F90) send a field
-to Python worker ranks. Each repetition runs five phases of ITERS exchanges,
+to Python worker ranks. Each repetition runs six phases of ITERS exchanges,
 timed on the Python side between barriers, in an order that rotates with the
 repetition:
 
@@ -12,15 +12,23 @@ repetition:
   + Waitall, the bridge's chunks of each route, routes taking turns, as the
   bridge sends them: handshake.chunks);
 - the bridge's put/get in the ``copy`` put mode (the default) and the
-  ``direct`` put mode.
+  ``direct`` put mode;
+- ``buffered``, the copy put mode's semantics written by hand in raw MPI: the
+  ocean copies its overlap of the field into one of 4 buffers per pair and
+  Isends it, waiting for a buffer only when its turn comes again, so it never
+  waits for a busy receiver. It is the reference for the copy mode's cost: a
+  raw send moves the bytes once, a sender that must not wait copies them first.
 
-The raw baseline of a row is the raw pattern with the best median time (named
-in the table); each ratio is taken per repetition against that pattern's time
-in the same repetition, so both see the same machine load. A first warm-up
-repetition is dropped.
+The raw baseline of a row is the send/isend/chunked pattern with the best
+median time (named in the table); each ratio is taken per repetition against
+that pattern's time in the same repetition, so both see the same machine load.
+``copy/buf`` is the copy mode against the buffered pattern, the same way. A
+first warm-up repetition is dropped. Each row pools the repetitions of
+``--launches`` mpirun launches: process placement differs between launches
+and moves the figures more than anything within one.
 
-    python benchmarks/bench_bridge.py [--json PATH] [--reps 5] [--iters 10] [--wait auto,spin,yield]
-        [--ring 4,1] [--setups 1:1:j-split,2:2:i-split] [--nan-policy error|off]
+    python benchmarks/bench_bridge.py [--json PATH] [--reps 5] [--launches 3] [--iters 10]
+        [--wait auto,spin,yield] [--ring 4,1] [--setups 1:1:j-split,2:2:i-split] [--nan-policy error|off]
 
 ``--ring`` runs every row once per put ring depth ($OBRIDGE_RING, default 4):
 the exchanges here are back to back, so a copy-mode ocean fills its ring and
@@ -51,9 +59,9 @@ CASES = [  # (label, nx, ny, nlev)
 # (ocean ranks N, Python ranks M, Python layout). N + M = 2 fits this machine's
 # cores; the others oversubscribe them.
 SETUPS = [(1, 1, "j-split"), (2, 1, "j-split"), (2, 2, "j-split"), (2, 2, "i-split")]
-PHASES = ("send", "isend", "chunked", "copy", "direct")  # the ocean's phase_order numbers them 1..5
+PHASES = ("send", "isend", "chunked", "copy", "direct", "buffered")  # the ocean's phase_order numbers them 1..6
 RAW = PHASES[:3]
-BRIDGE = PHASES[3:]
+BRIDGE = PHASES[3:5]
 
 
 def phase_order(rep: int) -> list[str]:
@@ -99,8 +107,8 @@ def worker(nx: int, ny: int, nlev: int, px: int, py: int, niter: int, nrep: int,
             world.Barrier()
             t0 = time.perf_counter()
             for _ in range(niter):
-                if phase in RAW:
-                    raw_exchange(phase, raw, nlev)
+                if phase in RAW or phase == "buffered":
+                    raw_exchange("isend" if phase == "buffered" else phase, raw, nlev)
                 else:
                     step += 1
                     field.get(step, out=out)
@@ -120,15 +128,16 @@ def summarize(times: list[dict], nbytes: int) -> dict:
     out = {"raw_pattern": winner, "raw_mb_s": float(np.median(nbytes / t[winner]) / 1e6)}
     for phase in PHASES:
         out[f"{phase}_mb_s"] = float(np.median(nbytes / t[phase]) / 1e6)
-    for mode in BRIDGE:
-        ratio = t[winner] / t[mode]  # bandwidth ratio = t_raw / t_bridge, same repetition
-        out |= {f"ratio_{mode}": float(np.median(ratio)), f"ratio_{mode}_min": float(ratio.min()),
-                f"ratio_{mode}_max": float(ratio.max())}
+    pairs = {mode: (winner, mode) for mode in BRIDGE} | {"copy_vs_buffered": ("buffered", "copy")}
+    for name, (reference, mode) in pairs.items():
+        ratio = t[reference] / t[mode]  # bandwidth ratio = t_reference / t_bridge, same repetition
+        out |= {f"ratio_{name}": float(np.median(ratio)), f"ratio_{name}_min": float(ratio.min()),
+                f"ratio_{name}_max": float(ratio.max())}
     return out
 
 
-def run_case(label, nx, ny, nlev, n_ocean, m, layout, iters, reps, build: Path, knobs: dict) -> dict:
-    """One row; knobs: wait, ring, nan_policy (the $OBRIDGE_* settings of both sides)."""
+def run_case(label, nx, ny, nlev, n_ocean, m, layout, iters, reps, launches, build: Path, knobs: dict) -> dict:
+    """One row, pooled over ``launches`` mpirun launches; knobs: wait, ring, nan_policy (the $OBRIDGE_* settings of both sides)."""
     from bridge.mpirun import mpirun_prefix
 
     px, py = (1, m) if layout == "j-split" else (m, 1)
@@ -137,39 +146,47 @@ def run_case(label, nx, ny, nlev, n_ocean, m, layout, iters, reps, build: Path, 
     cmd = mpirun_prefix(n_ocean + m) + ["-np", str(n_ocean), *ocean, ":", "-np", str(m), *py_side]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OBRIDGE_WAIT": knobs["wait"], "OBRIDGE_RING": str(knobs["ring"]),
            "OBRIDGE_NAN_POLICY": knobs["nan_policy"]}
-    load_before = os.getloadavg()[0]
-    out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
-    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH ")), None)
-    if out.returncode != 0 or line is None:
-        raise RuntimeError(f"benchmark case {label} N={n_ocean} M={m} {layout} {knobs} failed:\n{out.stdout}")
-    result = json.loads(line[6:])
+    load_before, times = os.getloadavg()[0], []
+    for _ in range(launches):  # separate launches: process placement varies from one to the next
+        out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+        line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH ")), None)
+        if out.returncode != 0 or line is None:
+            raise RuntimeError(f"benchmark case {label} N={n_ocean} M={m} {layout} {knobs} failed:\n{out.stdout}")
+        result = json.loads(line[6:])
+        times += result["times"]
     load = [load_before, os.getloadavg()[0]]  # 1-minute load average: the machine may be shared
     return {"case": label, "n_ocean": n_ocean, "m_python": m, "worker_layout": layout, **knobs, "load": load,
             "waits_spin": result["spin_waits"], "mbytes_per_exchange": nx * ny * nlev * 8 / 1e6,
-            **summarize(result["times"], nx * ny * nlev * 8 * iters), "reps": reps, "iters": iters,
-            "times": result["times"]}
+            **summarize(times, nx * ny * nlev * 8 * iters), "reps": reps, "launches": launches, "iters": iters,
+            "times": times}
 
 
 def print_table(rows: list[dict]) -> None:
     print(f"\nbridge bandwidth vs raw MPI (same bytes, same run; {os.cpu_count()} cores; target ratio >= 0.9)")
     print("ratio = bridge bandwidth / bandwidth of the best raw pattern (send | isend | chunked), per repetition,"
           " median [min, max]; wait: $OBRIDGE_WAIT (what auto chose); put modes: copy (default, the ocean never"
-          " waits) and direct (no copy, the put waits for the worker); load: 1-minute load average before-after")
+          " waits) and direct (no copy, the put waits for the worker); copy/buf: the copy mode against raw MPI"
+          " buffered by hand (copy, Isend, never wait for the receiver), the same way; load: 1-minute load average"
+          " before-after")
     print(f"{'case':<15} {'N':>1} {'M':>1} {'workers':>7} {'wait':>10} {'ring':>4} {'raw':>7} {'raw MB/s':>8} "
-          f"{'copy':>5} {'[min, max]':>12} {'direct':>6} {'[min, max]':>12} {'load':>9}")
+          f"{'copy':>5} {'[min, max]':>12} {'direct':>6} {'[min, max]':>12} {'copy/buf':>8} {'[min, max]':>12} "
+          f"{'load':>9}")
     for r in rows:
         wait = r["wait"] if r["wait"] != "auto" else "auto:" + ("spin" if r["waits_spin"] else "yield")
         print(f"{r['case']:<15} {r['n_ocean']:>1} {r['m_python']:>1} {r['worker_layout']:>7} {wait:>10} {r['ring']:>4} "
               f"{r['raw_pattern']:>7} {r['raw_mb_s']:>8.0f} "
               f"{r['ratio_copy']:>5.2f} [{r['ratio_copy_min']:.2f}, {r['ratio_copy_max']:.2f}] "
               f"{r['ratio_direct']:>6.2f} [{r['ratio_direct_min']:.2f}, {r['ratio_direct_max']:.2f}] "
-              f"{r['load'][0]:>4.1f}-{r['load'][1]:<4.1f}")
+              f"{r['ratio_copy_vs_buffered']:>8.2f} [{r['ratio_copy_vs_buffered_min']:.2f}, "
+              f"{r['ratio_copy_vs_buffered_max']:.2f}] {r['load'][0]:>4.1f}-{r['load'][1]:<4.1f}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions of the five phases (default 5)")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions of the six phases (default 5)")
+    parser.add_argument("--launches", type=int, default=3,
+                        help="mpirun launches per row, their repetitions pooled (default 3)")
     parser.add_argument("--iters", type=int, default=10, help="exchanges per phase and repetition (default 10)")
     parser.add_argument("--wait", default="auto", help="comma-separated $OBRIDGE_WAIT values to run (default auto)")
     parser.add_argument("--ring", default=os.environ.get("OBRIDGE_RING", "4"),
@@ -191,7 +208,7 @@ def main(argv=None) -> int:
         setups = [(int(n), int(m), layout) for n, m, layout in wanted]
     # The ocean splits in j. "j-split" workers share its layout; "i-split" workers cut
     # across it, so every rank talks to every rank and pieces need restaging.
-    rows = [run_case(*case, *setup, args.iters, args.reps, args.build,
+    rows = [run_case(*case, *setup, args.iters, args.reps, args.launches, args.build,
                      {"wait": wait, "ring": int(ring), "nan_policy": args.nan_policy})
             for wait in args.wait.split(",") for ring in args.ring.split(",") for case in CASES for setup in setups]
     print_table(rows)

@@ -10,8 +10,9 @@
 !!           Ibarrier (waited for a bounded time) before stopping on a definition error.
 !! Wire protocol (PROTOCOL_VERSION, checked at enddef): a put sends per route its
 !! points as chunks of whole rows of one level (route_chunk, at most CHUNK points),
-!! then a trailer (step, tag, NaN/Inf count, rejected), tag = coupling index. The
-!! sender checks (and packs) chunk k while MPI moves chunk k-1 to the receiver.
+!! then a trailer (step, tag, NaN/Inf count, rejected), tag = coupling index. A
+!! copy-mode put packs and checks chunk k while MPI moves chunk k-1; a direct put
+!! posts each chunk first and checks it while the receiver copies it.
 !! Puts copy and return (a ring of core_ring buffers per field,
 !! $OBRIDGE_RING, default 4), so the ocean only pays a memcpy and may run that
 !! many puts ahead of a busy receiver; gets wait with the timeout.
@@ -318,9 +319,11 @@ contains
    end subroutine backend_put
 
    !> Post every chunk of a put, routes taking turns (every receiver busy from the start), then each
-   !! route's trailer. From the caller's array (direct), else packed into the slot.
-   !! A direct put keeps at most DIRECT_WINDOW chunks per route in flight, so that a chunk is still in
-   !! cache from its scan when the receiver copies it (the put waits for the receiver anyway).
+   !! route's trailer, which carries the NaN/Inf verdict. Copy mode packs and checks a chunk into the slot,
+   !! then posts it. Direct mode posts a chunk of the caller's array first and checks it while the receiver
+   !! copies it (the check no longer delays the transfer; measured with 512 KiB chunks,
+   !! bench_bridge direct/isend for the 2-D field, N=2 M=1: 0.84 -> 0.95); it keeps at most DIRECT_WINDOW chunks per route in flight, so that the
+   !! receiver and the check read a chunk while it is in cache (the put waits for the receiver anyway).
    subroutine post_put(fld, slot, step, direct, nbad, kinfo, msg, flat, f2, f3)
       type(field_t), intent(inout), target :: fld      !< the field
       integer, intent(in) :: slot                      !< ring slot that keeps buffers and requests
@@ -351,7 +354,6 @@ contains
                end if
                call chunk_in_array(fld%routes(r), n, mybox, first, npts)
                first = first - 1
-               if (check) nbad = nbad + core_count_bad(flat(first + 1:first + npts))
                src => flat
             else
                call route_chunk(fld%routes(r), n, lev, row0, nrows, first)
@@ -366,6 +368,7 @@ contains
             m = m + 1
             fld%req_route(m) = r
             call MPI_Isend(src(first + 1), npts, MPI_REAL8, fld%routes(r)%peer, fld%tag, bcomm, fld%req(m, slot), ierr)
+            if (direct .and. check) nbad = nbad + core_count_bad(flat(first + 1:first + npts))   ! read while sent
          end do
       end do
       do r = 1, fld%nroutes

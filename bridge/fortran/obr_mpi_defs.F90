@@ -17,11 +17,11 @@ module obr_mpi_defs
    integer, parameter :: IW = 12         !< width of an integer in a record
    !> Wire protocol spoken, in the header record's last VERSION_WIDTH characters (as handshake.PROTOCOL_VERSION;
    !! bump both with every change of what travels on the wire). Blank there: the unversioned code, version 1.
-   integer, parameter :: PROTOCOL_VERSION = 2
+   integer, parameter :: PROTOCOL_VERSION = 3
    integer, parameter :: UNVERSIONED = 1, VERSION_WIDTH = 8
    !> A route travels as chunks of whole rows of one level, of at most CHUNK points unless one row is
    !! longer (as handshake.CHUNK), then a trailer of TRAILER int64: step, tag, NaN/Inf count, rejected.
-   integer, parameter :: CHUNK = 65536
+   integer, parameter :: CHUNK = 1048576
    integer, parameter :: TRAILER = 4
 
    !> One field as one component declares it.

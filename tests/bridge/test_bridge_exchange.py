@@ -14,6 +14,9 @@ pytestmark = pytest.mark.mpi
 NX, NY, NLEV, NSTEPS = 13, 11, 4, 3
 OCEAN_LAYOUTS = {1: (1, 1), 2: (2, 1), 3: (1, 3), 4: (2, 2)}  # uneven: 13 = 7+6, 11 = 4+4+3
 WORKER_LAYOUTS = {1: (1, 1), 2: (1, 2)}
+# Every route of these layouts on this grid holds more than handshake.CHUNK points per level (half of
+# 1600 x 1400 is 1 120 000): two or more chunks per level.
+BIG_GRID = (1600, 1400, 2)
 WORKER = str(REPO / "bridge" / "examples" / "exchange_worker.py")
 
 
@@ -155,9 +158,9 @@ def test_bit_exact_several_chunks_per_level(fortran_build, n_ocean, n_worker, pu
     from bridge import decompose
     from bridge.handshake import chunks
 
-    grid = (600, 300, 2)
-    ocean_boxes = decompose(600, 300, *OCEAN_LAYOUTS[n_ocean])
-    worker_boxes = decompose(600, 300, *WORKER_LAYOUTS[n_worker])
+    grid = BIG_GRID
+    ocean_boxes = decompose(*grid[:2], *OCEAN_LAYOUTS[n_ocean])
+    worker_boxes = decompose(*grid[:2], *WORKER_LAYOUTS[n_worker])
     per_level = {len(chunks(ov, 1)) for a in ocean_boxes for b in worker_boxes if (ov := a.intersect(b))}
     assert min(per_level) >= 2, per_level
     run = exchange(fortran_build, n_ocean, n_worker, env={"OBRIDGE_PUT_MODE": put_mode}, grid=grid)
@@ -165,14 +168,14 @@ def test_bit_exact_several_chunks_per_level(fortran_build, n_ocean, n_worker, pu
     for r in range(n_ocean):
         assert f"ocean rank {r}: {NSTEPS} steps exchanged bit-exactly" in run.stdout
     received = sum(int(n) for n in re.findall(r"worker rank \d+: \d+ steps, (\d+) values received", run.stdout))
-    assert received == NSTEPS * 600 * 300 * (1 + 2)
+    assert received == NSTEPS * grid[0] * grid[1] * (1 + grid[2])
 
 
-@pytest.mark.parametrize("grid", [(NX, NY, NLEV), (600, 300, 2)])
+@pytest.mark.parametrize("grid", [(NX, NY, NLEV), BIG_GRID])
 @pytest.mark.parametrize("n_ocean", [1, 2])
 def test_bit_exact_workers_split_across_ocean_rows(fortran_build, n_ocean, grid):
     """Workers split in i: the ocean packs part rows (row by row, from its contiguous array) and the
-    worker stages them; (600, 300, 2) takes several chunks per level."""
+    worker stages them; BIG_GRID takes several chunks per level."""
     run = exchange(fortran_build, n_ocean, 2, env={"OBRIDGE_PUT_MODE": "direct"}, grid=grid, worker_layout=(2, 1))
     assert run.returncode == 0, run.stdout
     for r in range(n_ocean):

@@ -1,13 +1,16 @@
 !> Example that doubles as the bandwidth benchmark's ocean side
 !! (benchmarks/bench_bridge.py is the Python side and the driver).
 !!
-!! The ocean ranks split the grid in j. Each repetition runs five phases of
+!! The ocean ranks split the grid in j. Each repetition runs six phases of
 !! NITER exchanges of the same bytes, each between barriers, in an order that
 !! rotates with the repetition (both sides compute it, see phase_order):
 !!   1 raw MPI_Send / MPI_Recv, one message per pair of ranks;
 !!   2 raw MPI_Isend / MPI_Irecv + Waitall, one message per pair;
 !!   3 raw Isend / Irecv + Waitall, the bridge's chunks (obr_mpi_defs' route_chunk, routes taking turns);
-!!   4 bridge put/get, copy put mode;   5 bridge put/get, direct put mode.
+!!   4 bridge put/get, copy put mode;   5 bridge put/get, direct put mode;
+!!   6 raw buffered: the field's overlap copied into one of RING buffers per pair, then MPI_Isend, the
+!!     buffer waited for only when its turn comes again (what an MPI program that must not wait for its
+!!     receiver writes by hand: the copy put mode's semantics without the bridge).
 !! Repetition 0 is a warm-up that the driver drops.
 !! Usage: bandwidth_ocean NX NY NLEV PXW PYW NITER NREP
 !!   PXW x PYW: the Python side's layout, to size the raw messages.
@@ -17,7 +20,8 @@ program bandwidth_ocean
    use, intrinsic :: iso_fortran_env, only: dp => real64
    use mpi
    implicit none
-   integer, parameter :: NPHASE = 5, TAG = 77
+   integer, parameter :: NPHASE = 6, TAG = 77
+   integer, parameter :: RING = 4                !< buffers per pair of the raw buffered pattern (the bridge's default ring)
    integer :: nx, ny, nlev, pxw, pyw, niter, nrep, comm, rank, nranks, ierr, id, rep, it, q, nw, k, step
    integer :: i0, j0, ni, nj, wi0, wj0, wni, wnj, ov_i, ov_j
    integer :: order(NPHASE)
@@ -26,8 +30,11 @@ program bandwidth_ocean
       real(dp), allocatable :: a(:)
       integer :: dest = -1
       type(route_t) :: rt                        !< the overlap, to chunk it as the bridge does
+      real(dp), allocatable :: ring(:, :)        !< (points, RING) buffers of the buffered pattern
+      integer :: ring_req(RING) = MPI_REQUEST_NULL
    end type msg_t
-   type(msg_t), allocatable :: raw(:)
+   type(msg_t), allocatable, target :: raw(:)
+   integer :: ring_next = 1
 
    call read_args()
    call obr_init('ocean', comm)
@@ -53,6 +60,8 @@ program bandwidth_ocean
       raw(q + 1)%rt = route_t(nranks + q, max(i0, wi0), max(j0, wj0), max(ov_i, 1), max(ov_j, 1))
       allocate (raw(q + 1)%a(max(ov_i, 0)*max(ov_j, 0)*nlev))
       raw(q + 1)%a = 1._dp
+      allocate (raw(q + 1)%ring(size(raw(q + 1)%a), RING))
+      raw(q + 1)%ring = 0._dp
    end do
 
    step = 0
@@ -65,12 +74,14 @@ program bandwidth_ocean
             case (1); call raw_send()
             case (2); call raw_isend(.false.)
             case (3); call raw_isend(.true.)
+            case (6); call raw_buffered()
             case (4, 5)
                call obr_set_put_mode(trim(merge('copy  ', 'direct', order(k) == 4)))
                step = step + 1
                call obr_put(id, step, fld)
             end select
          end do
+         if (order(k) == 6) call raw_buffered_drain()
          call MPI_Barrier(MPI_COMM_WORLD, ierr)
       end do
    end do
@@ -116,6 +127,33 @@ contains
       end do
       call MPI_Waitall(nreq, reqs, MPI_STATUSES_IGNORE, ierr)
    end subroutine raw_isend
+
+   !> Raw pattern 6: per Python rank, wait for the ring buffer's previous send, copy the overlap of the
+   !! field into it, MPI_Isend it; return without waiting (raw_buffered_drain completes the phase).
+   subroutine raw_buffered()
+      integer :: p, s
+      real(dp), pointer, contiguous :: box(:, :, :)
+      s = ring_next
+      do p = 1, nw
+         if (size(raw(p)%a) == 0) cycle
+         associate (rt => raw(p)%rt)
+            call MPI_Wait(raw(p)%ring_req(s), MPI_STATUS_IGNORE, ierr)
+            box(1:rt%ni, 1:rt%nj, 1:nlev) => raw(p)%ring(:, s)
+            box = fld(rt%i0 - i0 + 1:rt%i0 - i0 + rt%ni, rt%j0 - j0 + 1:rt%j0 - j0 + rt%nj, :)
+            call MPI_Isend(raw(p)%ring(1, s), size(raw(p)%a), MPI_REAL8, raw(p)%dest, TAG, MPI_COMM_WORLD, &
+                           raw(p)%ring_req(s), ierr)
+         end associate
+      end do
+      ring_next = mod(s, RING) + 1
+   end subroutine raw_buffered
+
+   !> Complete every send of the buffered pattern, at the end of its phase.
+   subroutine raw_buffered_drain()
+      integer :: p
+      do p = 1, nw
+         call MPI_Waitall(RING, raw(p)%ring_req, MPI_STATUSES_IGNORE, ierr)
+      end do
+   end subroutine raw_buffered_drain
 
    !> Message c to Python rank p: its first index in raw(p)%a and its size.
    subroutine raw_piece(p, c, chunked, first, npts)
