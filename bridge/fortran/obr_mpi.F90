@@ -5,7 +5,8 @@
 !!   init:   Allgather(name, 64 chars) on MPI_COMM_WORLD; Comm_split(world,
 !!           first rank of that name, rank); Comm_dup(world);
 !!           Comm_split_type(world, SHARED, rank), Allreduce(BOR) of the
-!!           affinity masks on it, Comm_free (the wait mode, choose_wait_mode).
+!!           affinity masks on it, Comm_free (the wait mode: obr_mpi_wait's
+!!           choose_wait_mode, which also holds every wait on MPI requests).
 !!   enddef: Allgather(record length); Allgatherv(records) on the dup;
 !!           Ibarrier (waited for a bounded time) before stopping on a definition error.
 !! Wire protocol (PROTOCOL_VERSION, checked at enddef): a put sends per route its
@@ -17,9 +18,10 @@
 !! $OBRIDGE_RING, default 4), so the ocean only pays a memcpy and may run that
 !! many puts ahead of a busy receiver; gets wait with the timeout.
 module obr_backend
-   use, intrinsic :: iso_c_binding, only: c_int, c_loc, c_f_pointer, c_size_t, c_int64_t
+   use, intrinsic :: iso_c_binding, only: c_loc, c_f_pointer
    use obr_core
    use obr_mpi_defs
+   use obr_mpi_wait
    use mpi
    implicit none
    private
@@ -55,34 +57,10 @@ module obr_backend
    type(field_t), allocatable :: fields(:)
    integer :: nfields = 0
 
-   interface
-      function c_usleep(usec) bind(c, name='usleep') result(r)
-         import :: c_int
-         integer(c_int), value :: usec
-         integer(c_int) :: r
-      end function c_usleep
-      function c_sched_yield() bind(c, name='sched_yield') result(r)
-         import :: c_int
-         integer(c_int) :: r
-      end function c_sched_yield
-      function c_sched_getaffinity(pid, setsize, mask) bind(c, name='sched_getaffinity') result(r)
-         import :: c_int, c_size_t, c_int64_t
-         integer(c_int), value :: pid
-         integer(c_size_t), value :: setsize
-         integer(c_int64_t), intent(out) :: mask(*)
-         integer(c_int) :: r
-      end function c_sched_getaffinity
-   end interface
-
-   !> Seconds of yield-polling before a wait backs off to sleeps: a transfer that
-   !! is already on its way completes at full speed, a long wait leaves the core idle.
-   real(dp), parameter :: SPIN_WINDOW = 2.0e-3_dp
    !> Seconds a rank waits for the others before stopping on a definition error: a peer of an
    !! older protocol found nothing wrong and never joins (as mpi.py's STOP_BARRIER_LIMIT).
    real(dp), parameter :: STOP_BARRIER_LIMIT = 5._dp
    integer, parameter :: DIRECT_WINDOW = 4              !< chunks per route a direct put keeps in flight (post_put)
-   integer, parameter :: AFFINITY_WORDS = 16            !< a glibc cpu_set_t: 1024 bits
-   logical :: spin = .false.                            !< waits poll without pause (see choose_wait_mode)
 
 contains
 
@@ -122,20 +100,6 @@ contains
       call choose_wait_mode()
       allocate (fields(8))
    end subroutine backend_init
-
-   !> Spin in waits when $OBRIDGE_WAIT is spin, or auto and the job's processes on this node are no more
-   !! than the cores in the union of their affinity masks; else yield and back off (wait.py's configure).
-   subroutine choose_wait_mode()
-      integer :: node, nprocs, ierr
-      integer(c_int64_t) :: mask(AFFINITY_WORDS), union(AFFINITY_WORDS)
-      call MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, core_world_rank, MPI_INFO_NULL, node, ierr)
-      mask = 0
-      if (c_sched_getaffinity(0_c_int, int(8*AFFINITY_WORDS, c_size_t), mask) /= 0) mask = 0   ! unknown: yield
-      call MPI_Allreduce(mask, union, AFFINITY_WORDS, MPI_INTEGER8, MPI_BOR, node, ierr)
-      call MPI_Comm_size(node, nprocs, ierr)
-      call MPI_Comm_free(node, ierr)
-      spin = core_wait_mode == OBR_WAIT_SPIN .or. (core_wait_mode == OBR_WAIT_AUTO .and. nprocs <= sum(popcnt(union)))
-   end subroutine choose_wait_mode
 
    subroutine backend_def_partition(box, kinfo)
       integer, intent(in) :: box(6)              !< nx, ny, i0, j0, ni, nj (0-based offsets)
@@ -222,31 +186,6 @@ contains
          call defs_decode(everything(displs(r) + 1:displs(r) + counts(r)), rd(r))
       end do
    end subroutine gather_definitions
-
-   !> Wait for a non-blocking collective, at most the timeout (no silent hang at init or enddef).
-   subroutine wait_collective(req, what, kinfo, limit)
-      integer, intent(inout) :: req              !< the collective's request
-      character(len=*), intent(in) :: what       !< what was waited for, for the message
-      integer, intent(out) :: kinfo              !< OBR_OK or OBR_ERR_TIMEOUT
-      real(dp), intent(in), optional :: limit    !< seconds to wait, default the timeout
-      integer :: ierr, pause
-      logical :: done
-      real(dp) :: t0, tmax
-      t0 = MPI_Wtime()
-      tmax = core_timeout
-      if (present(limit)) tmax = limit
-      pause = 0
-      kinfo = OBR_OK
-      do
-         call MPI_Test(req, done, MPI_STATUS_IGNORE, ierr)
-         if (done) return
-         if (MPI_Wtime() - t0 > tmax) exit
-         if (pause > 0) ierr = c_usleep(int(pause, c_int))
-         pause = min(max(2*pause, 10), 1000)
-      end do
-      kinfo = OBR_ERR_TIMEOUT
-      write (core_last_error, '(a,f0.1,a)') trim(what)//' (timeout ', tmax, ' s)'
-   end subroutine wait_collective
 
    subroutine connect(fld, rd, cpl)
       type(field_t), intent(inout) :: fld        !< a field of this component
@@ -336,7 +275,7 @@ contains
       real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field (copy mode)
       real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field (copy mode)
       real(dp), pointer, contiguous :: src(:)
-      integer :: n, r, m, first, npts, lev, row0, nrows, ierr
+      integer :: n, r, m, first, npts, lev, row0, nrows, ierr, at
       logical :: check
       check = core_nan_policy /= OBR_NAN_OFF
       nbad = 0
@@ -359,8 +298,9 @@ contains
                call route_chunk(fld%routes(r), n, lev, row0, nrows, first)
                npts = nrows*fld%routes(r)%ni
                src => fld%buf(r, slot)%a
-               if (present(flat)) then
-                  call pack_from_flat(fld%routes(r), n, mybox, flat, src(first + 1:first + npts), check, nbad)
+               if (present(flat) .and. route_whole_rows(fld%routes(r), mybox)) then   ! one run of the array
+                  call chunk_in_array(fld%routes(r), n, mybox, at, npts)
+                  call core_copy_count(flat(at:at + npts - 1), src(first + 1:first + npts), check, nbad)
                else
                   call route_pack(fld%routes(r), n, mybox(3:4), src, check, nbad, f2, f3)
                end if
@@ -575,8 +515,8 @@ contains
       if (kinfo >= 0) kinfo = OBR_OK
    end subroutine wait_slot
 
-   !> Complete a slot's requests (the first `upto` of them when given), spinning or yield-polling with backoff
-   !! (choose_wait_mode); at the timeout cancel every request of the slot.
+   !> Complete a slot's requests (the first `upto` of them when given; obr_mpi_wait's wait_some); at the
+   !! timeout cancel every request of the slot and name the peers that did not take or deliver theirs.
    subroutine wait_requests(fld, slot, what, hint, kinfo, msg, upto)
       type(field_t), intent(inout) :: fld              !< the field
       integer, intent(in) :: slot                      !< ring slot holding the requests
@@ -585,31 +525,14 @@ contains
       integer, intent(out) :: kinfo                    !< OBR_OK or OBR_ERR_TIMEOUT
       character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
       integer, intent(in), optional :: upto            !< wait only for requests 1..upto (posted first)
-      integer :: n, outcount, ierr, k, pause
-      integer :: indices(size(fld%req, 1))
-      logical :: streaming, pending(size(fld%routes))
-      real(dp) :: t0
+      integer :: n, ierr, k
+      logical :: pending(size(fld%routes))
       character(len=:), allocatable :: peers
       n = size(fld%req, 1)
       if (present(upto)) n = upto
-      t0 = MPI_Wtime()
-      pause = 0
-      streaming = .false.
       kinfo = OBR_OK
       msg = ''
-      do
-         call MPI_Testsome(n, fld%req(:, slot), outcount, indices, MPI_STATUSES_IGNORE, ierr)
-         if (outcount == MPI_UNDEFINED .or. all(fld%req(:n, slot) == MPI_REQUEST_NULL)) return
-         if (outcount > 0) streaming = .true.   ! the rest of the transfer follows: spin
-         if (MPI_Wtime() - t0 > core_timeout) exit
-         if (spin) cycle
-         if (streaming .or. MPI_Wtime() - t0 < SPIN_WINDOW) then
-            ierr = c_sched_yield()   ! let an oversubscribed core's other ranks run
-            cycle
-         end if
-         if (pause > 0) ierr = c_usleep(int(pause, c_int))
-         pause = min(max(2*pause, 10), 1000)
-      end do
+      if (wait_some(fld%req(:n, slot))) return
       pending = .false.
       do k = 1, size(fld%req, 1)
          if (fld%req(k, slot) == MPI_REQUEST_NULL) cycle

@@ -11,7 +11,7 @@ module obr_mpi_defs
 
    public :: fdef_t, rankdefs_t, coupling_t, route_t, REC_LEN, PROTOCOL_VERSION, CHUNK, TRAILER
    public :: defs_encode, defs_decode, defs_validate, defs_routes, defs_first_ranks
-   public :: route_nchunks, route_chunk, route_pack, route_unpack, route_whole_rows, chunk_in_array, pack_from_flat
+   public :: route_nchunks, route_chunk, route_pack, route_unpack, route_whole_rows, chunk_in_array
 
    integer, parameter :: REC_LEN = 160   !< fixed record width, as handshake.RECORD_LEN
    integer, parameter :: IW = 12         !< width of an integer in a record
@@ -359,30 +359,8 @@ contains
       npts = nrows*rt%ni
    end subroutine chunk_in_array
 
-   !> Copy chunk c of a route from this rank's contiguous array into dst, counting NaN/Inf: one call for
-   !! a chunk of whole rows, else one per row (contiguous sections: no temporaries, no packing calls).
-   pure subroutine pack_from_flat(rt, c, box, flat, dst, check, nbad)
-      type(route_t), intent(in) :: rt            !< the route
-      integer, intent(in) :: c                   !< the chunk (route_chunk)
-      integer, intent(in) :: box(6)              !< this rank's box: nx, ny, i0, j0, ni, nj
-      real(dp), intent(in), contiguous :: flat(:)      !< this rank's array, flat
-      real(dp), intent(out), contiguous :: dst(:)      !< the chunk's place in the packed route
-      logical, intent(in) :: check               !< count NaN/Inf (the NaN policy is not off)
-      integer, intent(inout) :: nbad             !< NaN/Inf values found, added to
-      integer :: at, npts, row
-      call chunk_in_array(rt, c, box, at, npts)
-      if (route_whole_rows(rt, box)) then
-         call core_copy_count(flat(at:at + npts - 1), dst, check, nbad)
-         return
-      end if
-      do row = 0, npts/rt%ni - 1
-         call core_copy_count(flat(at + row*box(5):at + row*box(5) + rt%ni - 1), dst(row*rt%ni + 1:(row + 1)*rt%ni), &
-                              check, nbad)
-      end do
-   end subroutine pack_from_flat
-
    !> Copy chunk c of a route into the packed buffer a row by row, counting NaN/Inf on the way (one pass).
-   !! (For a contiguous array, pack_from_flat copies a chunk of whole rows with one call.)
+   !! (A chunk of whole rows of a contiguous array is one run: post_put copies it with one call.)
    subroutine route_pack(rt, c, origin, a, check, nbad, f2, f3)
       type(route_t), intent(in) :: rt                  !< the route (global box)
       integer, intent(in) :: c                         !< the chunk (route_chunk)

@@ -19,7 +19,8 @@ import nemo_run as nr
 
 HERE = Path(__file__).resolve().parent
 SOURCES = [HERE / "stubs" / "nemo_standins.F90"] + \
-    [nr.REPO / "bridge" / "fortran" / f for f in ("obr_core.F90", "obr_mpi_defs.F90", "obr_mpi.F90", "obridge.F90")] + \
+    [nr.REPO / "bridge" / "fortran" / f for f in ("obr_core.F90", "obr_mpi_defs.F90", "obr_mpi_wait.F90", "obr_mpi.F90",
+                                                     "obridge.F90")] + \
     [nr.REPO / "nemo_patches" / f for f in ("obridge_nemo_nml.F90", "obridge_nemo.F90")] + \
     [HERE / "stubs" / "standin_ocean.F90"]
 NX, NY, NZ, ITEND = 12, 10, 3, 4
