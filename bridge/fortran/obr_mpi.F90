@@ -258,11 +258,12 @@ contains
    end subroutine backend_put
 
    !> Post every chunk of a put, routes taking turns (every receiver busy from the start), then each
-   !! route's trailer, which carries the NaN/Inf verdict. Copy mode packs and checks a chunk into the slot,
-   !! then posts it. Direct mode posts a chunk of the caller's array first and checks it while the receiver
-   !! copies it (the check no longer delays the transfer; measured with 512 KiB chunks,
-   !! bench_bridge direct/isend for the 2-D field, N=2 M=1: 0.84 -> 0.95); it keeps at most DIRECT_WINDOW chunks per route in flight, so that the
-   !! receiver and the check read a chunk while it is in cache (the put waits for the receiver anyway).
+   !! route's trailer, which carries the NaN/Inf verdict. Copy mode packs and checks a chunk into the
+   !! slot, then posts it. Direct mode posts a chunk of the caller's array first and checks it while the
+   !! receiver copies it, so the check no longer delays the transfer (measured with 512 KiB chunks,
+   !! bench_bridge direct/isend, 2-D field, N=2 M=1: 0.84 -> 0.95). It keeps at most DIRECT_WINDOW chunks
+   !! per route in flight, so that the receiver and the check read a chunk while it is in cache (the put
+   !! waits for the receiver anyway).
    subroutine post_put(fld, slot, step, direct, nbad, kinfo, msg, flat, f2, f3)
       type(field_t), intent(inout), target :: fld      !< the field
       integer, intent(in) :: slot                      !< ring slot that keeps buffers and requests
@@ -272,8 +273,8 @@ contains
       integer, intent(out) :: kinfo                    !< OBR_OK or OBR_ERR_TIMEOUT (direct: a chunk not taken)
       character(len=*), intent(out) :: msg             !< the reason when kinfo < 0
       real(dp), intent(in), optional, contiguous, target :: flat(:)   !< the caller's array when contiguous
-      real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field (copy mode)
-      real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field (copy mode)
+      real(dp), intent(in), optional :: f2(:, :)       !< a 2-D field (copy mode: packed row by row when not flat)
+      real(dp), intent(in), optional :: f3(:, :, :)    !< a 3-D field (copy mode: packed row by row when not flat)
       real(dp), pointer, contiguous :: src(:)
       integer :: n, r, m, first, npts, lev, row0, nrows, ierr, at
       logical :: check
