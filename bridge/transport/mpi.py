@@ -17,11 +17,14 @@ each put sends, per route, its points as chunks of whole rows of one level
 (handshake.chunks, at most handshake.CHUNK points) and then a trailer of 4
 int64 (step, tag, NaN/Inf values in the put, rejected 0/1), all with the
 coupling index as tag; MPI's non-overtaking order keeps chunks and trailer
-paired. The sender copies and checks chunk k while MPI moves chunk k-1, so
-the copy and the transfer overlap. Puts are non-blocking and copy the data,
-so the sender only pays a memcpy; a ring of ``RING`` buffers per field
-($OBRIDGE_RING, default 4, as the Fortran side) lets it run that many puts
-ahead of a busy receiver.
+paired. In the ``copy`` put mode (the default, as the Fortran side) puts are
+non-blocking and copy the data: the sender copies and checks chunk k while MPI
+moves chunk k-1, and a ring of ``RING`` buffers per field ($OBRIDGE_RING,
+default 4) lets it run that many puts ahead of a busy receiver. In the
+``direct`` mode ($OBRIDGE_PUT_MODE, or ``put_mode``) a put whose routes span
+whole rows of a C-contiguous array sends straight from it, checking each chunk
+while it is sent, and returns once the receivers have it (no copy; the sender
+waits for them).
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ from .wait import wait_all
 log = logging.getLogger(__name__)
 
 NAN_POLICIES = ("error", "warn", "off")
+PUT_MODES = ("copy", "direct")
 
 
 def _default_timeout() -> float:
@@ -64,7 +68,16 @@ def _ring_depth() -> int:
     return int(text)
 
 
+def _default_put_mode() -> str:
+    """$OBRIDGE_PUT_MODE (default copy), as the Fortran side; a bad value is named, not guessed."""
+    text = os.environ.get("OBRIDGE_PUT_MODE", "copy")
+    if text.strip().lower() not in PUT_MODES:
+        raise BridgeError(f"OBRIDGE_PUT_MODE={text!r}: the put mode must be one of {', '.join(PUT_MODES)}")
+    return text.strip().lower()
+
+
 RING = _ring_depth()
+DEFAULT_PUT_MODE = _default_put_mode()
 STOP_BARRIER_LIMIT = 5.0  # seconds a rank waits for the others before stopping on a protocol mismatch
 DEFAULT_TIMEOUT = _default_timeout()
 wait.wait_mode()  # a bad $OBRIDGE_WAIT is named at import, as the two above
@@ -109,13 +122,16 @@ def _abort_job_on_uncaught_exception(component: str, rank: int) -> None:
 class MpiComponent:
     """One component (a set of ranks sharing a name) of the coupled MPMD job."""
 
-    def __init__(self, name: str, *, timeout: float = DEFAULT_TIMEOUT, nan_policy: str = "error", world=None):
+    def __init__(self, name: str, *, timeout: float = DEFAULT_TIMEOUT, nan_policy: str = "error",
+                 put_mode: str = DEFAULT_PUT_MODE, world=None):
         MPI = _mpi()
         if not name or len(name) > handshake.NAME_LEN or " " in name:
             raise BridgeError(f"component name {name!r} must be 1..{handshake.NAME_LEN} characters without spaces")
         if nan_policy not in NAN_POLICIES:
             raise BridgeError(f"nan_policy {nan_policy!r} must be one of {NAN_POLICIES}")
-        self.name, self.timeout, self.nan_policy = name, float(timeout), nan_policy
+        if put_mode not in PUT_MODES:
+            raise BridgeError(f"put_mode {put_mode!r} must be one of {PUT_MODES}")
+        self.name, self.timeout, self.nan_policy, self.put_mode = name, float(timeout), nan_policy, put_mode
         world = MPI.COMM_WORLD if world is None else world
         self.world_rank = world.Get_rank()
         _abort_job_on_uncaught_exception(name, self.world_rank)  # before the first wait: a timeout there must not hang
@@ -276,40 +292,53 @@ class MpiField:
 
     # -- put -----------------------------------------------------------------
     def put(self, step: int, array: np.ndarray) -> None:
-        """Send ``array`` for ``step``; returns once it is copied (non-blocking).
+        """Send ``array`` for ``step``. Copy mode (the default): returns once it is copied (non-blocking);
+        each chunk is copied, checked for NaN/Inf and posted before the next is touched. Direct mode,
+        when every route spans whole rows of a C-contiguous array: each chunk is posted from ``array``
+        itself and checked while it is sent; returns once the receivers have it (waiting at most the
+        timeout).
 
-        Each chunk is copied, checked for NaN/Inf and posted before the next
-        is touched. Under nan_policy 'error' a put holding NaN/Inf still
-        completes its message (flagged rejected in the trailer, so the
-        receiver's get raises FieldValueError and its array is undefined),
+        Under nan_policy 'error' a put holding NaN/Inf still completes its message (flagged rejected
+        in the trailer, so the receiver's get raises FieldValueError and its array is undefined),
         then raises FieldValueError here."""
         self._check_ready("put", handshake.OUT)
         data = self._as_field_array(array)
+        direct = self.component.put_mode == "direct" and self._runs_of(data)
         MPI = _mpi()
         slot = self._next
         self._wait_slot(slot)
         comm, reqs, req_route = self.component._comm, [], []
         check = self.component.nan_policy != "off"
-        packed = [self._staging(("put", slot), k, (r.box.size * self.nlev,)) for k, r in enumerate(self.routes)]
+        packed = None if direct else [self._staging(("put", slot), k, (r.box.size * self.nlev,))
+                                      for k, r in enumerate(self.routes)]
         nbad = 0
         for k, chunk in self._sending_order():
-            piece = packed[k][chunk.offset:chunk.offset + chunk.nrows * self.routes[k].box.ni]
-            # always a copy: the caller may reuse its array at once; the slot is free again (_wait_slot)
-            np.copyto(piece.reshape(chunk.nrows, -1), data[self._chunk_index(k, chunk)])
-            if check:
-                nbad += _count_bad(piece)  # while the chunk is in cache
-            reqs.append(comm.Isend([piece, MPI.REAL8], dest=self.routes[k].peer, tag=self.tag))
+            view = data[self._chunk_index(k, chunk)]
+            if direct:  # a run of the caller's array: sent as it is, read while MPI moves it
+                reqs.append(comm.Isend([view, MPI.REAL8], dest=self.routes[k].peer, tag=self.tag))
+                nbad += _count_bad(view) if check else 0
+            else:  # the caller may reuse its array at once; the slot is free again (_wait_slot)
+                piece = packed[k][chunk.offset:chunk.offset + chunk.nrows * self.routes[k].box.ni]
+                np.copyto(piece.reshape(chunk.nrows, -1), view)
+                nbad += _count_bad(piece) if check else 0  # while the chunk is in cache
+                reqs.append(comm.Isend([piece, MPI.REAL8], dest=self.routes[k].peer, tag=self.tag))
             req_route.append(k)
         rejected = nbad > 0 and self.component.nan_policy == "error"
         trailer = np.array([step, self.tag, nbad, int(rejected)], dtype=np.int64)
         for k, route in enumerate(self.routes):
             reqs.append(comm.Isend([trailer, MPI.INTEGER8], dest=route.peer, tag=self.tag))
             req_route.append(k)
-        self._ring[slot] = (reqs, (packed, trailer), req_route)  # the buffers stay alive until the sends complete
+        self._ring[slot] = (reqs, (packed, trailer, data if direct else None), req_route)  # alive until sent
         self._ring_steps[slot] = step
         self._next = (slot + 1) % RING
+        if direct:
+            self._wait_slot(slot)  # the caller may change its array once put returns
         if nbad:
             self._nan_verdict(step, nbad)
+
+    def _runs_of(self, data: np.ndarray) -> bool:
+        """True when every chunk is one run of ``data``: C-contiguous, and every route spans whole rows."""
+        return data.flags.c_contiguous and all(r.box.ni == self.component._box.ni for r in self.routes)
 
     def _as_field_array(self, array) -> np.ndarray:
         data = np.asarray(array, dtype=np.float64)

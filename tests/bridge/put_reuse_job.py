@@ -2,8 +2,10 @@
 
 Usage: python put_reuse_job.py sender|receiver NX NY
 The sender puts a known field, at once fills its array with -1 and puts
-again; the receiver gets late (the transfer then cannot have happened yet)
-and prints whether both steps arrived as they were at their put.
+again; the receiver gets late (in copy mode the transfer then cannot have
+happened yet) and prints whether both steps arrived as they were at their
+put. The sender prints how many packing buffers it made: none in the direct
+put mode ($OBRIDGE_PUT_MODE), which sends from the array and waits.
 """
 import sys
 import time
@@ -25,6 +27,7 @@ def main(role: str, nx: int, ny: int) -> None:
         array[...] = -1.0  # the bridge must have copied step 1 already
         field.put(2, array)
         array[...] = -2.0
+        print(f"sender: {comp.put_mode} put, {len(field._stage)} packing buffer(s)", flush=True)
     else:
         time.sleep(1.0)
         ok1 = np.array_equal(field.get(1), known)

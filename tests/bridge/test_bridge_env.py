@@ -42,6 +42,21 @@ def test_ring_depth_and_timeout_default_and_override():
     assert "ring 7 timeout 2.5" in import_transport(OBRIDGE_RING="7", OBRIDGE_TIMEOUT="2.5").stdout
 
 
+@pytest.mark.parametrize("value", ["fast", "", "direct copy"])
+def test_bad_put_mode_is_named(value):
+    run = import_transport(OBRIDGE_PUT_MODE=value)
+    assert run.returncode != 0
+    assert f"OBRIDGE_PUT_MODE={value!r}: the put mode must be one of copy, direct" in run.stderr
+
+
+def test_put_mode_default_and_override():
+    code = "import bridge.transport.mpi as m; print('put mode', m.DEFAULT_PUT_MODE)"
+    for env, want in (({}, "copy"), ({"OBRIDGE_PUT_MODE": " Direct"}, "direct")):
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                             env=clean_env(**env))
+        assert f"put mode {want}" in run.stdout, run.stderr
+
+
 FORTRAN_BAD = [  # (variable, value, what the message says it must be)
     ("OBRIDGE_RING", "four", "must be a whole number >= 1 (the put ring depth)"),
     ("OBRIDGE_RING", "0", "must be a whole number >= 1 (the put ring depth)"),
