@@ -28,7 +28,12 @@ first warm-up repetition is dropped. Each row pools the repetitions of
 and moves the figures more than anything within one.
 
     python benchmarks/bench_bridge.py [--json PATH] [--reps 5] [--launches 3] [--iters 10]
-        [--wait auto,spin,yield] [--ring 4,1] [--setups 1:1:j-split,2:2:i-split] [--nan-policy error|off]
+        [--direction to-worker,to-ocean] [--wait auto,spin,yield] [--ring 4,1]
+        [--setups 1:1:j-split,2:2:i-split] [--nan-policy error|off]
+
+``--direction to-ocean`` sends the field the other way: the Python worker
+puts (copy, direct) or sends (the raw patterns and its own buffered ring), the
+Fortran ocean gets or receives.
 
 ``--ring`` runs every row once per put ring depth ($OBRIDGE_RING, default 4):
 the exchanges here are back to back, so a copy-mode ocean fills its ring and
@@ -69,37 +74,71 @@ def phase_order(rep: int) -> list[str]:
     return [PHASES[(rep + j) % len(PHASES)] for j in range(len(PHASES))]
 
 
-def raw_exchange(pattern: str, raw: list, nlev: int) -> None:
-    """Receive one exchange's raw messages with ``pattern``, as the ocean sends them."""
+def raw_exchange(pattern: str, raw: list, nlev: int, send: bool = False) -> None:
+    """One exchange's raw messages with ``pattern``: received as the ocean sends them, or (``send``,
+    the worker -> ocean direction) sent as the ocean receives them."""
     from mpi4py import MPI
 
     from bridge import handshake
 
+    world = MPI.COMM_WORLD
     if pattern == "send":
-        for src, _box, buf in raw:
-            MPI.COMM_WORLD.Recv([buf, MPI.REAL8], source=src, tag=77)
+        for peer, _box, buf in raw:
+            world.Send([buf, MPI.REAL8], dest=peer, tag=77) if send else world.Recv([buf, MPI.REAL8], source=peer, tag=77)
         return
-    pieces = [(src, buf) for src, _box, buf in raw]
+    pieces = [(peer, buf) for peer, _box, buf in raw]
     if pattern == "chunked":
-        pieces = [(src, buf[c.offset:c.offset + c.nrows * box.ni]) for src, box, buf in raw
+        pieces = [(peer, buf[c.offset:c.offset + c.nrows * box.ni]) for peer, box, buf in raw
                   for c in handshake.chunks(box, nlev)]
-    MPI.Request.Waitall([MPI.COMM_WORLD.Irecv([piece, MPI.REAL8], source=src, tag=77) for src, piece in pieces])
+    post = world.Isend if send else world.Irecv
+    MPI.Request.Waitall([post([piece, MPI.REAL8], peer, 77) for peer, piece in pieces])
 
 
-def worker(nx: int, ny: int, nlev: int, px: int, py: int, niter: int, nrep: int, n_ocean: int) -> None:
-    """The Python side: every phase of every repetition; rank 0 prints the timings as JSON."""
+class BufferedSender:
+    """The raw buffered pattern, worker -> ocean: the overlap of the field copied into one of 4
+    buffers per ocean rank, then Isend; a buffer is waited for only when its turn comes again."""
+
+    def __init__(self, raw: list, field_box, nlev: int):
+        self.raw, self.box, self.nlev, self.next = raw, field_box, nlev, 0
+        self.ring = [[(np.ones(buf.size), None) for _ in range(4)] for _peer, _ov, buf in raw]  # pages touched
+
+    def send(self, data: np.ndarray) -> None:
+        from mpi4py import MPI
+
+        for k, (peer, ov, _buf) in enumerate(self.raw):
+            buf, req = self.ring[k][self.next]
+            if req is not None:
+                req.Wait()
+            js, is_ = self.box.local_slices(ov)
+            buf.reshape(self.nlev, ov.nj, ov.ni)[...] = data[:, js, is_]
+            self.ring[k][self.next] = (buf, MPI.COMM_WORLD.Isend([buf, MPI.REAL8], dest=peer, tag=77))
+        self.next = (self.next + 1) % 4
+
+    def drain(self) -> None:
+        for slots in self.ring:
+            for _buf, req in slots:
+                if req is not None:
+                    req.Wait()
+
+
+def worker(nx: int, ny: int, nlev: int, px: int, py: int, niter: int, nrep: int, n_ocean: int,
+           receive: int = 0) -> None:
+    """The Python side: every phase of every repetition; rank 0 prints the timings as JSON.
+    ``receive`` = 1: the ocean receives, this side puts (in the phase's put mode) and sends."""
     from mpi4py import MPI
 
     from bridge import Component, decompose
 
+    send = bool(receive)
     comp = Component("worker", timeout=120.0)
     box = decompose(nx, ny, px, py)[comp.local_comm.Get_rank()]
     comp.def_partition(box)
-    field = comp.def_field("f", "in", nlev, peer="ocean")
+    field = comp.def_field("f", "out" if send else "in", nlev, peer="ocean")
     comp.enddef()
-    raw = [(rank, ov, np.empty(ov.size * nlev)) for rank, b in enumerate(decompose(nx, ny, 1, n_ocean))
+    raw = [(rank, ov, np.ones(ov.size * nlev)) for rank, b in enumerate(decompose(nx, ny, 1, n_ocean))
            if (ov := box.intersect(b)) is not None]
-    out = np.empty(field.shape)
+    out = np.random.default_rng(comp.local_comm.Get_rank()).random(field.shape)
+    buffered = BufferedSender(raw, box, nlev)
     world, step, times = MPI.COMM_WORLD, 0, []
     for rep in range(nrep + 1):
         row = {}
@@ -107,11 +146,18 @@ def worker(nx: int, ny: int, nlev: int, px: int, py: int, niter: int, nrep: int,
             world.Barrier()
             t0 = time.perf_counter()
             for _ in range(niter):
-                if phase in RAW or phase == "buffered":
-                    raw_exchange("isend" if phase == "buffered" else phase, raw, nlev)
+                if send and phase == "buffered":
+                    buffered.send(out)
+                elif phase in RAW or phase == "buffered":
+                    raw_exchange("isend" if phase == "buffered" else phase, raw, nlev, send)
                 else:
                     step += 1
-                    field.get(step, out=out)
+                    if send:
+                        comp.put_mode = phase
+                        field.put(step, out)
+                    else:
+                        field.get(step, out=out)
+            buffered.drain()  # (the barrier below waits for the ocean, which has received everything then)
             world.Barrier()
             row[phase] = time.perf_counter() - t0
         if rep:  # repetition 0 warms up
@@ -137,15 +183,19 @@ def summarize(times: list[dict], nbytes: int) -> dict:
 
 
 def run_case(label, nx, ny, nlev, n_ocean, m, layout, iters, reps, launches, build: Path, knobs: dict) -> dict:
-    """One row, pooled over ``launches`` mpirun launches; knobs: wait, ring, nan_policy (the $OBRIDGE_* settings of both sides)."""
+    """One row, pooled over ``launches`` mpirun launches; knobs: direction (to-worker, to-ocean), and wait,
+    ring, nan_policy (the $OBRIDGE_* settings of both sides)."""
     from bridge.mpirun import mpirun_prefix
 
     px, py = (1, m) if layout == "j-split" else (m, 1)
-    ocean = [str(build / "bin" / "obr_bandwidth_ocean"), *map(str, (nx, ny, nlev, px, py, iters, reps))]
-    py_side = [sys.executable, __file__, "--role", "worker", *map(str, (nx, ny, nlev, px, py, iters, reps, n_ocean))]
+    receive = int(knobs["direction"] == "to-ocean")
+    ocean = [str(build / "bin" / "obr_bandwidth_ocean"), *map(str, (nx, ny, nlev, px, py, iters, reps, receive))]
+    py_side = [sys.executable, __file__, "--role", "worker",
+               *map(str, (nx, ny, nlev, px, py, iters, reps, n_ocean, receive))]
     cmd = mpirun_prefix(n_ocean + m) + ["-np", str(n_ocean), *ocean, ":", "-np", str(m), *py_side]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OBRIDGE_WAIT": knobs["wait"], "OBRIDGE_RING": str(knobs["ring"]),
            "OBRIDGE_NAN_POLICY": knobs["nan_policy"]}
+    env.pop("OBRIDGE_PUT_MODE", None)  # each bridge phase sets its own put mode
     load_before, times = os.getloadavg()[0], []
     for _ in range(launches):  # separate launches: process placement varies from one to the next
         out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
@@ -168,12 +218,12 @@ def print_table(rows: list[dict]) -> None:
           " waits) and direct (no copy, the put waits for the worker); copy/buf: the copy mode against raw MPI"
           " buffered by hand (copy, Isend, never wait for the receiver), the same way; load: 1-minute load average"
           " before-after")
-    print(f"{'case':<15} {'N':>1} {'M':>1} {'workers':>7} {'wait':>10} {'ring':>4} {'raw':>7} {'raw MB/s':>8} "
+    print(f"{'case':<15} {'to':>6} {'N':>1} {'M':>1} {'workers':>7} {'wait':>10} {'ring':>4} {'raw':>7} {'raw MB/s':>8} "
           f"{'copy':>5} {'[min, max]':>12} {'direct':>6} {'[min, max]':>12} {'copy/buf':>8} {'[min, max]':>12} "
           f"{'load':>9}")
     for r in rows:
         wait = r["wait"] if r["wait"] != "auto" else "auto:" + ("spin" if r["waits_spin"] else "yield")
-        print(f"{r['case']:<15} {r['n_ocean']:>1} {r['m_python']:>1} {r['worker_layout']:>7} {wait:>10} {r['ring']:>4} "
+        print(f"{r['case']:<15} {r['direction'][3:]:>6} {r['n_ocean']:>1} {r['m_python']:>1} {r['worker_layout']:>7} {wait:>10} {r['ring']:>4} "
               f"{r['raw_pattern']:>7} {r['raw_mb_s']:>8.0f} "
               f"{r['ratio_copy']:>5.2f} [{r['ratio_copy_min']:.2f}, {r['ratio_copy_max']:.2f}] "
               f"{r['ratio_direct']:>6.2f} [{r['ratio_direct_min']:.2f}, {r['ratio_direct_max']:.2f}] "
@@ -191,6 +241,8 @@ def main(argv=None) -> int:
     parser.add_argument("--wait", default="auto", help="comma-separated $OBRIDGE_WAIT values to run (default auto)")
     parser.add_argument("--ring", default=os.environ.get("OBRIDGE_RING", "4"),
                         help="comma-separated $OBRIDGE_RING depths to run (default $OBRIDGE_RING or 4)")
+    parser.add_argument("--direction", default="to-worker",
+                        help="comma-separated: to-worker (the ocean puts, default), to-ocean (the worker puts)")
     parser.add_argument("--nan-policy", default="error", choices=("error", "warn", "off"),
                         help="the ocean's NaN/Inf check on puts (default error, the bridge's default; off: no scan)")
     parser.add_argument("--setups", default="", help="only these N:M:layout setups, e.g. 1:1:j-split,2:2:i-split")
@@ -209,10 +261,11 @@ def main(argv=None) -> int:
     # The ocean splits in j. "j-split" workers share its layout; "i-split" workers cut
     # across it, so every rank talks to every rank and pieces need restaging.
     rows = [run_case(*case, *setup, args.iters, args.reps, args.launches, args.build,
-                     {"wait": wait, "ring": int(ring), "nan_policy": args.nan_policy})
-            for wait in args.wait.split(",") for ring in args.ring.split(",") for case in CASES for setup in setups]
+                     {"direction": direction, "wait": wait, "ring": int(ring), "nan_policy": args.nan_policy})
+            for direction in args.direction.split(",") for wait in args.wait.split(",")
+            for ring in args.ring.split(",") for case in CASES for setup in setups]
     print_table(rows)
-    print(f"NaN/Inf check on puts: {args.nan_policy}")
+    print(f"NaN/Inf check on puts: {args.nan_policy} (the ocean's: $OBRIDGE_NAN_POLICY; the worker's: error)")
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "bridge_bandwidth", "rows": rows}, indent=2))
     return 0

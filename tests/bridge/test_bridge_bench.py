@@ -1,6 +1,6 @@
-"""benchmarks/bench_bridge.py runs end to end: the Fortran ocean (bandwidth_ocean.F90) and the Python
-worker agree on the six phases and their order, every phase moves the field, and the JSON holds
-every figure the table prints. Timings are never asserted, only that they exist."""
+"""benchmarks/bench_bridge.py runs end to end in both directions: the Fortran ocean (bandwidth_ocean.F90)
+and the Python worker agree on the six phases and their order, every phase moves the field, and the
+JSON holds every figure the table prints. Timings are never asserted, only that they exist."""
 from __future__ import annotations
 
 import json
@@ -20,12 +20,14 @@ def test_bench_bridge_smoke_run_writes_every_figure(fortran_build, tmp_path):
 
     out = tmp_path / "bb.json"
     run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_bridge.py"), "--setups", "1:1:j-split",
-                          "--launches", "2", "--reps", "1", "--iters", "1", "--build", str(fortran_build),
+                          "--direction", "to-worker,to-ocean", "--launches", "2", "--reps", "1", "--iters", "1",
+                          "--build", str(fortran_build),
                           "--json", str(out)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "copy/buf" in run.stdout
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["case"], r["n_ocean"], r["m_python"]) for r in rows] == [(c[0], 1, 1) for c in bench_bridge.CASES]
+    assert [(r["direction"], r["case"], r["n_ocean"], r["m_python"]) for r in rows] == \
+        [(d, c[0], 1, 1) for d in ("to-worker", "to-ocean") for c in bench_bridge.CASES]
     for row in rows:
         assert len(row["times"]) == 2  # one measured repetition per launch, the warm-up dropped
         assert all(set(t) == set(bench_bridge.PHASES) and min(t.values()) > 0 for t in row["times"])

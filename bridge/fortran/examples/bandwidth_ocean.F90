@@ -12,7 +12,9 @@
 !!     buffer waited for only when its turn comes again (what an MPI program that must not wait for its
 !!     receiver writes by hand: the copy put mode's semantics without the bridge).
 !! Repetition 0 is a warm-up that the driver drops.
-!! Usage: bandwidth_ocean NX NY NLEV PXW PYW NITER NREP
+!! With RECEIVE = 1 the field travels the other way (the worker puts, in its put mode of the phase,
+!! and the ocean gets); the raw phases then receive what the Python side sends (phase 6 as phase 2).
+!! Usage: bandwidth_ocean NX NY NLEV PXW PYW NITER NREP [RECEIVE]
 !!   PXW x PYW: the Python side's layout, to size the raw messages.
 program bandwidth_ocean
    use obridge
@@ -35,6 +37,7 @@ program bandwidth_ocean
    end type msg_t
    type(msg_t), allocatable, target :: raw(:)
    integer :: ring_next = 1
+   logical :: receive = .false.                  !< the ocean receives (the worker -> ocean direction)
 
    call read_args()
    call obr_init('ocean', comm)
@@ -43,7 +46,7 @@ program bandwidth_ocean
    i0 = 0; ni = nx
    call split(ny, nranks, rank, j0, nj)
    call obr_def_partition(nx, ny, i0, j0, ni, nj)
-   call obr_def_field('f', OBR_OUT, nlev, id)
+   call obr_def_field('f', merge(OBR_IN, OBR_OUT, receive), nlev, id)
    call obr_enddef()
    allocate (fld(ni, nj, nlev))
    call random_number(fld)
@@ -74,14 +77,21 @@ program bandwidth_ocean
             case (1); call raw_send()
             case (2); call raw_isend(.false.)
             case (3); call raw_isend(.true.)
-            case (6); call raw_buffered()
+            case (6)
+               if (receive) call raw_isend(.false.)
+               if (.not. receive) call raw_buffered()
             case (4, 5)
+               if (receive) then
+                  step = step + 1
+                  call obr_get(id, step, fld)
+                  cycle
+               end if
                call obr_set_put_mode(trim(merge('copy  ', 'direct', order(k) == 4)))
                step = step + 1
                call obr_put(id, step, fld)
             end select
          end do
-         if (order(k) == 6) call raw_buffered_drain()
+         if (order(k) == 6 .and. .not. receive) call raw_buffered_drain()
          call MPI_Barrier(MPI_COMM_WORLD, ierr)
       end do
    end do
@@ -96,16 +106,21 @@ contains
       o = [(mod(r + j - 1, NPHASE) + 1, j=1, NPHASE)]
    end function phase_order
 
-   !> Raw pattern 1: a blocking MPI_Send per Python rank.
+   !> Raw pattern 1: a blocking MPI_Send (MPI_Recv when receiving) per Python rank.
    subroutine raw_send()
       integer :: p
       do p = 1, nw
-         if (size(raw(p)%a) > 0) call MPI_Send(raw(p)%a, size(raw(p)%a), MPI_REAL8, raw(p)%dest, TAG, &
-                                               MPI_COMM_WORLD, ierr)
+         if (size(raw(p)%a) == 0) cycle
+         if (receive) then
+            call MPI_Recv(raw(p)%a, size(raw(p)%a), MPI_REAL8, raw(p)%dest, TAG, MPI_COMM_WORLD, &
+                          MPI_STATUS_IGNORE, ierr)
+         else
+            call MPI_Send(raw(p)%a, size(raw(p)%a), MPI_REAL8, raw(p)%dest, TAG, MPI_COMM_WORLD, ierr)
+         end if
       end do
    end subroutine raw_send
 
-   !> Raw patterns 2 and 3: every message posted with MPI_Isend, then Waitall: one per Python rank,
+   !> Raw patterns 2 and 3: every message posted with MPI_Isend (MPI_Irecv when receiving), then Waitall: one per Python rank,
    !! or the bridge's chunks of each overlap (routes taking turns, as obr_mpi.F90's post_put).
    subroutine raw_isend(chunked)
       logical, intent(in) :: chunked             !< the bridge's chunks, else one message per pair
@@ -122,7 +137,11 @@ contains
             if (c > nmsg(p)) cycle
             call raw_piece(p, c, chunked, first, npts)
             nreq = nreq + 1
-            call MPI_Isend(raw(p)%a(first), npts, MPI_REAL8, raw(p)%dest, TAG, MPI_COMM_WORLD, reqs(nreq), ierr)
+            if (receive) then
+               call MPI_Irecv(raw(p)%a(first), npts, MPI_REAL8, raw(p)%dest, TAG, MPI_COMM_WORLD, reqs(nreq), ierr)
+            else
+               call MPI_Isend(raw(p)%a(first), npts, MPI_REAL8, raw(p)%dest, TAG, MPI_COMM_WORLD, reqs(nreq), ierr)
+            end if
          end do
       end do
       call MPI_Waitall(nreq, reqs, MPI_STATUSES_IGNORE, ierr)
@@ -172,12 +191,14 @@ contains
 
    subroutine read_args()
       character(len=32) :: arg
-      integer :: a, vals(7)
-      do a = 1, 7
+      integer :: a, vals(8)
+      vals(8) = 0
+      do a = 1, min(8, command_argument_count())
          call get_command_argument(a, arg)
          read (arg, *) vals(a)
       end do
       nx = vals(1); ny = vals(2); nlev = vals(3); pxw = vals(4); pyw = vals(5); niter = vals(6); nrep = vals(7)
+      receive = vals(8) == 1
    end subroutine read_args
 
    subroutine split(n, p, k, off, ext)
