@@ -91,16 +91,7 @@ contains
       integer, intent(out) :: local_comm         !< communicator of this component's ranks
       integer, intent(out), optional :: kinfo    !< status: OBR_OK or < 0
       integer :: code
-      call core_read_env(code)
-      if (code < 0) then   ! a malformed OBRIDGE_* variable, named in the message
-         call finish(code, core_last_error, kinfo)
-         return
-      end if
-      if (.not. core_valid_name(name)) then
-         call core_fail(OBR_ERR_USAGE, 'obr_init: component name '''//name//''' must be 1..64 characters '// &
-                        'without blanks', kinfo)
-         return
-      end if
+      if (.not. ready_to_join('obr_init', name, kinfo)) return
       call backend_init(trim(name), local_comm, code)
       call finish(code, core_last_error, kinfo)
    end subroutine obr_init
@@ -112,16 +103,7 @@ contains
       integer, intent(in) :: local_comm          !< the host's communicator from oasis_get_localcomm (checked)
       integer, intent(out), optional :: kinfo    !< status: OBR_OK or < 0
       integer :: code
-      call core_read_env(code)
-      if (code < 0) then   ! a malformed OBRIDGE_* variable, named in the message
-         call finish(code, core_last_error, kinfo)
-         return
-      end if
-      if (.not. core_valid_name(name)) then
-         call core_fail(OBR_ERR_USAGE, 'obr_init_from_oasis: component name '''//name//''' must be 1..64 '// &
-                        'characters without blanks', kinfo)
-         return
-      end if
+      if (.not. ready_to_join('obr_init_from_oasis', name, kinfo)) return
 #if defined key_obridge_oasis
       call backend_init_host(trim(name), comp_id, local_comm, code)
       call finish(code, core_last_error, kinfo)
@@ -307,6 +289,27 @@ contains
       character(len=:), allocatable :: msg
       msg = trim(core_last_error)
    end function obr_last_error
+
+   !> Before joining: the $OBRIDGE_* settings read (a malformed one is named) and the component name
+   !! checked; false, with the error reported through kinfo or the abort path, when either fails.
+   logical function ready_to_join(what, name, kinfo)
+      character(len=*), intent(in) :: what       !< the calling routine, for the message
+      character(len=*), intent(in) :: name       !< the component name asked for
+      integer, intent(out), optional :: kinfo    !< the caller's status argument
+      integer :: code
+      ready_to_join = .false.
+      call core_read_env(code)
+      if (code < 0) then   ! a malformed OBRIDGE_* variable, named in the message
+         call finish(code, core_last_error, kinfo)
+         return
+      end if
+      if (.not. core_valid_name(name)) then
+         call core_fail(OBR_ERR_USAGE, what//': component name '''//name//''' must be 1..64 characters '// &
+                        'without blanks', kinfo)
+         return
+      end if
+      ready_to_join = .true.
+   end function ready_to_join
 
    subroutine finish(code, msg, kinfo)
       integer, intent(in) :: code                !< the backend's status

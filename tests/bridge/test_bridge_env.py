@@ -113,3 +113,14 @@ def test_fortran_bad_setting_comes_back_through_kinfo(init_kinfo):
     assert run.returncode == 0, run.stderr
     assert "kinfo -4" in run.stdout, run.stdout
     assert "error: OBRIDGE_RING='four': must be a whole number >= 1 (the put ring depth)" in run.stdout, run.stdout
+
+
+@pytest.mark.parametrize("how,call", [("", "obr_init"), ("oasis", "obr_init_from_oasis")])
+def test_fortran_bad_component_name_comes_back_through_kinfo(init_kinfo, how, call):
+    """Both ways of joining check the name before anything starts (obridge.F90's ready_to_join)."""
+    run = subprocess.run([str(init_kinfo), "sea ice", *([how] if how else [])], capture_output=True, text=True,
+                         env=clean_env(), timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "kinfo -4" in run.stdout, run.stdout
+    assert f"error: {call}: component name 'sea ice' must be 1..64 characters without blanks" in run.stdout, \
+        run.stdout
