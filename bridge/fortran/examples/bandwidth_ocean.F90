@@ -120,8 +120,9 @@ contains
       end do
    end subroutine raw_send
 
-   !> Raw patterns 2 and 3: every message posted with MPI_Isend (MPI_Irecv when receiving), then Waitall: one per Python rank,
-   !! or the bridge's chunks of each overlap (routes taking turns, as obr_mpi.F90's post_put).
+   !> Raw patterns 2 and 3: every message posted with MPI_Isend (MPI_Irecv when receiving), then Waitall:
+   !! one per Python rank, or the bridge's chunks of each overlap (routes taking turns, as obr_mpi.F90's
+   !! post_put).
    subroutine raw_isend(chunked)
       logical, intent(in) :: chunked             !< the bridge's chunks, else one message per pair
       integer, allocatable :: reqs(:)
