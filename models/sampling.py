@@ -57,17 +57,35 @@ def sigma_steps(num_steps: int, sigma_min: float, sigma_max: float, rho: float,
     return torch.cat([t_steps, torch.zeros_like(t_steps[:1])])
 
 
+def white_noise(generator: torch.Generator | None = None):
+    """The default noise source: ``draw(shape, dtype, device)`` = torch.randn from ``generator``."""
+    def draw(shape, dtype, device) -> torch.Tensor:
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    return draw
+
+
+def tile_noise(generator: torch.Generator | None, grid: tuple[int, int], rows: slice, cols: slice):
+    """White noise of the whole (ny, nx) ``grid``, cut to one tile (``rows``, ``cols``): the ranks of a
+    decomposition that share a generator seed draw one field between them, not the same tile each."""
+    def draw(shape, dtype, device) -> torch.Tensor:
+        full = torch.randn((*shape[:-2], *grid), generator=generator, device=device, dtype=dtype)
+        return full[..., rows, cols].contiguous()
+    return draw
+
+
 @torch.no_grad()
 def edm_sampler(net, latents: torch.Tensor, cond=None, config: SamplerConfig = SamplerConfig(),
-                generator: torch.Generator | None = None, color=None) -> torch.Tensor:
+                generator: torch.Generator | None = None, color=None, noise=None) -> torch.Tensor:
     """Alg. 2 (stochastic sampler with churn); with S_churn = 0 it is exactly Alg. 1.
 
     ``latents`` are unit-scale noise draws with the sample shape; the sampler's own
     arithmetic runs in the latents' dtype (float64 latents give an exact reference).
     ``color``: maps white noise to the noise the denoiser was trained with (the churn
     noise); the latents must already be colored. The ODE dx/dsigma = (x - D(x))/sigma
-    holds for any fixed noise covariance.
+    holds for any fixed noise covariance. ``noise``: where the churn noise comes from
+    (white_noise(generator) by default; tile_noise for one tile of a decomposed grid).
     """
+    noise = noise or white_noise(generator)
     c = config
     t_steps = sigma_steps(c.num_steps, c.sigma_min, c.sigma_max, c.rho, dtype=latents.dtype, device=latents.device)
     # Alg. 2, line 1: x_0 ~ N(0, sigma_0^2 I)
@@ -78,7 +96,7 @@ def edm_sampler(net, latents: torch.Tensor, cond=None, config: SamplerConfig = S
         gamma = min(c.S_churn / c.num_steps, math.sqrt(2) - 1) if c.S_min <= t_cur <= c.S_max else 0.0
         t_hat = t_cur + gamma * t_cur
         if gamma > 0:
-            eps = torch.randn(x_cur.shape, generator=generator, device=x_cur.device, dtype=x_cur.dtype)
+            eps = noise(x_cur.shape, x_cur.dtype, x_cur.device)
             eps = eps if color is None else color(eps)
             x_hat = x_cur + (t_hat ** 2 - t_cur ** 2).sqrt() * c.S_noise * eps
         else:

@@ -16,7 +16,7 @@ from .loss import EDMLoss, MSELoss
 from .networks import Cond, UNet, UNetConfig
 from .normalize import Normalizer
 from .precond import EDMPrecond, Regressor
-from .sampling import SamplerConfig, edm_sampler
+from .sampling import SamplerConfig, edm_sampler, white_noise
 from .tiling import TiledDenoiser
 from .whiten import SpectralWhitener
 
@@ -262,20 +262,20 @@ class Surrogate(nn.Module):
     # -- training and sampling ---------------------------------------------------------
 
     def _diffuse(self, latents: torch.Tensor, cond: Cond, sampler: SamplerConfig,
-                 generator: torch.Generator | None, tile: int | None) -> torch.Tensor:
-        """Normalized targets y from white latents."""
+                 generator: torch.Generator | None, tile: int | None, noise=None) -> torch.Tensor:
+        """Normalized targets y from white latents (``noise``: the churn noise's source, see edm_sampler)."""
         if self.whitener is None:
             net = self.network if tile is None else TiledDenoiser(self.network, tile)
-            return edm_sampler(net, latents, cond, sampler, generator)
+            return edm_sampler(net, latents, cond, sampler, generator, noise=noise)
         var = self.target_norm.var
         if tile is None:  # exact change of variables: sample z = W y (white, every mode O(1)), then y = W^-1 z
-            return self.whitener.color(edm_sampler(self.network, latents, cond, sampler, generator), var)
+            return self.whitener.color(edm_sampler(self.network, latents, cond, sampler, generator, noise=noise), var)
         # Tiles each need their own W, so the sampler runs on y with colored noise, in float64:
         # y's modes span many decades and float32 round-off of the large scales swamps the small ones.
         def color(e):
             return self.whitener.color(e, var)
         net = TiledDenoiser(self.denoiser(), tile)
-        return edm_sampler(net, color(latents.double()), cond, sampler, generator, color=color)
+        return edm_sampler(net, color(latents.double()), cond, sampler, generator, color=color, noise=noise)
 
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean training loss of a physical batch (normalizers must be fitted)."""
@@ -286,13 +286,15 @@ class Surrogate(nn.Module):
 
     @torch.no_grad()
     def sample(self, batch: Batch, n: int = 1, sampler: SamplerConfig | None = None,
-               generator: torch.Generator | None = None, tile: int | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, tile: int | None = None, noise=None) -> torch.Tensor:
         """``n`` samples per condition in physical units: (B, n, C, ny, nx).
 
         ``batch`` holds the conditions (state, theta, mask, pos; target is ignored) and
         fixes the grid: any ny x nx works. ``tile``: denoise on overlapping tiles of this
-        size and blend (for networks trained on tiles). The MSE baseline returns its
-        single prediction ``n`` times.
+        size and blend (for networks trained on tiles). ``noise``: the source of every
+        noise draw (models.sampling.white_noise(generator) by default; tile_noise when this
+        grid is one rank's tile of a larger one). The MSE baseline returns its single
+        prediction ``n`` times.
         """
         sampler = sampler or SamplerConfig()
         cond = self.condition(batch)
@@ -305,8 +307,9 @@ class Surrogate(nn.Module):
             net = self.denoiser() if tile is None else TiledDenoiser(self.denoiser(), tile)
             y = net(torch.zeros(shape, device=device), None, cond)
             return self.decode(y, batch).unsqueeze(1).expand(-1, n, -1, -1, -1)
-        latents = torch.randn((b * n,) + shape[1:], generator=generator, device=device)
-        y = self._diffuse(latents, cond.repeat_interleave(n), sampler, generator, tile)
+        noise = noise or white_noise(generator)
+        latents = noise((b * n,) + shape[1:], torch.float32, device)
+        y = self._diffuse(latents, cond.repeat_interleave(n), sampler, generator, tile, noise)
         expanded = Batch(target=None, state=None if batch.state is None else batch.state.repeat_interleave(n, 0),
                          mask=batch.mask if batch.mask is None or batch.mask.shape[0] == 1
                          else batch.mask.repeat_interleave(n, 0))

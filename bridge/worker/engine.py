@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from models.data import Batch, DataSpec, grid_position
-from models.sampling import SamplerConfig
+from models.sampling import SamplerConfig, tile_noise, white_noise
 from models.surrogate import Surrogate, SurrogateConfig
 from models.train import Trainer, TrainConfig
 
@@ -96,8 +96,17 @@ class Engine:
                       theta=torch.as_tensor(theta[None], dtype=torch.float32), mask=self.mask, pos=self.pos)
         gen = torch.Generator(self.device).manual_seed(seed)
         sampler = SamplerConfig(num_steps=num_steps, S_churn=churn)
-        out = self.trainer.sample(batch, n=n, sampler=sampler, generator=gen)
+        out = self.trainer.sample(batch, n=n, sampler=sampler, generator=gen, noise=self._noise(gen))
         return out[0].double().cpu().numpy()
+
+    def _noise(self, gen: torch.Generator):
+        """The sampler's noise: this tile's cut of one whole-grid field when the grid is decomposed
+        (every rank draws from the same seed; without the cut every band would start from the same
+        noise), plain white noise of the tile otherwise (one rank: the same draws as before)."""
+        box = self.box
+        if (box.ni, box.nj) == (box.nx, box.ny):
+            return white_noise(gen)
+        return tile_noise(gen, (box.ny, box.nx), slice(box.j0, box.j0 + box.nj), slice(box.i0, box.i0 + box.ni))
 
 
 def generate_state(generator: Trainer, theta: np.ndarray, engine: Engine, num_steps: int, seed: int) -> np.ndarray:

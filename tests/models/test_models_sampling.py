@@ -135,3 +135,17 @@ def test_sampler_config_validation():
     with pytest.raises(ValueError, match="S_churn"):
         SamplerConfig(S_churn=-1.0)
     assert math.isinf(SamplerConfig().S_max)
+
+
+def test_tile_noise_cuts_one_whole_grid_field():
+    """Two tiles drawing with the same seed get the two halves of one whole-grid draw (not the same
+    noise twice); white_noise is torch.randn from the generator, call for call."""
+    from models.sampling import tile_noise, white_noise
+
+    whole = torch.randn((2, 3, 8, 6), generator=torch.Generator().manual_seed(5))
+    top = tile_noise(torch.Generator().manual_seed(5), (8, 6), slice(0, 5), slice(0, 6))((2, 3, 5, 6), torch.float32, "cpu")
+    bottom = tile_noise(torch.Generator().manual_seed(5), (8, 6), slice(5, 8), slice(0, 6))((2, 3, 3, 6), torch.float32,
+                                                                                        "cpu")
+    assert torch.equal(top, whole[..., :5, :]) and torch.equal(bottom, whole[..., 5:, :])
+    assert not torch.equal(top[..., :3, :], bottom)
+    assert torch.equal(white_noise(torch.Generator().manual_seed(5))((2, 3, 8, 6), torch.float32, "cpu"), whole)

@@ -151,3 +151,32 @@ def test_emulator_churn_reaches_the_sampler(tmp_path):
     churned = engine.emulate(x, theta, 2, 4, seed=1, churn=5.0)
     assert np.array_equal(churned, engine.emulate(x, theta, 2, 4, seed=1, churn=5.0))
     assert not np.allclose(churned, heun)
+
+
+def test_emulator_tiles_of_a_decomposed_grid_share_one_noise_field():
+    """Worker ranks emulate with the same seed; each rank's sampler draws its band's cut of one
+    whole-grid noise field, so two bands do not start from the same noise."""
+    import numpy as np
+    import torch
+
+    from bridge.partition import BoxPartition
+    from bridge.worker.engine import Engine, build_trainer
+    from bridge.worker.settings import ModelSettings, TrainSettings, WorkerSettings
+    from models.data import DataSpec
+
+    settings = WorkerSettings(train=TrainSettings(batch_size=2, norm_warmup_steps=1),
+                              model=ModelSettings(model_channels=4, levels=1))
+    trainer = build_trainer(DataSpec(("ssh",), ("tau0",), 8, 8), settings, "cpu", True, 1)
+    drawn = {}
+
+    def record(batch, n, sampler, generator, noise):  # what the sampler would draw first: the latents
+        drawn[len(drawn)] = noise((n, 1, 4, 8), torch.float32, "cpu")
+        return torch.zeros((1, n, 1, 4, 8))
+
+    trainer.step = 1  # trained: emulate samples instead of answering with persistence
+    trainer.sample = record
+    for j0 in (0, 4):
+        engine = Engine(trainer, BoxPartition(8, 8, 0, j0, 8, 4), np.ones((8, 8)), True)
+        engine.emulate(np.zeros((1, 4, 8)), np.ones(1), 2, 4, seed=11)
+    whole = torch.randn((2, 1, 8, 8), generator=torch.Generator().manual_seed(11))
+    assert torch.equal(drawn[0], whole[..., :4, :]) and torch.equal(drawn[1], whole[..., 4:, :])
