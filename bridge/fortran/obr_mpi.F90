@@ -334,17 +334,9 @@ contains
          direct_possible = is_contiguous(f2)
       end if
       do r = 1, fld%nroutes
-         direct_possible = direct_possible .and. whole_rows(fld, r)
+         direct_possible = direct_possible .and. route_whole_rows(fld%routes(r), mybox)
       end do
    end function direct_possible
-
-   !> True when every chunk of route r is a contiguous run of this rank's (ni, nj, nlev) array:
-   !! the route spans whole rows (a chunk is rows of one level).
-   logical function whole_rows(fld, r)
-      type(field_t), intent(in) :: fld                 !< the field
-      integer, intent(in) :: r                         !< the route
-      whole_rows = route_whole_rows(fld%routes(r), mybox)
-   end function whole_rows
 
    !> A flat view of the caller's array, or null when it is not contiguous.
    function flat_of(f2, f3) result(flat)
@@ -405,7 +397,7 @@ contains
       associate (fld => fields(id))
          m = 0
          do r = 1, fld%nroutes
-            in_place(r) = associated(flat) .and. whole_rows(fld, r)   ! receive straight into the array
+            in_place(r) = associated(flat) .and. route_whole_rows(fld%routes(r), mybox)   ! straight into the array
             do c = 1, fld%nmsg(r)
                m = m + 1
                fld%req_route(m) = r
