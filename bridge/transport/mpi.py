@@ -40,6 +40,7 @@ from ..errors import BridgeError, BridgeTimeout, DefinitionError, FieldValueErro
 from ..partition import BoxPartition
 from ..routing import Route, routes
 from . import wait
+from .env import env_choice
 from .wait import wait_all
 
 log = logging.getLogger(__name__)
@@ -70,10 +71,7 @@ def _ring_depth() -> int:
 
 def _default_put_mode() -> str:
     """$OBRIDGE_PUT_MODE (default copy), as the Fortran side; a bad value is named, not guessed."""
-    text = os.environ.get("OBRIDGE_PUT_MODE", "copy")
-    if text.strip().lower() not in PUT_MODES:
-        raise BridgeError(f"OBRIDGE_PUT_MODE={text!r}: the put mode must be one of {', '.join(PUT_MODES)}")
-    return text.strip().lower()
+    return env_choice("OBRIDGE_PUT_MODE", "copy", PUT_MODES, "put mode")
 
 
 RING = _ring_depth()

@@ -22,7 +22,8 @@ import os
 import time
 from typing import Callable, Sequence
 
-from ..errors import BridgeError, BridgeTimeout
+from ..errors import BridgeTimeout
+from .env import env_choice
 
 MAX_SLEEP = 1e-3
 SPIN_WINDOW = 2e-3  # seconds of yield-polling before backing off to sleeps
@@ -34,10 +35,7 @@ _spin = False  # the mode in force: set by configure(), yield until then
 
 def wait_mode() -> str:
     """$OBRIDGE_WAIT (default auto), validated: an unknown value is named, not guessed."""
-    text = os.environ.get("OBRIDGE_WAIT", "auto")
-    if text.strip().lower() not in WAIT_MODES:
-        raise BridgeError(f"OBRIDGE_WAIT={text!r}: the wait mode must be one of {', '.join(WAIT_MODES)}")
-    return text.strip().lower()
+    return env_choice("OBRIDGE_WAIT", "auto", WAIT_MODES, "wait mode")
 
 
 def affinity_mask() -> "np.ndarray":
