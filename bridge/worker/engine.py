@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from models.data import Batch, DataSpec, grid_position
-from models.sampling import SamplerConfig, tile_noise, white_noise
+from models.sampling import SamplerConfig, tile_noise
 from models.surrogate import Surrogate, SurrogateConfig
 from models.train import Trainer, TrainConfig
 
@@ -100,12 +100,10 @@ class Engine:
         return out[0].double().cpu().numpy()
 
     def _noise(self, gen: torch.Generator):
-        """The sampler's noise: this tile's cut of one whole-grid field when the grid is decomposed
-        (every rank draws from the same seed; without the cut every band would start from the same
-        noise), plain white noise of the tile otherwise (one rank: the same draws as before)."""
+        """The sampler's noise: this tile's cut of one whole-grid field drawn from the seed every rank
+        shares, so no two bands start from the same noise (one rank: the whole field, the same draws
+        as plain white noise)."""
         box = self.box
-        if (box.ni, box.nj) == (box.nx, box.ny):
-            return white_noise(gen)
         return tile_noise(gen, (box.ny, box.nx), slice(box.j0, box.j0 + box.nj), slice(box.i0, box.i0 + box.ni))
 
 

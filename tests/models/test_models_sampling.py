@@ -149,3 +149,5 @@ def test_tile_noise_cuts_one_whole_grid_field():
     assert torch.equal(top, whole[..., :5, :]) and torch.equal(bottom, whole[..., 5:, :])
     assert not torch.equal(top[..., :3, :], bottom)
     assert torch.equal(white_noise(torch.Generator().manual_seed(5))((2, 3, 8, 6), torch.float32, "cpu"), whole)
+    one_rank = tile_noise(torch.Generator().manual_seed(5), (8, 6), slice(0, 8), slice(0, 6))  # the whole grid
+    assert torch.equal(one_rank((2, 3, 8, 6), torch.float32, "cpu"), whole)
