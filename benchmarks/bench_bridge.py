@@ -67,6 +67,7 @@ SETUPS = [(1, 1, "j-split"), (2, 1, "j-split"), (2, 2, "j-split"), (2, 2, "i-spl
 PHASES = ("send", "isend", "chunked", "copy", "direct", "buffered")  # the ocean's phase_order numbers them 1..6
 RAW = PHASES[:3]
 BRIDGE = PHASES[3:5]
+DIRECTIONS = ("to-worker", "to-ocean")  # the ocean puts, or the worker puts
 
 
 def phase_order(rep: int) -> list[str]:
@@ -252,6 +253,9 @@ def main(argv=None) -> int:
     if args.role == "worker":
         worker(*map(int, rest))
         return 0
+    directions = args.direction.split(",")
+    if unknown := [d for d in directions if d not in DIRECTIONS]:
+        parser.error(f"--direction {','.join(unknown)}: must be {' or '.join(DIRECTIONS)}")
     if not (args.build / "bin" / "obr_bandwidth_ocean").exists():
         subprocess.run(["make", "-s", "fortran", f"BUILD={args.build}"], cwd=REPO, check=True)
     setups = SETUPS
@@ -262,7 +266,7 @@ def main(argv=None) -> int:
     # across it, so every rank talks to every rank and pieces need restaging.
     rows = [run_case(*case, *setup, args.iters, args.reps, args.launches, args.build,
                      {"direction": direction, "wait": wait, "ring": int(ring), "nan_policy": args.nan_policy})
-            for direction in args.direction.split(",") for wait in args.wait.split(",")
+            for direction in directions for wait in args.wait.split(",")
             for ring in args.ring.split(",") for case in CASES for setup in setups]
     print_table(rows)
     print(f"NaN/Inf check on puts: {args.nan_policy} (the ocean's: $OBRIDGE_NAN_POLICY; the worker's: error)")

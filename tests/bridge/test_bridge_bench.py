@@ -43,3 +43,10 @@ def test_phase_order_rotates_every_phase_through_every_slot():
     orders = [bench_bridge.phase_order(rep) for rep in range(len(bench_bridge.PHASES))]
     assert all(sorted(o) == sorted(bench_bridge.PHASES) for o in orders)
     assert all(sorted(o[k] for o in orders) == sorted(bench_bridge.PHASES) for k in range(len(bench_bridge.PHASES)))
+
+
+def test_unknown_direction_is_named_before_anything_runs(tmp_path):
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_bridge.py"), "--direction", "to-oceans",
+                          "--build", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "--direction to-oceans: must be to-worker or to-ocean" in run.stderr, run.stderr
