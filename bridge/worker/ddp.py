@@ -77,13 +77,17 @@ class DataParallel:
             norm.running_mean.copy_(pooled)
             norm.count.copy_(total)
 
-    def agree(self, ready: bool, stop: bool) -> tuple[bool, bool]:
-        """(every rank ready, some rank stopping): the lock-step decision of one trainer iteration."""
+    def agree(self, ready: bool, stop: bool, surrogate: bool = True) -> tuple[bool, bool, bool]:
+        """(every rank ready, some rank stopping, every rank wants a surrogate step): the lock-step
+        decision of one trainer iteration.  The surrogate step is collective (its backward averages
+        gradients), so whether to take it must be decided here, once for all ranks, and never
+        re-read on one rank afterwards: the main thread may change a rank's mind meanwhile."""
         if not self.active:
-            return ready, stop
-        flags = torch.tensor([0 if ready else 1, 1 if stop else 0], dtype=torch.int32, device=self.device)
+            return ready, stop, surrogate
+        flags = torch.tensor([0 if ready else 1, 1 if stop else 0, 0 if surrogate else 1], dtype=torch.int32,
+                             device=self.device)
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        return bool(flags[0] == 0), bool(flags[1] == 1)
+        return bool(flags[0] == 0), bool(flags[1] == 1), bool(flags[2] == 0)
 
     def close(self) -> None:
         if self.active and dist.is_initialized():

@@ -130,12 +130,14 @@ class Learner(threading.Thread):
         bs = self.train_cfg.batch_size
         while True:
             self._serve_requests()
-            ready = self._wants_training() and self.buffer.ready(bs)
-            all_ready, stop = self.ddp.agree(ready, self._stopping.is_set())
+            surrogate = self._surrogate_wants()  # read once: finish_training may change it meanwhile
+            ready = self.training and len(self.buffer) > 0 and (surrogate or self._inference_wants()) \
+                and self.buffer.ready(bs)
+            all_ready, stop, surrogate = self.ddp.agree(ready, self._stopping.is_set(), surrogate)
             if stop:
                 return
             if all_ready:
-                self._train_step(self.buffer.get(bs))
+                self._train_step(self.buffer.get(bs), surrogate)
             else:
                 t = time.perf_counter()
                 try:  # sleep until a request arrives, or a short while
@@ -145,9 +147,6 @@ class Learner(threading.Thread):
                 self.wait_s += time.perf_counter() - t
                 if request is not None:
                     self._serve(request)
-
-    def _wants_training(self) -> bool:
-        return self.training and len(self.buffer) > 0 and (self._surrogate_wants() or self._inference_wants())
 
     def _surrogate_wants(self) -> bool:
         steps, step = self.train_cfg.max_steps, self.engine.trainer.step
@@ -159,17 +158,18 @@ class Learner(threading.Thread):
         inference = self.engine.inference
         return inference is not None and inference.wants(draining=self._draining_to is not None)
 
-    def _train_step(self, samples) -> None:
+    def _train_step(self, samples, surrogate: bool) -> None:
+        """One step on ``samples``: the surrogate's when every rank agreed on it (``surrogate``; collective),
+        then the posterior estimator's when this rank wants one (local to the rank)."""
         t = time.perf_counter()
         trainer = self.engine.trainer
         with self.lock:
-            stepped = self._surrogate_wants()
-            stats = self.engine.train(samples) if stepped else None
+            stats = self.engine.train(samples) if surrogate else None
             if self._inference_wants():
                 nll = self.engine.infer_step(samples)
                 if nll is not None:
                     self.infer_history.append((self.engine.inference.step, nll))
-            if stepped and trainer.step == max(self.train_cfg.norm_warmup_steps, 1):  # the normalizers just froze
+            if surrogate and trainer.step == max(self.train_cfg.norm_warmup_steps, 1):  # the normalizers just froze
                 self.ddp.pool_statistics(trainer.model)
                 for b_ema, b in zip(trainer.ema.buffers(), trainer.model.buffers()):
                     b_ema.copy_(b)
