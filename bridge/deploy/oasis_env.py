@@ -11,6 +11,8 @@ import importlib
 import os
 from types import ModuleType
 
+from ..errors import BridgeError
+
 HOW_TO = ("point oceanbridge at an installed OASIS3-MCT 5 built with 'make -f TopMakefileOasis3 pyoasis':\n"
           "  export OASIS_DIR=/path/to/oasis3-mct/<arch build dir>\n"
           "  export PYTHONPATH=$OASIS_DIR/python:$PYTHONPATH\n"
@@ -18,7 +20,7 @@ HOW_TO = ("point oceanbridge at an installed OASIS3-MCT 5 built with 'make -f To
           "(the PyPI package named 'pyoasis' is unrelated: do not pip install it)")
 
 
-class OasisUnavailable(RuntimeError):
+class OasisUnavailable(BridgeError):
     """OASIS3-MCT or pyoasis cannot be found; the message says which and how to fix it."""
 
 
@@ -37,11 +39,15 @@ def oasis_problems() -> list[str]:
     return problems
 
 
-def require_pyoasis() -> ModuleType:
-    """Import and return pyoasis, or raise OasisUnavailable naming OASIS_DIR/pyoasis and the fix."""
+def require_pyoasis(component: str | None = None) -> ModuleType:
+    """Import and return pyoasis, or raise OasisUnavailable naming the component, OASIS_DIR/pyoasis and the fix.
+
+    Importing OASIS3-MCT 5's pyoasis starts MPI (it imports mpi4py): a caller under mpirun must make an
+    error abort the job afterwards (``bridge.component.abort_job_on_error_if_mpi_runs``)."""
     problems = oasis_problems()
     if problems:
-        raise OasisUnavailable("backend 'oasis' needs OASIS3-MCT 5 and its pyoasis: "
+        who = f" of component '{component}'" if component else ""
+        raise OasisUnavailable(f"backend 'oasis'{who} needs OASIS3-MCT 5 and its pyoasis: "
                                + "; ".join(problems) + "\n" + HOW_TO)
     return _import_pyoasis()
 

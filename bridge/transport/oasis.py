@@ -81,26 +81,38 @@ class OasisComponent:
 
     def __init__(self, name: str, *, timeout: float | None = None, nan_policy: str = "error",
                  dt: float | None = None, nit000: int | None = None, pyoasis=None):
+        real = pyoasis is None
+        if real:  # (a mock must not start MPI in the caller's process, nor hook it)
+            # The order matters (issue 15): MPI may already run (the script or the worker CLI joined it), and
+            # importing pyoasis starts it (pyoasis imports mpi4py).  From then on an error left to the
+            # interpreter's exit would wait in MPI_Finalize while the Fortran ranks spin in oasis_init_comp: the
+            # job-abort hook is installed before anything that can raise, and again once the import has run.
+            from ..component import abort_job_on_error_if_mpi_runs
+            from ..deploy.oasis_env import require_pyoasis
+            abort_job_on_error_if_mpi_runs(name)
+            try:
+                pyoasis = require_pyoasis(name)
+            finally:
+                abort_job_on_error_if_mpi_runs(name)  # (the import may have started MPI, then failed)
         if nan_policy not in NAN_POLICIES:
             raise BridgeError(f"nan_policy {nan_policy!r} must be one of {NAN_POLICIES}")
-        real = pyoasis is None
-        if real:
-            from ..deploy.oasis_env import require_pyoasis
-            pyoasis = require_pyoasis()
         self._oasis = pyoasis
         self.name, self.nan_policy, self.timeout = name, nan_policy, timeout
         if timeout is not None:
             log.info("component '%s': OASIS has no receive timeout; timeout=%s is not applied", name, timeout)
         self.dt = _env_number("OBRIDGE_DT", None) if dt is None else float(dt)
         self.nit000 = _env_number("OBRIDGE_NIT000", 1, int) if nit000 is None else int(nit000)
-        self._comp = pyoasis.Component(name, True)
+        try:
+            self._comp = pyoasis.Component(name, True)
+        except Exception as err:  # pyoasis's OasisException, or an error of the library under it
+            raise BridgeError(f"component '{name}': joining OASIS failed in pyoasis.Component (oasis_init_comp): "
+                              f"{type(err).__name__}: {err}") from err
         self.local_comm = self._comp.localcomm
         self.world_rank = 0
-        if real:  # (a mock must not start MPI in the caller's process)
+        if real:
             from mpi4py import MPI
             self.world_rank = MPI.COMM_WORLD.Get_rank()
-            from .mpi import _abort_job_on_uncaught_exception  # an uncaught exception aborts the job, no hang
-            _abort_job_on_uncaught_exception(name, self.world_rank)
+            abort_job_on_error_if_mpi_runs(name)  # (a pyoasis that left MPI to oasis_init_comp)
         self._box: BoxPartition | None = None
         self._partition = None
         self._fields: dict[tuple[str, str], OasisField] = {}
