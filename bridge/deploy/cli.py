@@ -9,17 +9,20 @@ import argparse
 import shlex
 import sys
 
-from bridge.deploy.config import load_config
+from bridge.deploy.config import DeployConfig, load_config
 from bridge.deploy.launch import LAUNCHERS, build_command, default_launcher, preflight, require_ready, run_job
 from bridge.deploy.launch import PreflightError
 from bridge.deploy.mpmd import job_env
 from bridge.deploy.namcouple import NamcoupleError
 from bridge.deploy.namelist import NamelistError
 from bridge.deploy.preprod import PreprodError, preprod
+from bridge.deploy.runlock import RunFolderLocked, lock_holder, run_folder_lock
 from bridge.deploy.settings import ConfigError
 from bridge.deploy.slurm import write_slurm
+from bridge.worker.settings import worker_settings
 
 INVALID = (ConfigError, PreprodError, NamelistError, NamcoupleError, OSError)
+NOT_READY = (PreflightError, RunFolderLocked)
 
 
 def _parser(verb: str, description: str) -> argparse.ArgumentParser:
@@ -33,12 +36,27 @@ def _fail(verb: str, err: Exception, status: int) -> int:
     return status
 
 
+def load_checked(path: str) -> DeployConfig:
+    """The config with every section validated: the deploy layer's own, then the worker's ([worker.*],
+    [model]; no torch is imported), so that a typo there stops preprod/launch before any rank starts."""
+    cfg = load_config(path)
+    worker_settings(cfg)
+    return cfg
+
+
+def _command(verb: str, argv: list[str]) -> str:
+    return shlex.join(["oceanbridge", verb, *argv])
+
+
 def preprod_main(argv: list[str]) -> int:
     args = _parser("preprod", "Write the member folders, the &namobridge switches and member parameters "
                    "into the ocean namelists, and (backend oasis) the namcouple.").parse_args(argv)
     try:
-        cfg = load_config(args.config)
-        written = preprod(cfg)
+        cfg = load_checked(args.config)
+        with run_folder_lock(cfg.run.run_dir, _command("preprod", argv)):  # never under a running job
+            written = preprod(cfg)
+    except RunFolderLocked as err:
+        return _fail("preprod", err, 1)
     except INVALID as err:
         return _fail("preprod", err, 2)
     for path in written:
@@ -58,20 +76,23 @@ def launch_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     launcher = default_launcher() if args.launcher == "auto" else args.launcher
     try:
-        cfg = load_config(args.config)
+        cfg = load_checked(args.config)
         if args.check or args.dry_run:
             return _report(cfg, launcher, print_command=args.dry_run)
-        require_ready(cfg, launcher)
-        cmd = build_command(cfg, launcher)
-    except PreflightError as err:
+        with run_folder_lock(cfg.run.run_dir, _command("launch", argv)):  # held for the whole job
+            require_ready(cfg, launcher)
+            cmd = build_command(cfg, launcher)
+            return run_job(cmd, cfg.run.run_dir, job_env(cfg))
+    except NOT_READY as err:
         return _fail("launch", err, 1)
     except INVALID as err:
         return _fail("launch", err, 2)
-    return run_job(cmd, cfg.run.run_dir, job_env(cfg))
 
 
 def _report(cfg, launcher: str, *, print_command: bool) -> int:
     problems = preflight(cfg, launcher)
+    locked = lock_holder(cfg.run.run_dir)
+    problems += [locked] if locked else []
     for problem in problems:
         print(f"oceanbridge launch: not ready: {problem}", file=sys.stderr)
     if print_command:
@@ -85,7 +106,7 @@ def slurm_main(argv: list[str]) -> int:
     args = _parser("slurm", "Write a SLURM batch script (ocean ranks on CPUs, worker ranks with GPUs) "
                    "for the config.").parse_args(argv)
     try:
-        cfg = load_config(args.config)
+        cfg = load_checked(args.config)
         written = write_slurm(cfg)
     except INVALID as err:
         return _fail("slurm", err, 2)

@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Mapping
 from bridge.deploy.hosts import HOSTS, HostModel
 from bridge.deploy.naming import check_field, member_component, oasis_name
 from bridge.deploy.rules import check_config
-from bridge.deploy.settings import (MISSING, ConfigError, from_table, markdown_table,
-                                    passthrough, setting, validate_section)
+from bridge.deploy.settings import (MISSING, ConfigError, control_char, from_table, markdown_table,
+                                    passthrough, setting, settings_of, validate_section)
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +186,22 @@ class SlurmSection(Section):
     ocean_cpus_per_task: int = setting(1, "CPUs per ocean rank", ge=1)
     worker_cpus_per_task: int = setting(4, "CPUs per worker rank", ge=1)
     gpus_per_worker: int = setting(1, "GPUs per worker rank (0: CPU-only workers)", ge=0)
-    sbatch_args: tuple[str, ...] = setting((), "extra `#SBATCH` options, e.g. `[\"--exclusive\"]`")
+    sbatch_args: tuple[str, ...] = setting((), "extra `#SBATCH` options, one option per item, e.g. "
+                                           "`[\"--exclusive\", \"--comment=two words\"]` (values are quoted "
+                                           "in the script)")
     setup: tuple[str, ...] = setting((), "shell lines run before the job (module load, source a venv, "
                                      "export OASIS_DIR ...)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for f in settings_of(type(self)):  # every value lands in a line of the batch script
+            value = getattr(self, f.name)
+            for item in value if isinstance(value, tuple) else (value,):
+                bad = control_char(str(item), allowed="\t" if f.name == "setup" else "")
+                if bad:
+                    raise ConfigError(f"key '{f.name}' contains {bad} in {str(item)!r}: each value must be "
+                                      "one line of printable text (a newline would start a new line of the "
+                                      "batch script); remove it")
 
 
 @dataclass(frozen=True, kw_only=True)

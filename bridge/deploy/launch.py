@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bridge.deploy.config import TO_WORKER
+from bridge.deploy.croco_param import croco_rank_problems
 from bridge.deploy.mpmd import mpirun_command, srun_hetjob_command, srun_multiprog_command, write_multiprog
 from bridge.deploy.namcouple import check_namcouple, restart_name
 from bridge.deploy.oasis_env import HOW_TO, oasis_problems
@@ -35,6 +36,7 @@ def preflight(cfg: "DeployConfig", launcher: str = "mpirun") -> list[str]:
     """Every problem that would stop or corrupt the run, as one line each."""
     problems = _check_program(cfg.ocean.executable, "[ocean] executable")
     problems += check_members(cfg)
+    problems += croco_rank_problems(cfg)
     if cfg.run.backend == "oasis":
         problems += _check_oasis_files(cfg)
         problems += [f"backend 'oasis': {p}" for p in oasis_problems()]

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 def check_config(cfg: "DeployConfig") -> None:
     _check_names(cfg)
+    _check_grid(cfg)
     _check_fields(cfg)
     _check_modes(cfg)
     _check_parameters(cfg)
@@ -41,6 +42,20 @@ def _check_names(cfg: "DeployConfig") -> None:
                 cfg.endpoints(comp, fld)
             except ValueError as err:
                 raise ConfigError(f"[[fields]] '{fld.name}': {err}") from None
+
+
+def _check_grid(cfg: "DeployConfig") -> None:
+    """Every rank needs a part of the grid: the worker splits the ny rows among its ranks
+    (bridge.partition), an ocean member splits its nx x ny points."""
+    ocean, ranks = cfg.ocean, cfg.worker.ranks
+    if ranks > ocean.ny:
+        raise ConfigError(f"[worker] key 'ranks' = {ranks} but [ocean] ny = {ocean.ny}: the worker splits the "
+                          f"ny rows of the grid among its ranks, one row at least each (cannot split {ocean.ny} "
+                          f"points into {ranks} parts); set [worker] ranks <= {ocean.ny}, or use a larger grid")
+    if ocean.ranks > ocean.nx * ocean.ny:
+        raise ConfigError(f"[ocean] key 'ranks' = {ocean.ranks} but [ocean] nx x ny = {ocean.nx} x {ocean.ny} is "
+                          f"only {ocean.nx * ocean.ny} points, one at least per rank; set [ocean] ranks <= "
+                          f"{ocean.nx * ocean.ny}, or use a larger grid")
 
 
 def _check_fields(cfg: "DeployConfig") -> None:

@@ -56,6 +56,16 @@ def validate_section(obj) -> None:
         _check_value(f, hints[f.name], getattr(obj, f.name))
 
 
+def control_char(text: str, allowed: str = "") -> str | None:
+    """The first control character of ``text`` (newline, tab, escape ...) as ``U+000A (newline)``,
+    or None; characters in ``allowed`` are accepted."""
+    for ch in text:
+        if ch not in allowed and (ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0):
+            name = {"\n": "newline", "\r": "carriage return", "\t": "tab"}.get(ch, "control character")
+            return f"U+{ord(ch):04X} ({name})"
+    return None
+
+
 def from_table(cls, table: Mapping[str, Any], *, where: str, base_dir: Path):
     """Build section ``cls`` from a TOML table; errors are prefixed with ``where``.
 

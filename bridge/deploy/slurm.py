@@ -21,12 +21,33 @@ from typing import TYPE_CHECKING
 
 from bridge.deploy.mpmd import (MULTIPROG_FILE, job_env, mpmd_apps, multiprog_resources, srun_hetjob_command,
                                 srun_multiprog_command, worker_argv, write_multiprog)
+from bridge.deploy.settings import ConfigError, control_char
 
 if TYPE_CHECKING:
     from bridge.deploy.config import DeployConfig
 
 def script_path(cfg: "DeployConfig") -> Path:
     return cfg.slurm.script or cfg.run.run_dir / "oceanbridge.sbatch"
+
+
+def sbatch_line(opt: str) -> str:
+    """One ``#SBATCH`` line.  sbatch splits these lines as a shell would, so a value with a space or a
+    quote is quoted (``--output='/runs/my run/x-%j.out'``); ``opt`` is one option, as in an argv."""
+    key, eq, value = _one_line(opt).partition("=")
+    if opt.startswith("-") and eq:
+        return f"#SBATCH {key}={shlex.quote(value)}"
+    return f"#SBATCH {shlex.quote(opt)}"
+
+
+def _one_line(text: str) -> str:
+    """``text`` unchanged; a control character in it (a newline would start a new line of the script
+    header, e.g. an injected ``#SBATCH --wrap``) is an error.  [slurm] values are checked on loading;
+    this also covers paths from other sections (run_dir in --output, the config's own path)."""
+    bad = control_char(text)
+    if bad:
+        raise ConfigError(f"batch script header line {text!r} would contain {bad}; remove it from the "
+                          "config (or choose a [run] run_dir and a config path without it)")
+    return text
 
 
 def _job_options(cfg: "DeployConfig") -> list[str]:
@@ -69,8 +90,8 @@ def render_script(cfg: "DeployConfig", multiprog: Path | None = None) -> str:
         cfg, multiprog or cfg.run.run_dir / MULTIPROG_FILE)
     python = worker_argv(cfg)[0]
     check = [python, "-m", "bridge.cli", "launch", "--check", "--launcher", "srun", str(cfg.source)]
-    lines = ["#!/bin/bash", f"# written by 'oceanbridge slurm {cfg.source}' ({cfg.slurm.layout} layout)"]
-    lines += [f"#SBATCH {opt}" for opt in header]
+    lines = ["#!/bin/bash", _one_line(f"# written by 'oceanbridge slurm {cfg.source}' ({cfg.slurm.layout} layout)")]
+    lines += [sbatch_line(opt) for opt in header]
     lines += ["", *cfg.slurm.setup, *(f"export {k}={shlex.quote(v)}" for k, v in job_env(cfg).items()),
               "set -euo pipefail", f"cd {shlex.quote(str(cfg.run.run_dir))}", "",
               "# stop now if the namcouple or namelists are stale against the config",
