@@ -30,7 +30,10 @@ Common rules:
   where ``n_served_removed`` is ``n_got`` for fifo/firo and 0 for the reservoir.
 - One lock guards everything: a producer thread may ``put`` while the trainer ``get``s.
 - ``state_dict()`` holds contents, seen flags, counters and the RNG state (plain values,
-  picklable, ``torch.save``-able); ``load_state_dict`` resumes with the same draws.
+  picklable, ``torch.save``-able); ``load_state_dict`` resumes with the same draws.  Given
+  the resumed run's ``BufferConfig``, it applies a changed capacity: growing keeps every
+  sample; shrinking drops the excess the way the kind evicts when full (fifo the oldest,
+  firo random ones, the reservoir random served ones first) and counts them as such.
 
 Samples are opaque objects (tuples of tensors, dicts...): the buffer never looks inside.
 """
@@ -144,13 +147,19 @@ class Buffer:
                     "counters": {k: getattr(self, k) for k in ("n_put", "n_got", "n_dropped", "n_evicted")},
                     **self._contents()}
 
-    def load_state_dict(self, d: dict) -> None:
+    def load_state_dict(self, d: dict, config: BufferConfig | None = None) -> None:
         """Restore a ``state_dict`` of the same kind; the next draws equal the saved buffer's.
-        The saved configuration (capacity, watermark, seed) replaces this buffer's."""
+
+        Without ``config`` the saved configuration (capacity, watermark, seed) replaces this
+        buffer's.  With ``config`` (a resumed run whose settings may have changed) its capacity
+        and watermark apply from now on: a larger capacity keeps every sample, a smaller one
+        drops the excess as this kind evicts when full (``_shrink``) and logs how many."""
         saved = BufferConfig(**d["config"])
         if saved.kind != self.kind:
             raise ValueError(f"buffer state is for kind {saved.kind!r}, this buffer is {self.kind!r}")
-        if saved != self.config:
+        if config is not None and config.kind != self.kind:
+            raise ValueError(f"a {config.kind!r} configuration cannot apply to this {self.kind!r} buffer")
+        if config is None and saved != self.config:
             log.warning("restoring a %s buffer saved with %s over %s: the saved configuration is kept",
                         self.kind, saved, self.config)
         with self._lock:
@@ -161,6 +170,27 @@ class Buffer:
             for k, v in d["counters"].items():
                 setattr(self, k, int(v))
             self._restore(d)
+            if config is not None:
+                self._resize(config.capacity)
+                self.config = config
+
+    def _resize(self, capacity: int) -> None:
+        old, excess = self.config.capacity, self._len() - capacity
+        if capacity == old:
+            return
+        if excess <= 0:
+            log.info("%s buffer capacity %d -> %d: every one of its %d sample(s) kept", self.kind, old, capacity,
+                     self._len())
+            return
+        unseen_before = self.n_dropped
+        self._shrink(excess)
+        log.warning("%s buffer capacity %d -> %d: %d sample(s) dropped to fit (%d never served), %d kept",
+                    self.kind, old, capacity, excess, self.n_dropped - unseen_before, self._len())
+
+    def _shrink(self, k: int) -> None:
+        """Drop ``k`` samples as a full buffer would (fifo: the oldest; firo: random ones), unseen."""
+        self._take(k)  # fifo/firo: taking removes
+        self.n_dropped += k
 
     # -- helpers ------------------------------------------------------------------------
     def _need(self, batch_size: int) -> int:
@@ -281,6 +311,25 @@ class ReservoirBuffer(_ListBuffer):
                 self._served.add(i)
             self._seen[i] += 1
         return [self._items[i] for i in idx]
+
+    def _shrink(self, k: int) -> None:
+        """Drop ``k`` samples as a full reservoir would: random already-served ones first
+        (``n_evicted``), then random unseen ones (``n_dropped``)."""
+        served = self._served.slots
+        unseen = [i for i, n in enumerate(self._seen) if n == 0]
+        n_served = min(k, len(served))
+        drop = set(self._rng.choice(served, n_served, replace=False).tolist()) if n_served else set()
+        if k > n_served:
+            drop.update(self._rng.choice(unseen, k - n_served, replace=False).tolist())
+        keep = [i for i in range(len(self._items)) if i not in drop]
+        moved = {old: new for new, old in enumerate(keep)}
+        self._items, self._seen = [self._items[i] for i in keep], [self._seen[i] for i in keep]
+        self._served = _SlotSet()
+        for i in served:  # in their old order: the slot set stays a function of the history
+            if i in moved:
+                self._served.add(moved[i])
+        self.n_evicted += n_served
+        self.n_dropped += k - n_served
 
     def _contents(self) -> dict:
         return {**super()._contents(), "seen": list(self._seen), "served": self._served.slots}

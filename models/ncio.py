@@ -1,11 +1,22 @@
 """netCDF output with CF-style metadata, and atomic file writes.
 
 Every file is written to a temporary name in the target directory and moved into
-place with ``os.replace``: a crash mid-write leaves the previous file intact.
+place with ``os.replace``: a crash mid-write leaves the previous file intact.  The
+temporary name, ``.<name>.<host>.<pid>.<random>.tmp``, says which process wrote it,
+so the next write of the same target removes those of dead processes (a SIGKILL
+mid-write cannot clean up after itself).  A finished file gets the mode an ordinary
+``open`` would give it (0666 less the umask), not mkstemp's 0600.  A failed write
+raises ``WriteError`` naming the target and the cause ("no space left on device"
+when the disk is full), after removing its temporary file.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import glob
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -13,7 +24,7 @@ from typing import Callable
 import netCDF4
 import numpy as np
 
-__all__ = ["CF_VARIABLES", "TIME_UNITS", "CALENDAR", "FILL_VALUE", "atomic_write", "cf_attrs",
+__all__ = ["CF_VARIABLES", "TIME_UNITS", "CALENDAR", "FILL_VALUE", "WriteError", "atomic_write", "cf_attrs",
            "write_fields", "write_ensemble"]
 
 TIME_UNITS = "seconds since 2000-01-01 00:00:00"
@@ -31,22 +42,111 @@ CF_VARIABLES: dict[str, dict[str, str]] = {
 }
 
 
+class WriteError(OSError):
+    """An atomic write failed; the message names the target and the cause, and the previous file is intact.
+    ``errno`` is the writer's when it gave one (ENOSPC...), ``filename`` the target."""
+
+    def __init__(self, message: str, code: int | None = None, filename: str | None = None):
+        super().__init__(message)
+        self.errno, self.filename = code, filename
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+LOW_SPACE = 1 << 20  # bytes: a write that failed with less free space than this is put down to a full disk
+_HOST = socket.gethostname().split(".")[0]  # pids are per host: a shared run folder may hold others' temps
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then move the finished file onto ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    _remove_stale_temps(path)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # after write: a writer may recreate the file
         with open(tmp, "rb") as f:  # the data must be on disk before the rename is
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except Exception as err:
+        cause = _failure_cause(err, path.parent)  # before the unlink: the temp's blocks show a full disk as full
+        _unlink(tmp)
+        kept = f"; the previous {path.name} is intact" if path.exists() else ""
+        raise WriteError(f"cannot write {path}: {cause}{kept}", getattr(err, "errno", None), str(path)) from err
+    except BaseException:  # KeyboardInterrupt, SystemExit: clean up and let them through unchanged
+        _unlink(tmp)
         raise
     return path
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{_HOST}."
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Remove the temporary files of ``path`` left by dead processes of this host (killed mid-write)."""
+    pattern = re.compile(re.escape(_temp_prefix(path)) + r"(\d+)\.[^.]*\.tmp")
+    for tmp in path.parent.glob(glob.escape(_temp_prefix(path)) + "*.tmp"):
+        m = pattern.fullmatch(tmp.name)
+        if m and not _alive(int(m.group(1))):
+            with contextlib.suppress(OSError):  # tidying only: never a reason to fail the write
+                tmp.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _unlink(tmp: str | None) -> None:
+    if tmp is not None:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask sets it, racing other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _failure_cause(err: BaseException, folder: Path) -> str:
+    """Why a write failed, in words: a full disk is named even when the writer only says
+    "iostream error" (torch.save), from the free space left."""
+    code = getattr(err, "errno", None)
+    try:
+        st = os.statvfs(folder)
+        free = st.f_bavail * st.f_frsize
+    except OSError:
+        free = None
+    space = "" if free is None else f" ({free} bytes free in {folder})"
+    if code == errno.ENOSPC:
+        return f"no space left on device{space}"
+    if code == errno.EDQUOT:
+        return f"disk quota exceeded{space}"
+    said = f"{type(err).__name__}: {err}"
+    if free is not None and free < LOW_SPACE:
+        return f"no space left on device{space}; the writer said {said}"
+    return said
 
 
 def cf_attrs(name: str, known: dict | None = None) -> dict[str, str]:

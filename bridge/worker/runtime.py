@@ -156,10 +156,20 @@ class Runtime:
                         self.cfg.run.dt, self.engine.mask[0, 0].cpu().numpy().astype("i1"))
 
     # -- end -----------------------------------------------------------------------
-    def save(self) -> None:
+    def save(self, final: bool | None = None) -> None:
+        """Write the checkpoint.  ``final`` unset means "final once the training thread has stopped":
+        a periodic checkpoint that cannot be written (a full disk) is logged and the run goes on, the
+        previous one intact, since stopping would lose more; the final one's failure fails the run."""
+        final = not self.learner.is_alive() if final is None else final
         with self.learner.lock:
-            save_checkpoint(self.checkpoint, self.engine.trainer, self.buffer, self.counters.as_dict(),
-                            self.engine.inference)
+            try:
+                save_checkpoint(self.checkpoint, self.engine.trainer, self.buffer, self.counters.as_dict(),
+                                self.engine.inference)
+            except OSError as err:  # models.ncio.WriteError: names the file and the cause
+                if final:
+                    raise
+                log.error("periodic checkpoint at step %d not written, the run goes on: %s",
+                          self.counters.last_step, err)
 
     def _finish(self, wall: float, stream_ended: bool = True) -> dict:
         self.stream_timing = self.learner.timing()  # while coupled: what the ocean-side figures refer to
