@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Mapping
 
 from bridge.deploy.hosts import HOSTS, HostModel
-from bridge.deploy.naming import check_field, member_component, oasis_name
+from bridge.deploy.naming import check_field, member_component, member_oasis_name, oasis_name
 from bridge.deploy.rules import check_config
 from bridge.deploy.settings import (MISSING, ConfigError, control_char, from_table, markdown_table,
                                     passthrough, setting, settings_of, validate_section)
@@ -111,6 +111,11 @@ class FieldSpec(Section):
     seq: int = setting(1, "OASIS SEQ index", ge=1)
     units: str = setting("", "units, for the worker's netCDF output")
     description: str = setting("", "free text")
+    oasis_name: str = setting("", "backend oasis: the OASIS name of the worker's end of this field, to attach "
+                              "to a namcouple whose names are fixed (default `<WORKER>_<MEMBER>_<NAME>`); "
+                              "`{k}` is the member number and is required with several members, e.g. "
+                              "`\"E_IN_{k}\"`; letters, digits, `_`, at most 80 characters. The ocean's end "
+                              "keeps `<MEMBER>_<NAME>`")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -118,6 +123,11 @@ class FieldSpec(Section):
             check_field(self.name)
         except ValueError as err:
             raise ConfigError(f"key 'name': {err}") from None
+        if self.oasis_name:
+            try:
+                member_oasis_name(self.oasis_name, 1)
+            except ValueError as err:
+                raise ConfigError(f"key 'oasis_name': {err}") from None
 
     @property
     def base(self) -> str:
@@ -258,8 +268,17 @@ class DeployConfig:
     def endpoints(self, component: str, fld: FieldSpec) -> tuple[str, str]:
         """(source, target) OASIS names of ``fld`` between ``component`` and the worker."""
         ocean_end = oasis_name(component, fld.name)
-        worker_end = oasis_name(self.worker.name, fld.name, peer=component)
+        worker_end = self.worker_oasis_name(component, fld)
         return (ocean_end, worker_end) if fld.direction == TO_WORKER else (worker_end, ocean_end)
+
+    def worker_oasis_name(self, component: str, fld: FieldSpec) -> str:
+        """OASIS name of the worker's end of ``fld`` towards ocean member ``component``: the field's
+        ``oasis_name`` with ``{k}`` = the member number, or ``UPPER(<worker>_<component>_<field>)``."""
+        if not fld.oasis_name:
+            return oasis_name(self.worker.name, fld.name, peer=component)
+        if component not in self.components:
+            raise ValueError(f"{component!r} is not an ocean member of this config ({', '.join(self.components)})")
+        return member_oasis_name(fld.oasis_name, self.components.index(component) + 1)
 
 
 SECTIONS = {"run": RunSection, "ocean": OceanSection, "worker": WorkerSection, "ensemble": EnsembleSection,

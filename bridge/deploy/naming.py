@@ -15,6 +15,8 @@ OASIS_NAME_MAX = 80
 
 _COMPONENT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _FIELD_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_OASIS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # a word of the namcouple: no blank, no '#', no '$'
+MEMBER_PLACEHOLDER = "{k}"  # in a user-given OASIS name: the member number 1..K
 
 
 def check_component(name: str) -> str:
@@ -57,3 +59,25 @@ def oasis_name(component: str, field: str, peer: str | None = None) -> str:
         raise ValueError(f"OASIS name {name!r} has {len(name)} characters, more than the "
                          f"{OASIS_NAME_MAX} OASIS3-MCT accepts: shorten the component or field name")
     return name
+
+
+def check_oasis_name(name: str) -> str:
+    """Return ``name`` if it is a valid user-given OASIS name: a letter, then letters, digits and '_'
+    (a namcouple word), at most OASIS_NAME_MAX characters.  OASIS compares names case-sensitively."""
+    if not isinstance(name, str) or not _OASIS_RE.match(name):
+        raise ValueError(f"invalid OASIS name {name!r}: use a letter, then letters, digits and '_' "
+                         "(no blank: the namcouple separates names by blanks)")
+    if len(name) > OASIS_NAME_MAX:
+        raise ValueError(f"OASIS name {name!r} has {len(name)} characters, more than the {OASIS_NAME_MAX} "
+                         "OASIS3-MCT accepts: shorten it")
+    return name
+
+
+def member_oasis_name(template: str, k: int) -> str:
+    """A user-given OASIS name for member ``k`` (1-based): ``{k}`` becomes the member number,
+    ``member_oasis_name("E_IN_{k}", 2) == "E_IN_2"``; the result is checked (check_oasis_name)."""
+    rest = template.replace(MEMBER_PLACEHOLDER, "")
+    if "{" in rest or "}" in rest:
+        raise ValueError(f"OASIS name {template!r}: the only placeholder is {MEMBER_PLACEHOLDER} "
+                         "(the member number)")
+    return check_oasis_name(template.replace(MEMBER_PLACEHOLDER, str(k)))

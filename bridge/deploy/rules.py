@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from bridge.deploy.naming import check_component
+from bridge.deploy.naming import MEMBER_PLACEHOLDER, check_component, oasis_name
 from bridge.deploy.settings import ConfigError
 
 if TYPE_CHECKING:
@@ -42,6 +42,26 @@ def _check_names(cfg: "DeployConfig") -> None:
                 cfg.endpoints(comp, fld)
             except ValueError as err:
                 raise ConfigError(f"[[fields]] '{fld.name}': {err}") from None
+    _check_oasis_names(cfg)
+
+
+def _check_oasis_names(cfg: "DeployConfig") -> None:
+    """A user-given ``oasis_name`` is per member (``{k}``) and no two ends of the namcouple share a name."""
+    for fld in cfg.fields:
+        if fld.oasis_name and cfg.ocean.members > 1 and MEMBER_PLACEHOLDER not in fld.oasis_name:
+            raise ConfigError(f"[[fields]] '{fld.name}': key 'oasis_name' = {fld.oasis_name!r} would be the same "
+                              f"for the {cfg.ocean.members} members; put {MEMBER_PLACEHOLDER} (the member "
+                              f"number) in it, e.g. {fld.oasis_name + '_' + MEMBER_PLACEHOLDER!r}")
+    owner: dict[str, str] = {}
+    for comp in cfg.components:
+        for fld in cfg.fields:
+            ocean_end, worker_end = oasis_name(comp, fld.name), cfg.worker_oasis_name(comp, fld)
+            for name, end in ((ocean_end, f"the ocean's end of field '{fld.name}' of member '{comp}'"),
+                              (worker_end, f"the worker's end of field '{fld.name}' towards member '{comp}'")):
+                if name in owner and owner[name] != end:
+                    raise ConfigError(f"[[fields]] '{fld.name}': OASIS name {name!r} is both {owner[name]} and "
+                                      f"{end}; every end of the namcouple needs its own name (key 'oasis_name')")
+                owner[name] = end
 
 
 def _check_grid(cfg: "DeployConfig") -> None:

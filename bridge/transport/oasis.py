@@ -3,7 +3,8 @@
 ``OasisComponent`` wraps ``pyoasis.Component``; ``def_partition`` declares a
 ``pyoasis.BoxPartition`` (offset ``j0*nx + i0``), ``def_field`` one
 ``pyoasis.Var`` per field (a bundle of ``nlev`` levels) named as the namcouple
-of ``oceanbridge preprod`` names it (``bridge.deploy.naming.oasis_name``).
+of ``oceanbridge preprod`` names it (``bridge.deploy.naming.oasis_name``), or by
+the name given to ``def_field(..., oasis_name=)`` (``[[fields]] oasis_name``).
 
 Layout without copies: a field is float64 ``(nlev, nj, ni)`` C-order here, the
 memory of Fortran ``a(ni, nj, nlev)``.  pyoasis wants Fortran-ordered
@@ -36,7 +37,7 @@ import os
 
 import numpy as np
 
-from ..deploy.naming import oasis_name
+from ..deploy.naming import check_oasis_name, oasis_name
 from ..errors import BridgeError, DefinitionError, FieldValueError
 from ..partition import BoxPartition
 from .mpi import MpiComponent  # no MPI at import: mpi4py is imported when an MpiComponent is made
@@ -133,7 +134,12 @@ class OasisComponent:
         self._box = box
         self._partition = self._oasis.BoxPartition(box_offset(box), box.ni, box.nj, box.nx)
 
-    def def_field(self, name: str, direction: str, nlev: int = 1, peer: str = "") -> "OasisField":
+    def def_field(self, name: str, direction: str, nlev: int = 1, peer: str = "",
+                  oasis_name: str | None = None) -> "OasisField":
+        """Declare field ``name`` (towards ``peer``) as an OASIS variable.  Its OASIS name is
+        ``UPPER(<component>_<peer>_<name>)`` as preprod's namcouple names it, or ``oasis_name`` when given
+        (a namcouple with fixed names; the deploy config's ``[[fields]] oasis_name``,
+        ``DeployConfig.worker_oasis_name``)."""
         self._require_defining("def_field")
         if self._partition is None:
             raise BridgeError(f"{self.where()}: field '{name}': def_field before def_partition "
@@ -144,7 +150,12 @@ class OasisComponent:
             raise BridgeError(f"field '{name}': nlev must be a positive integer, got {nlev!r}")
         if (name, peer) in self._fields:
             raise BridgeError(f"field '{name}' (peer '{peer}') is defined twice on {self.where()}")
-        field = OasisField(self, name, direction, nlev, peer)
+        if oasis_name is not None:
+            try:
+                check_oasis_name(oasis_name)
+            except ValueError as err:
+                raise DefinitionError(f"field '{name}' (peer '{peer}') of {self.where()}: {err}") from None
+        field = OasisField(self, name, direction, nlev, peer, oasis_name)
         self._fields[(name, peer)] = field
         return field
 
@@ -195,9 +206,15 @@ class OasisField:
 
     Arrays are float64 ``(nlev, nj, ni)`` C-order; ``(nj, ni)`` is accepted when nlev is 1."""
 
-    def __init__(self, component: OasisComponent, name: str, direction: str, nlev: int, peer: str):
+    def __init__(self, component: OasisComponent, name: str, direction: str, nlev: int, peer: str,
+                 wire: str | None = None):
         self.component, self.name, self.direction, self.nlev, self.peer = component, name, direction, nlev, peer
-        self.wire = oasis_name(component.name, name, peer=peer or None)
+        self.wire = wire or oasis_name(component.name, name, peer=peer or None)
+        other = next((f for f in component._fields.values() if f.wire == self.wire), None)
+        if other is not None:
+            raise DefinitionError(f"field '{name}' (peer '{peer}') of {component.where()}: its OASIS name "
+                                  f"'{self.wire}' is already that of field '{other.name}' (peer '{other.peer}'); "
+                                  "give each field its own oasis_name")
         self.rejected = 0  # puts refused for NaN/Inf
         self.last_info = None
         self.last: int | None = None  # last OASIS time at which it was exchanged

@@ -148,3 +148,34 @@ def test_unrelated_pypi_pyoasis_is_detected(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pyoasis", impostor)
     with pytest.raises(OasisUnavailable, match="not OASIS3-MCT's pyoasis"):
         Component("worker", backend="oasis")
+
+
+def test_given_oasis_name_is_the_variable_name():
+    """[[fields]] oasis_name: the worker declares the namcouple's fixed name (eophis/Morays setups)."""
+    fake = FakePyoasisForTests(missing={"WORKER_GYRE_1_SST"})  # the default name is not in that namcouple
+    comp = _component(fake)
+    sst = comp.def_field("sst", "in", nlev=2, peer="gyre_1", oasis_name="E_IN_1")
+    corr = comp.def_field("corr", "out", peer="gyre_1")  # no name given: the default
+    assert (sst.wire, corr.wire) == ("E_IN_1", "WORKER_GYRE_1_CORR")
+    assert ("var", "E_IN_1", 21, 2) in fake.events and ("var", "WORKER_GYRE_1_CORR", 20, 1) in fake.events
+    with pytest.raises(DefinitionError, match=r"field 'sst' of component 'worker' \(world rank 0\): its OASIS "
+                                              r"name 'WORKER_GYRE_1_SST' is not in the namcouple"):
+        _component(fake).def_field("sst", "in", peer="gyre_1")  # without the name: not in that namcouple
+
+
+@pytest.mark.parametrize("name, message", [
+    ("E IN", r"field 'sst' \(peer 'gyre_1'\) of component 'worker' \(world rank 0\): invalid OASIS name 'E IN'"),
+    ("E" * 81, r"field 'sst' \(peer 'gyre_1'\) of component 'worker' .*: OASIS name 'E+' has 81 characters"),
+])
+def test_bad_given_oasis_name_is_refused_naming_the_field(name, message):
+    comp = _component(FakePyoasisForTests())
+    with pytest.raises(DefinitionError, match=message):
+        comp.def_field("sst", "in", peer="gyre_1", oasis_name=name)
+
+
+def test_two_fields_with_one_oasis_name_are_refused():
+    comp = _component(FakePyoasisForTests())
+    comp.def_field("sst", "in", peer="gyre_1", oasis_name="E_IN_1")
+    with pytest.raises(DefinitionError, match=r"field 'sss' \(peer 'gyre_1'\) of component 'worker' .*: its OASIS "
+                                              r"name 'E_IN_1' is already that of field 'sst' \(peer 'gyre_1'\)"):
+        comp.def_field("sss", "in", peer="gyre_1", oasis_name="E_IN_1")
