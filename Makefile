@@ -24,7 +24,11 @@ test: all
 test-slow: all
 	$(PY) -m pytest -m "slow" $(PYTEST_ARGS)
 
-# Tests against an installed OASIS3-MCT (OASIS_DIR=...; see deploy/README.md).
+# Tests marked oasis, against an OASIS3-MCT build (README.md, "Installing OASIS3-MCT").
+# OASIS_DIR alone runs tests/oasis and tests/deploy; the NEMO and CROCO OASIS tests
+# skip unless NEMO_DIR (cfgs/GYRE_OAS built) and CROCO_OASIS_DIR (a BASIN run folder
+# built against OASIS, with OUT_DOUBLE) are set too (README.md, "Testing"):
+#   make test-oasis OASIS_DIR=... NEMO_DIR=... CROCO_OASIS_DIR=...
 test-oasis: all
 	@test -n "$(OASIS_DIR)" || { echo "test-oasis: set OASIS_DIR to an OASIS3-MCT build (see deploy/README.md)"; exit 2; }
 	$(PY) -m pytest -m "oasis" $(PYTEST_ARGS)
