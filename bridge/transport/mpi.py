@@ -123,6 +123,10 @@ class MpiComponent:
     def __init__(self, name: str, *, timeout: float = DEFAULT_TIMEOUT, nan_policy: str = "error",
                  put_mode: str = DEFAULT_PUT_MODE, world=None):
         MPI = _mpi()
+        world = MPI.COMM_WORLD if world is None else world
+        self.world_rank = world.Get_rank()
+        # MPI runs from here: an error below must abort the job, not sit in MPI_Finalize (the others wait in init)
+        _abort_job_on_uncaught_exception(name, self.world_rank)
         if not name or len(name) > handshake.NAME_LEN or " " in name:
             raise BridgeError(f"component name {name!r} must be 1..{handshake.NAME_LEN} characters without spaces")
         if nan_policy not in NAN_POLICIES:
@@ -130,9 +134,6 @@ class MpiComponent:
         if put_mode not in PUT_MODES:
             raise BridgeError(f"put_mode {put_mode!r} must be one of {PUT_MODES}")
         self.name, self.timeout, self.nan_policy, self.put_mode = name, float(timeout), nan_policy, put_mode
-        world = MPI.COMM_WORLD if world is None else world
-        self.world_rank = world.Get_rank()
-        _abort_job_on_uncaught_exception(name, self.world_rank)  # before the first wait: a timeout there must not hang
         mine = np.frombuffer(name.ljust(handshake.NAME_LEN).encode("ascii"), dtype="S1").copy()
         names = np.empty(handshake.NAME_LEN * world.Get_size(), dtype="S1")
         req = world.Iallgather([mine, MPI.CHARACTER], [names, MPI.CHARACTER])

@@ -49,6 +49,20 @@ def read_mask(settings, ny: int, nx: int) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bridge.worker.process import WorkerProcess
+    process = WorkerProcess()  # joins MPI before anything below can fail (bridge/worker/process.py)
+    process.catch_stop_signals()
+    try:
+        return _main(argv, process)
+    except SystemExit as err:
+        if err.code in (0, None):  # --help
+            raise
+        process.end(err)
+    except BaseException as err:
+        process.end(err)
+
+
+def _main(argv: list[str] | None, process) -> int:
     p = argparse.ArgumentParser(prog="oceanbridge worker", description=__doc__)
     p.add_argument("--config", required=True, type=Path, help="deploy config (TOML)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
@@ -66,14 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     import models.train  # noqa: F401
     tunnel = Tunnel(cfg)
     summary = run_worker(cfg, settings, tunnel, fresh=args.fresh, progress=not args.no_progress,
-                         channels=channel_names(cfg))
+                         channels=channel_names(cfg), on_coupled=lambda: process.mark_coupled(cfg.ocean.required))
     tunnel.finalize()
     if tunnel.rank == 0:
         log.info("worker done: %s", {k: v for k, v in summary.items() if k != "losses"})
     return 0
 
 
-def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels) -> dict:
+def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels, on_coupled=lambda: None) -> dict:
     """Everything after the tunnel exists: torch, the trainer, the buffer, the loop."""
     import torch
     from tqdm.auto import tqdm
@@ -117,6 +131,7 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels) 
     runtime = Runtime(cfg, settings, tunnel, engine, buffer, learner, counters, member_parameters(cfg), channels,
                       ckpt, generator)
     tunnel.connect()
+    on_coupled()
     bar = tqdm(total=len(runtime.schedule.steps), desc="worker: ocean steps", unit="step", file=sys.stderr,
                disable=not progress or rank != 0, mininterval=2.0)
     try:

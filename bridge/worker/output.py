@@ -1,7 +1,9 @@
 """The worker's netCDF products (CF names and units, atomic writes).
 
 - ``ensemble.nc`` (mode ``ensemble``): at every state step, the mean, standard
-  deviation and quantiles over the K members of each received field.
+  deviation and quantiles over the K members of each received field, leaving out
+  a member lost during the run and a rejected (NaN) state; ``members`` counts
+  the members each step's statistics are over.
 - ``emulated.nc`` (mode ``emulate``): per member and emulator step, the state
   the worker sent, the ocean's own step from the same start (the truth of that
   step) and, with several samples, the spread of the diffusion samples.
@@ -11,6 +13,7 @@ the suffix, tile offsets in the global attributes): no field is gathered.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import netCDF4
@@ -64,19 +67,49 @@ def write_ensemble_stats(path: Path, channels, steps, states: np.ndarray, quanti
             q = ds.createVariable("quantile", "f8", ("quantile",))
             q.setncatts({"long_name": "quantile level", "units": "1"})
             q[:] = quantiles
-            k = states.shape[1]
             for c, name in enumerate(channels):
                 a = cf_attrs(name)
                 cf = {key: a[key] for key in ("standard_name", "units") if key in a}
-                x = states[:, :, c]
-                _var(ds, f"{name}_mean", ("time", "y", "x"), x.mean(1),
+                mean, std, quant = _member_statistics(states[:, :, c], quantiles)
+                _var(ds, f"{name}_mean", ("time", "y", "x"), mean,
                      {**cf, "long_name": f"ensemble mean of {a['long_name']}", "cell_methods": "realization: mean"})
-                _var(ds, f"{name}_std", ("time", "y", "x"), x.std(1, ddof=1) if k > 1 else np.zeros_like(x[:, 0]),
+                _var(ds, f"{name}_std", ("time", "y", "x"), std,
                      {"units": a["units"], "long_name": f"ensemble standard deviation of {a['long_name']}",
                       "cell_methods": "realization: standard_deviation"})
-                _var(ds, f"{name}_quantile", ("quantile", "time", "y", "x"), np.quantile(x, quantiles, axis=1),
+                _var(ds, f"{name}_quantile", ("quantile", "time", "y", "x"), quant,
                      {**cf, "long_name": f"ensemble quantiles of {a['long_name']}", "cell_methods": "realization: quantile"})
+            members = np.isfinite(states).all(axis=(2, 3, 4)).sum(1)
+            _var(ds, "members", ("time",), members,
+                 {"long_name": "members with a valid state (lost or rejected ones are left out)", "units": "1"}, "i4")
     return atomic_write(path, write)
+
+
+def _member_statistics(x: np.ndarray, quantiles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, standard deviation (0 where fewer than 2 members) and quantiles over axis 1 of ``x`` (T, K, ...),
+    leaving out NaN: a member lost during the run, or a rejected state."""
+    count = np.isfinite(x).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: NaN is the answer there
+        std = np.where(count > 1, np.nanstd(x, axis=1, ddof=1), 0.0)
+        return np.nanmean(x, axis=1), std, _nan_quantile(x, quantiles, count)
+
+
+def _nan_quantile(x: np.ndarray, quantiles, count: np.ndarray) -> np.ndarray:
+    """``np.nanquantile(x, quantiles, axis=1)`` (linear interpolation), vectorized: numpy's loops over every
+    1-D slice in Python (minutes for a long run's ensemble).  Sorting puts the NaNs last; each slice then
+    interpolates between its ``count`` valid members."""
+    if count.min() == x.shape[1]:
+        return np.quantile(x, quantiles, axis=1)
+    ordered = np.sort(x, axis=1)
+    out = []
+    for q in quantiles:
+        pos = q * np.maximum(count - 1, 0)
+        lo = np.floor(pos).astype(np.intp)
+        hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
+        a = np.take_along_axis(ordered, lo[:, None], axis=1)[:, 0]
+        b = np.take_along_axis(ordered, hi[:, None], axis=1)[:, 0]
+        out.append(np.where(count > 0, a + (pos - lo) * (b - a), np.nan))
+    return np.stack(out)
 
 
 EMULATION_VARIABLES = {  # suffix -> (long name, netCDF type); the first two are compared bit for bit in tests

@@ -26,18 +26,29 @@ class Counters:
 
 @dataclass
 class EnsembleRecord:
-    """States of every member at every state step, for the ensemble statistics."""
+    """States of every member at every state step, for the ensemble statistics.  A member that was
+    lost (``drop``) counts as NaN from then on, so the statistics are over the members still there."""
     members: tuple[str, ...]
     steps: list[int] = field(default_factory=list)
     states: list[np.ndarray] = field(default_factory=list)  # each (K, C, nj, ni)
+    lost: set = field(default_factory=set)
     _pending: dict = field(default_factory=dict)
 
     def add(self, member: str, step: int, state: np.ndarray) -> None:
         self._pending[member] = state
-        if len(self._pending) == len(self.members):
-            self.steps.append(step)
-            self.states.append(np.stack([self._pending[m] for m in self.members]).astype(np.float32))
-            self._pending = {}
+        self._complete(step)
+
+    def drop(self, member: str) -> None:
+        self.lost.add(member)
+
+    def _complete(self, step: int) -> None:
+        if not self._pending or any(m not in self._pending for m in self.members if m not in self.lost):
+            return
+        like = next(iter(self._pending.values()))
+        self.steps.append(step)
+        self.states.append(np.stack([self._pending.get(m, np.full_like(like, np.nan)) for m in self.members])
+                           .astype(np.float32))
+        self._pending = {}
 
     def array(self) -> np.ndarray:
         return np.stack(self.states)  # (T, K, C, nj, ni)
@@ -60,20 +71,31 @@ class EmulationRecord:
                              (self.start, start), (self.mean, mean)):
             store.setdefault(member, []).append(value)
 
+    lost: set = field(default_factory=set)        # members dropped during the run: NaN from their loss on
+
+    def drop(self, member: str) -> None:
+        self.lost.add(member)
+
     def common_steps(self) -> list[int]:
-        sets = [set(self.steps.get(m, [])) for m in self.members]
+        """The steps every member still there has (a lost member's are NaN after its loss)."""
+        sets = [set(self.steps.get(m, [])) for m in self.members if m not in self.lost]
         return sorted(set.intersection(*sets)) if sets else []
 
     def arrays(self, which: dict) -> np.ndarray:
-        """(K, T, C, nj, ni) over the steps every member has."""
+        """(K, T, C, nj, ni) over ``common_steps``."""
         steps = self.common_steps()
-        return np.stack([np.stack([which[m][self.steps[m].index(s)] for s in steps]) for m in self.members])
+        like = next(v[0] for v in which.values() if v)
+        return np.stack([np.stack([self._at(which, m, s, like) for s in steps]) for m in self.members])
+
+    def _at(self, which: dict, member: str, step: int, like: np.ndarray) -> np.ndarray:
+        kts = self.steps.get(member, [])
+        return which[member][kts.index(step)] if step in kts else np.full_like(like, np.nan)
 
     def errors(self) -> dict:
         """Mean squared error of the emulated step and of persistence, against the ocean's own step."""
         if not self.common_steps():
             return {}
         sent, ocean, start = self.arrays(self.sent), self.arrays(self.ocean), self.arrays(self.start)
-        return {"emulator_mse": float(np.mean((sent - ocean) ** 2)),
-                "persistence_mse": float(np.mean((start - ocean) ** 2)),
+        return {"emulator_mse": float(np.nanmean((sent - ocean) ** 2)),
+                "persistence_mse": float(np.nanmean((start - ocean) ** 2)),
                 "emulated_steps": len(self.common_steps())}

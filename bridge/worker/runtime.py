@@ -25,9 +25,11 @@ from bridge.errors import BridgeError
 from bridge.worker.checkpoint import save_checkpoint
 from bridge.worker.output import rank_path, write_emulation, write_ensemble_stats
 from bridge.worker.records import Counters, EmulationRecord, EnsembleRecord
+from bridge.worker.process import Stopped
 from bridge.worker.tunnel import Schedule
 
 log = logging.getLogger(__name__)
+STOP_JOIN_S = 10.0  # s the training thread may take to finish its step on a stop signal (mpirun allows STOP_GRACE)
 
 
 class Runtime:
@@ -44,6 +46,7 @@ class Runtime:
         self.ensemble = EnsembleRecord(self.members)
         self.emulation = EmulationRecord(self.members)
         self.recv_s = 0.0
+        self.lost: dict[str, dict] = {}  # member -> the step and the error it was lost at ([ocean] required = false)
 
     # -- the loop ------------------------------------------------------------------
     def run(self, progress=None) -> dict:
@@ -55,11 +58,50 @@ class Runtime:
                 self._step(kt)
                 if progress is not None:
                     progress.update(1)
+                if not self.live_members():
+                    raise BridgeError(f"every member stopped sending (last at step {kt}): {self.lost}")
         except BridgeError as err:
             log.error("the ocean stopped talking (%s); writing the final checkpoint", err)
             self._finish(time.perf_counter() - t0, stream_ended=False)
             raise
-        return self._finish(time.perf_counter() - t0)
+        except Stopped as stop:  # a scheduler's time limit, mpirun ending the job, Ctrl-C
+            self._stop(stop, f"at ocean step {self.counters.last_step}", t0)
+        try:
+            return self._finish(time.perf_counter() - t0)
+        except Stopped as stop:
+            self._stop(stop, "while training on the buffer after the ocean's last step", t0)
+
+    def _stop(self, stop: Stopped, when: str, t0: float) -> None:
+        log.warning("%s %s; writing the final checkpoint and outputs", stop, when)
+        self._finish(time.perf_counter() - t0, stream_ended=False, join_timeout=STOP_JOIN_S)
+        raise stop
+
+    def live_members(self) -> list[str]:
+        return [m for m in self.members if m not in self.lost]
+
+    def _receive(self, member: str, kt: int) -> np.ndarray | None:
+        """The member's state at ``kt``; None when the member is lost now (dead, stopped on its own error, NaN
+        refused) and ``[ocean] required = false``: the others go on without it, as the ocean would without us."""
+        t = time.perf_counter()
+        try:
+            return self.tunnel.receive(member, kt)
+        except BridgeError as err:
+            if self.cfg.ocean.required:
+                raise
+            self._drop(member, kt, err)
+            return None
+        finally:
+            self.recv_s += time.perf_counter() - t
+
+    def _drop(self, member: str, kt: int, err: BridgeError) -> None:
+        self.lost[member] = {"step": kt, "error": str(err)}
+        self.tunnel.drop(member)
+        self.ensemble.drop(member)
+        self.emulation.drop(member)
+        self.actual[member] = None
+        self.pending.pop(member, None)
+        log.error("member '%s' lost at step %d (%s); [ocean] required = false: the worker goes on with %d member(s) %s",
+                  member, kt, err, len(self.live_members()), self.live_members())
 
     def _step(self, kt: int) -> None:
         self.learner.check()
@@ -67,12 +109,14 @@ class Runtime:
             self._send_initial(kt)
         received = {}
         if self.schedule.sends_state(kt):
-            for member in self.members:
-                t = time.perf_counter()
-                received[member] = self.tunnel.receive(member, kt)
-                self.recv_s += time.perf_counter() - t
+            for member in self.live_members():
+                state = self._receive(member, kt)
+                if state is not None:
+                    received[member] = state
         emulating = "emulate" in self.modes and self.schedule.asks_emulated(kt)
         for k, member in enumerate(self.members):
+            if member in self.lost:
+                continue
             if member in received:
                 self._on_state(k, member, kt, received[member], emulating)
             if emulating:
@@ -84,7 +128,7 @@ class Runtime:
         self.counters.last_step = kt
         every = self.settings.checkpoint.every_steps
         if every and kt % every == 0 and kt >= self.schedule.nit000:
-            self.save()
+            self.save(final=False)
 
     def _on_state(self, k: int, member: str, kt: int, x: np.ndarray, emulating: bool) -> None:
         self.counters.received += 1
@@ -144,7 +188,7 @@ class Runtime:
     def _send_initial(self, kt: int) -> None:
         from bridge.worker.engine import generate_state  # torch, only in this mode
         states = []
-        for member in self.members:
+        for member in self.members:  # before the first receive: no member is lost yet
             state = generate_state(self.generator, self.theta[member], self.engine, self.settings.spinup.num_steps,
                                    seed=zlib.crc32(member.encode()))
             self.tunnel.send(member, "initial", kt, state)
@@ -171,14 +215,16 @@ class Runtime:
                 log.error("periodic checkpoint at step %d not written, the run goes on: %s",
                           self.counters.last_step, err)
 
-    def _finish(self, wall: float, stream_ended: bool = True) -> dict:
+    def _finish(self, wall: float, stream_ended: bool = True, join_timeout: float | None = None) -> dict:
         self.stream_timing = self.learner.timing()  # while coupled: what the ocean-side figures refer to
         if stream_ended:
             self.learner.finish_training(self.settings.train.min_steps, timeout=float("inf"))
         self.learner.stop()
-        self.learner.join()
+        self.learner.join(join_timeout)  # bounded on a stop: another rank may be gone from the lock-step
+        if self.learner.is_alive():
+            log.warning("the training thread did not stop within %g s; checkpointing what it has", join_timeout)
         self.learner.check()  # a training thread that failed fails the run (before a checkpoint of it is written)
-        self.save()
+        self.save(final=True)
         self._write_outputs()
         summary = self.summary(wall)
         if self.tunnel.rank == 0:
@@ -216,5 +262,6 @@ class Runtime:
             "losses": [[s, loss] for s, loss in self.learner.history],
             "wall_s": wall, "receive_s": self.recv_s, **self.learner.timing(), **self.emulation.errors(),
             "coupled": {k: self.stream_timing[k] for k in ("learner_wall_s", "train_fraction", "busy_fraction")},
+            "members_lost": self.lost,
             "posterior": self.learner.posterior,
         }

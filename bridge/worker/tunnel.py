@@ -17,10 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from bridge.component import Component
+from bridge.errors import BridgeError
 from bridge.deploy.config import TO_WORKER, DeployConfig
 from bridge.partition import BoxPartition, decompose
 
 log = logging.getLogger(__name__)
+LOST_PEER_WAIT_S = 1.0  # s the end waits for sends to a member that was lost (gyre_cpl.F90 waits as long)
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class Tunnel:
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.box = worker_box(cfg, self.rank, self.size)
         self._fields = {}
+        self.lost: set[str] = set()
 
     def connect(self) -> None:
         """Declare the tile and every (member, field), then end the definitions (collective with the
@@ -97,7 +100,11 @@ class Tunnel:
         for member in self.members:
             for f in cfg.fields:
                 direction = "in" if f.direction == TO_WORKER else "out"
-                self._fields[member, f.name] = self.comp.def_field(f.name, direction, nlev=f.nlev, peer=member)
+                # a fixed OASIS name ([[fields]] oasis_name) only means something to the OASIS backend
+                named = ({"oasis_name": cfg.worker_oasis_name(member, f)}
+                         if f.oasis_name and cfg.run.backend == "oasis" else {})
+                self._fields[member, f.name] = self.comp.def_field(f.name, direction, nlev=f.nlev, peer=member,
+                                                                   **named)
         self.comp.enddef()
         log.info("tunnel: rank %d/%d (pid %d) owns %s; %d member(s) x %d field(s)", self.rank, self.size,
                  os.getpid(), self.box.describe(), len(self.members), len(cfg.fields))
@@ -119,5 +126,18 @@ class Tunnel:
             self._fields[member, f.name + suffix].put(step, state[k:k + f.nlev])
             k += f.nlev
 
+    def drop(self, member: str) -> None:
+        """``member`` is gone ([ocean] required = false): no more exchanges with it."""
+        self.lost.add(member)
+
     def finalize(self) -> None:
-        self.comp.finalize()
+        """Complete the outstanding sends; those to a lost member never will, so wait for them briefly only
+        (as the ocean does for a lost worker) and say so instead of failing the finished run."""
+        if not self.lost:
+            self.comp.finalize()
+            return
+        self.comp.timeout = min(self.comp.timeout, LOST_PEER_WAIT_S)
+        try:
+            self.comp.finalize()
+        except BridgeError as err:
+            log.warning("sends to lost member(s) %s dropped at the end: %s", sorted(self.lost), err)

@@ -40,7 +40,7 @@ contains
       integer :: icomm, inum, jj
       call nml_read(clerr)
       call cpl_init(icomm, clerr)
-      call mpp_init(icomm, clerr)
+      call mpp_init(icomm)
       if (lwp) then
          write(*, '(a)') ' oceanbridge gyre: reduced-gravity double gyre'
          write(*, '(a,i0,a,i0,a,i0,a)') ' mpp: ', nsize, ' rank(s) as ', jpni, ' x ', jpnj, ' tiles'

@@ -43,32 +43,44 @@ module gyre_cpl
 contains
 
    !> Start MPI through the bridge (ln_obridge) or directly; return the model's communicator.
-   !> After a namelist error the bridge is left alone: uncoupled, mpp_init stops naming the switch; coupled, the
-   !> whole MPMD job is aborted here with that message.
+   !> A namelist error stops the whole MPI job here, before the bridge is touched (see stop_before_init).
    subroutine cpl_init(kcomm, cd_err)
       integer, intent(out) :: kcomm             !< communicator of the gyre ranks
       character(len=*), intent(in) :: cd_err    !< namelist error ('' if none)
-      integer :: ierr, irank
+      integer :: ierr
+      if (len_trim(cd_err) > 0) call stop_before_init(cd_err)
 #if ! defined GYRE_NO_OBRIDGE
-      if (ln_obridge .and. len_trim(cd_err) > 0) then
-         ! the worker waits in its init: no collective over MPI_COMM_WORLD can end, so every gyre rank says why
-         ! and the whole job stops (the bridge is not started: cn_obr_name itself may be what is wrong)
-         call MPI_Init(ierr)
-         call MPI_Comm_rank(MPI_COMM_WORLD, irank, ierr)
-         write(*, '(a,i0,a)') ' gyre: ERROR (world rank ', irank, '): '//trim(cd_err)//'; stopping the coupled job'
-         flush(6)
-         call MPI_Abort(MPI_COMM_WORLD, 1, ierr)
-      end if
       if (ln_obridge) then
          call obr_init(trim(cn_obr_name), kcomm) ! aborts with a message on failure
          lk_cpl = .true.
-         abort_hook => cpl_abort
+         ! a member that stops on its own error takes the whole job down only when the coupling is required:
+         ! otherwise the other members go on, and the worker drops this one after rn_obr_timeout
+         if (ln_obr_required) abort_hook => cpl_abort
          return
       end if
 #endif
       call MPI_Init(ierr)
       kcomm = MPI_COMM_WORLD
    end subroutine cpl_init
+
+   !> Stop the whole MPI job on an input error met before MPI was up, every rank saying why.
+   !> Whether this member is coupled cannot be trusted here (the error may sit in a block read before
+   !> &namobridge, leaving ln_obridge unread), and in an MPMD job the other programs wait in a collective
+   !> over MPI_COMM_WORLD that this one will never join: only MPI_Abort ends them. No rank here knows its
+   !> place in its own program yet, so each prints (a member of N ranks prints its error N times).
+   subroutine stop_before_init(cd_err)
+      character(len=*), intent(in) :: cd_err    !< the input error (file, block, variable)
+      integer :: ierr, irank
+      character(len=1024) :: clcwd
+      call MPI_Init(ierr)
+      call MPI_Comm_rank(MPI_COMM_WORLD, irank, ierr)
+      call getcwd(clcwd)                        ! the member's folder: which member's namelist is wrong
+      write(*, '(a,i0,a)') ' gyre: ERROR (world rank ', irank, ', in '//trim(clcwd)//'): '//trim(cd_err)// &
+         &                 '; stopping the MPI job'
+      write(0, '(a,i0,a)') 'gyre: ERROR (world rank ', irank, ', in '//trim(clcwd)//'): '//trim(cd_err)
+      flush(6) ; flush(0)
+      call MPI_Abort(MPI_COMM_WORLD, 1, ierr)
+   end subroutine stop_before_init
 
    !> After the decomposition: declare the partition and the fields, end the definitions.
    subroutine cpl_define()
@@ -234,8 +246,11 @@ contains
       if (kinfo < 0) write(*, '(a,i0,a)') ' gyre rank ', nrank, ': bridge: '//trim(obr_last_error())
       flush(6)
       write(cl, '(a,a,a,i0,a,i0,a)') 'bridge: ', cd_what, ' failed at step ', kt, ' (first failing rank ', iv(2), &
-         & '): the worker is absent, dead or slower than rn_obr_timeout'
-      if (ln_obr_required) then
+         & '): '//trim(failure_cause(iv(1), index(cd_what, 'put') > 0))
+      if (iv(1) == OBR_ERR_VALUE .and. index(cd_what, 'put') > 0) then
+         lk_cpl = .false.                        ! a state with NaN/Inf is nothing to go on from, coupled or not
+         call ctl_stop(trim(cl)//'; stopping this member ('//trim(cn_obr_name)//')')
+      else if (ln_obr_required) then
          lk_cpl = .false.                        ! no second bridge call from ctl_stop's abort
          abort_hook => cpl_abort
          call ctl_stop(trim(cl)//'; stopping because ln_obr_required = .true.')
@@ -245,6 +260,26 @@ contains
       end if
 #endif
    end subroutine cpl_check
+
+   !> Why a bridge call failed, from its status (the bridge's own message, printed above, has the details).
+   function failure_cause(kinfo, ld_put) result(cl)
+      integer, intent(in) :: kinfo              !< the worst status over the ranks (< 0)
+      logical, intent(in) :: ld_put             !< the call was a put (else a get or a definition)
+      character(len=lc) :: cl
+#if ! defined GYRE_NO_OBRIDGE
+      select case (kinfo)
+      case (OBR_ERR_VALUE)
+         cl = 'the worker sent NaN/Inf, which the bridge refuses to apply'
+         if (ld_put) cl = 'this member''s state holds NaN/Inf, which the bridge refuses to send'
+      case (OBR_ERR_TIMEOUT)
+         cl = 'the worker is absent, dead or slower than rn_obr_timeout'
+      case default
+         cl = 'see the bridge message above'
+      end select
+#else
+      cl = ''
+#endif
+   end function failure_cause
 
    !> Abort the whole coupled job (model and worker) through the bridge.
    subroutine cpl_abort(cd_msg)

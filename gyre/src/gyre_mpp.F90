@@ -36,17 +36,15 @@ module gyre_mpp
 
 contains
 
-   !> Set the communicator, raise a pending input error, choose jpni x jpnj and compute every rank's tile.
-   subroutine mpp_init(kcomm, cd_err)
+   !> Set the communicator, choose jpni x jpnj and compute every rank's tile.
+   subroutine mpp_init(kcomm)
       integer, intent(in) :: kcomm              !< the model's communicator
-      character(len=*), intent(in) :: cd_err    !< error met before MPI was up (namelists), raised here; '' if none
       integer :: ierr, jr, idims(2)
       character(len=lc) :: cl
       mpi_comm_oce = kcomm
       call MPI_Comm_rank(kcomm, nrank, ierr)
       call MPI_Comm_size(kcomm, nsize, ierr)
       lwp = (nrank == 0)
-      if (len_trim(cd_err) > 0) call ctl_stop(trim(cd_err))
       idims = [jpni, jpnj]
       if (jpni <= 0 .and. jpnj <= 0) then
          idims = 0
