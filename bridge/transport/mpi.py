@@ -403,7 +403,7 @@ class MpiField:
             req_route += [k] * (1 + len(self._chunks[k]))
         wait_all(reqs, self.component.timeout, lambda idx: (
             f"field '{self.name}' of component '{self.component.name}' (rank {self.component.world_rank}): "
-            f"get at step {step} received nothing from rank(s) {self._route_ranks(idx, req_route)} of component "
+            f"get at step {step} received nothing from world rank(s) {self._route_ranks(idx, req_route)} of component "
             f"'{self.peer_component}'; is the peer alive and calling put?"))
         for target, buf in staged:
             target[...] = buf

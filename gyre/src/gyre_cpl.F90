@@ -16,7 +16,9 @@
 !> With ln_obridge = .false. nothing here touches the bridge: MPI_Init and MPI_COMM_WORLD are used.
 !> When a bridge call fails (worker absent, dead or late beyond rn_obr_timeout) on any rank, every rank learns it
 !> (min-reduction of the status): ln_obr_required stops the run with the bridge's message, otherwise the model
-!> prints a warning and goes on uncoupled. The same adapter design serves the NEMO and CROCO patches.
+!> prints a warning and goes on uncoupled; a put refused for NaN/Inf stops this member in both cases. A member's
+!> own stop (ctl_stop) aborts the whole MPMD job only under ln_obr_required. The same adapter design serves the
+!> NEMO and CROCO patches.
 module gyre_cpl
    use mpi
 #if ! defined GYRE_NO_OBRIDGE

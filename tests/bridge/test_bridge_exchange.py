@@ -102,7 +102,7 @@ def test_killed_worker_ocean_stops_after_timeout(fortran_build):
 def test_dead_ocean_worker_stops_after_timeout(fortran_build):
     run = exchange(fortran_build, ocean_mode="die", env={"OBRIDGE_TIMEOUT": "3"}, keep_going=True)
     assert run.returncode != 0
-    assert "get at step 0 received nothing from rank(s) [0, 1] of component 'ocean'" in run.stdout, run.stdout
+    assert "get at step 0 received nothing from world rank(s) [0, 1] of component 'ocean'" in run.stdout, run.stdout
     assert "(timeout 3 s)" in run.stdout
 
 
