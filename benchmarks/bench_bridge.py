@@ -40,7 +40,7 @@ the exchanges here are back to back, so a copy-mode ocean fills its ring and
 the worker reads slots written ring-1 puts earlier, out of cache once the
 ring outgrows the L3 cache (4 x 8 MB for the 2-D field).
 
-Target (DESIGN.md section 5): bridge / raw >= 0.9.
+Target (README.md, Performance): bridge / raw >= 0.9.
 """
 from __future__ import annotations
 

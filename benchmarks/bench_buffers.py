@@ -1,4 +1,4 @@
-"""Buffer study after Melissa's heat-equation table (DESIGN.md §5): offline vs FIFO, FIRO, Reservoir.
+"""Buffer study after Melissa's heat-equation table (models/README.md, Buffers): offline vs FIFO, FIRO, Reservoir.
 
     python benchmarks/bench_buffers.py                      # default study, a few minutes on 1 core
     python benchmarks/bench_buffers.py --quick              # smoke run, seconds
@@ -310,7 +310,7 @@ def main(argv=None) -> dict:
     s = result["summary"]
     print(f"reservoir / offline at the same compute budget ({s['offline_budget']['steps']:.0f} steps): "
           f"{s['reservoir']['mse'] / s['offline_budget']['mse']:.2f}")
-    print("target (DESIGN.md §5): reservoir ≈ offline < firo < fifo in validation MSE "
+    print("target (models/README.md, Buffers): reservoir ≈ offline < firo < fifo in validation MSE "
           "(Melissa heat PDE: offline 83.1, FIFO 391, FIRO 135, Reservoir 80.3)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

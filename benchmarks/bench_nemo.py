@@ -17,7 +17,7 @@ is the coupling cost measured within one run, less exposed to machine noise.
 
     python benchmarks/bench_nemo.py [--json PATH] [--reps 2] [--steps 200] [--ranks 1] [--no-train]
 
-Target (DESIGN.md section 5): on / off <= 1.05 with training on. On a machine
+Target (README.md, Performance): on / off <= 1.05 with training on. On a machine
 where the ocean and the worker share cores, training competes for them.
 """
 from __future__ import annotations

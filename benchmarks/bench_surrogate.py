@@ -1,4 +1,4 @@
-"""Diffusion vs MSE surrogate at equal training budget (DESIGN.md §5 targets).
+"""Diffusion vs MSE surrogate at equal training budget (targets: models/README.md, Gyre benchmark).
 
     python benchmarks/bench_surrogate.py --synthetic --out out/bench_surrogate --json out/bench_surrogate.json
     python benchmarks/bench_surrogate.py --data run*/gyre_*.nc --test-data test/gyre_*.nc --steps 4000

@@ -20,7 +20,7 @@ module obr_croco_nml
    character(len=4), parameter, public :: cp_obr_names(jp_ncode) = &
       & [character(len=4) :: 'temp', 'salt', 'sst', 'sss', 'ssh', 'u', 'v', 'mask']
 
-   ! &namobridge (DESIGN.md section 2); the defaults leave CROCO uncoupled.
+   ! &namobridge (switch table: deploy/README.md); the defaults leave CROCO uncoupled.
    logical, public :: ln_obridge = .false.             !< master switch
    integer, public :: nn_obr_freq = 1                  !< send the state every N steps
    character(len=16), public :: cn_obr_send(jp_obr_max) = ''   !< fields to send

@@ -1,6 +1,6 @@
 """Training data from netCDF: (θ, x_t, x_{t+Δ}) pairs, NaN screening, batches on device.
 
-File convention (DESIGN.md §3, written by the embedded gyre): dims ``time`` (unlimited),
+File convention (gyre/README.md, Outputs: written by the embedded gyre): dims ``time`` (unlimited),
 ``y``, ``x`` (optionally ``z``); fields (time, [z,] y, x); ``mask`` (y, x) 1 ocean / 0 land;
 θ = scalar variables named in the global attribute ``parameters``. Several files are
 ensemble members with different θ on the same grid. A 3-D field contributes one
@@ -113,7 +113,7 @@ def finite_rows(batch: Batch) -> torch.Tensor:
 def grid_position(i0: int, j0: int, ni: int, nj: int, nx_glob: int, ny_glob: int) -> torch.Tensor:
     """(2, nj, ni) global coordinates of a tile's points scaled to [-1, 1] (x first, then y).
 
-    Offsets are the 0-based global offsets of DESIGN.md; a network trained on tiles
+    Offsets are the 0-based global offsets of obr_def_partition (README.md); a network trained on tiles
     with these channels knows where in the basin each tile sits.
     """
     xs = 2 * (i0 + torch.arange(ni, dtype=torch.float32)) / max(nx_glob - 1, 1) - 1

@@ -31,7 +31,7 @@ TIME_UNITS = "seconds since 2000-01-01 00:00:00"
 CALENDAR = "noleap"
 FILL_VALUE = 1.0e20  # NEMO/CMIP missing value; netCDF readers mask it
 
-# CF metadata of the variables the ocean models send (DESIGN.md, data conventions)
+# CF metadata of the variables the ocean models send (gyre/README.md, Outputs)
 CF_VARIABLES: dict[str, dict[str, str]] = {
     "ssh": {"standard_name": "sea_surface_height_above_geoid", "units": "m", "long_name": "sea surface height"},
     "u": {"standard_name": "sea_water_x_velocity", "units": "m s-1", "long_name": "zonal velocity"},

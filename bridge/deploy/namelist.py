@@ -20,7 +20,7 @@ import f90nml
 
 GROUP = "namobridge"
 
-# The &namobridge switches (DESIGN.md §2): name -> (Python type, meaning).
+# The &namobridge switches (deploy/README.md): name -> (Python type, meaning).
 SWITCHES: Mapping[str, tuple[type, str]] = MappingProxyType({
     "ln_obridge": (bool, "master switch"),
     "nn_obr_freq": (int, "send the state every N steps"),

@@ -61,7 +61,7 @@ R 0 R 0
 $END
 """
 
-# The minimal namcouple of DESIGN.md §6, as checked against OASIS3-MCT.
+# A minimal namcouple (one field each way, no interpolation), as checked against OASIS3-MCT 4.0.
 DESIGN_MINIMAL = """\
 $NFIELDS
 2
