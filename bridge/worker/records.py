@@ -46,7 +46,7 @@ class EnsembleRecord:
             return
         like = next(iter(self._pending.values()))
         self.steps.append(step)
-        self.states.append(np.stack([self._pending.get(m, np.full_like(like, np.nan)) for m in self.members])
+        self.states.append(np.stack([self._pending.get(m, np.full(like.shape, np.nan)) for m in self.members])
                            .astype(np.float32))
         self._pending = {}
 
@@ -89,7 +89,7 @@ class EmulationRecord:
 
     def _at(self, which: dict, member: str, step: int, like: np.ndarray) -> np.ndarray:
         kts = self.steps.get(member, [])
-        return which[member][kts.index(step)] if step in kts else np.full_like(like, np.nan)
+        return which[member][kts.index(step)] if step in kts else np.full(like.shape, np.nan)
 
     def errors(self) -> dict:
         """Mean squared error of the emulated step and of persistence, against the ocean's own step."""
