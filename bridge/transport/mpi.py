@@ -364,7 +364,7 @@ class MpiField:
             return
         reqs, _buffers, req_route = pending
         old_step = self._ring_steps[slot]
-        wait_all(reqs, self.component.timeout, lambda idx: (
+        wait_all(reqs, self.component.timeout if timeout is None else timeout, lambda idx: (
             f"field '{self.name}' of component '{self.component.name}' (rank {self.component.world_rank}): "
             f"the send of step {old_step} to rank(s) {self._route_ranks(idx, req_route)} of component "
             f"'{self.peer_component}' did not complete; is the peer alive and calling get?"))
@@ -375,9 +375,9 @@ class MpiField:
             self._wait_slot(slot)
 
     # -- get -----------------------------------------------------------------
-    def get(self, step: int, out: np.ndarray | None = None) -> np.ndarray:
+    def get(self, step: int, out: np.ndarray | None = None, timeout: float | None = None) -> np.ndarray:
         """Receive the field for ``step`` into ``out`` (allocated if None), waiting
-        at most the component's timeout. Raises FieldValueError, naming the
+        at most ``timeout`` s (default: the component's). Raises FieldValueError, naming the
         sending rank and its count of NaN/Inf values, when the put was rejected
         by the sender's NaN policy 'error'; ``out`` is then undefined."""
         self._check_ready("get", handshake.IN)
@@ -401,7 +401,7 @@ class MpiField:
                 reqs.append(comm.Irecv([target, MPI.REAL8], source=route.peer, tag=self.tag))
             reqs.append(comm.Irecv([trailers[k], MPI.INTEGER8], source=route.peer, tag=self.tag))
             req_route += [k] * (1 + len(self._chunks[k]))
-        wait_all(reqs, self.component.timeout, lambda idx: (
+        wait_all(reqs, self.component.timeout if timeout is None else timeout, lambda idx: (
             f"field '{self.name}' of component '{self.component.name}' (rank {self.component.world_rank}): "
             f"get at step {step} received nothing from world rank(s) {self._route_ranks(idx, req_route)} of component "
             f"'{self.peer_component}'; is the peer alive and calling put?"))

@@ -287,9 +287,10 @@ class OasisField:
         log.warning("%s; sent anyway (nan_policy='warn')", msg)
         return True
 
-    def get(self, step: int, out: np.ndarray | None = None) -> np.ndarray:
+    def get(self, step: int, out: np.ndarray | None = None, timeout: float | None = None) -> np.ndarray:
         """Receive the field for ``step`` into ``out`` (allocated if None). Waits without a timeout
-        (OASIS has none); raises if OASIS says ``step`` is not a coupling time of this field."""
+        (OASIS has none: ``timeout`` is accepted for the MPI backend's signature and ignored); raises if
+        OASIS says ``step`` is not a coupling time of this field."""
         self._check_ready("get", "in")
         if out is None:
             out = np.empty(self.shape, dtype=np.float64)

@@ -83,8 +83,11 @@ class Runtime:
         """The member's state at ``kt``; None when the member is lost now (dead, stopped on its own error, NaN
         refused) and ``[ocean] required = false``: the others go on without it, as the ocean would without us."""
         t = time.perf_counter()
+        # while the worker waits on a silent member, the others wait on the worker (their puts fill up): it must
+        # give up on that member well before they reach their own timeout and leave, healthy, uncoupled
+        wait = self.tunnel.timeout / 2 if not self.cfg.ocean.required and len(self.live_members()) > 1 else None
         try:
-            return self.tunnel.receive(member, kt)
+            return self.tunnel.receive(member, kt, timeout=wait)
         except BridgeError as err:
             if self.cfg.ocean.required:
                 raise

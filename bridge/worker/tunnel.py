@@ -113,9 +113,10 @@ class Tunnel:
     def local_comm(self):
         return self.comp.local_comm
 
-    def receive(self, member: str, step: int) -> np.ndarray:
-        """Every state field of ``member`` at ``step``, stacked: (C, nj, ni) float64."""
-        parts = [self._fields[member, f.name].get(step) for f in self.states]
+    def receive(self, member: str, step: int, timeout: float | None = None) -> np.ndarray:
+        """Every state field of ``member`` at ``step``, stacked: (C, nj, ni) float64; each get waits at most
+        ``timeout`` s (default: the tunnel's)."""
+        parts = [self._fields[member, f.name].get(step, timeout=timeout) for f in self.states]
         return np.concatenate(parts, axis=0)
 
     def send(self, member: str, role: str, step: int, state: np.ndarray) -> None:

@@ -179,6 +179,26 @@ def test_killed_ocean_rank_under_required_gives_a_final_worker_checkpoint(tmp_pa
     assert state["trainer"]["step"] >= 20 and state["counters"]["last_step"] > 0
 
 
+def test_killed_ocean_rank_without_required_is_named_and_the_others_finish_coupled(tmp_path, gyre_exe):
+    """Items 6 and 12, required = false: member 2's gyre is SIGKILLed; the worker names it (world rank and
+    component), drops it after half the timeout, and member 1, which waited on the worker meanwhile, runs to
+    its end still coupled (it would have left uncoupled had the worker waited the full timeout)."""
+    config = write_config(tmp_path, steps=6000, members=2, required=False, timeout=10.0)
+    cmd, run_dir, env = job(config)
+    proc = subprocess.Popen(cmd, cwd=run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = follow(proc, r"train step 10: loss")
+    gyre_2 = [p for p in Path("/proc").glob("[0-9]*") if _cwd(p) == str(run_dir / "member_2")]
+    assert gyre_2, "member 2's gyre not found"
+    os.kill(int(gyre_2[0].name), signal.SIGKILL)
+    out = finish(proc, out)
+    assert re.search(r"member 'gyre_2' lost at step \d+ \(.*received nothing from world rank\(s\) \[1\] of "
+                     r"component 'gyre_2'", out), out
+    assert "continuing UNCOUPLED" not in out, out
+    assert (tmp_path / "member_1" / "gyre_00006000_restart.nc").is_file(), out
+    summary = json.loads((tmp_path / "worker_summary.json").read_text())
+    assert list(summary["members_lost"]) == ["gyre_2"] and summary["counters"]["last_step"] == 6000
+
+
 def _cwd(proc_dir: Path) -> str:
     try:
         return os.readlink(proc_dir / "cwd")
