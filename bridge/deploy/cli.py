@@ -1,7 +1,8 @@
 """The deploy verbs of the ``oceanbridge`` command: preprod, launch, slurm.
 
 Each returns a process exit status: 0 success, 1 the run is not ready (or
-the job failed), 2 the config or a file is invalid.
+the job failed), 2 the config or a file is invalid; launch gives 128+N when
+signal N (SIGTERM, SIGINT, SIGHUP) stopped it (the job is stopped first).
 """
 from __future__ import annotations
 
@@ -87,6 +88,9 @@ def launch_main(argv: list[str]) -> int:
         return _fail("launch", err, 1)
     except INVALID as err:
         return _fail("launch", err, 2)
+    except KeyboardInterrupt:  # Ctrl-C during the checks; during the job run_job handles it (and returns 130)
+        print("oceanbridge launch: SIGINT received before the job started; nothing was launched", file=sys.stderr)
+        return 130
 
 
 def _report(cfg, launcher: str, *, print_command: bool) -> int:

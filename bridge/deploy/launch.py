@@ -19,7 +19,7 @@ from bridge.deploy.mpmd import mpirun_command, srun_hetjob_command, srun_multipr
 from bridge.deploy.namcouple import check_namcouple, restart_name
 from bridge.deploy.oasis_env import HOW_TO, oasis_problems
 from bridge.deploy.preprod import check_members
-from bridge.mpirun import wait_mpirun
+from bridge.mpirun import stop_signals, watch_mpirun
 
 if TYPE_CHECKING:
     from bridge.deploy.config import DeployConfig
@@ -108,10 +108,17 @@ def require_ready(cfg: "DeployConfig", launcher: str) -> None:
 
 
 def run_job(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> int:
-    """Run the MPMD job in the foreground, with ``env`` added to this environment; return its exit status."""
+    """Run the MPMD job in the foreground, with ``env`` added to this environment; return its exit status.
+
+    It returns only once the launcher (mpirun or srun) has ended, so the run-folder lock of the caller covers the
+    whole job.  SIGTERM, SIGINT or SIGHUP to this process stop the job through its launcher (the worker writes its
+    checkpoint) and give 128+signal; a second one kills it at once."""
     log.info("launching in %s: %s", cwd, " ".join(cmd))
-    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})})
-    note = wait_mpirun(proc)  # stops an mpirun that outlives its job (Open MPI 4.1)
+    with stop_signals() as stop:
+        # a session of its own: a Ctrl-C at the terminal reaches this process only, which stops the job once;
+        # mpirun hit too would take the second signal as 'leave the processes running'
+        proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, start_new_session=True)
+        status, note = watch_mpirun(proc, stop=stop)  # also stops an mpirun that outlives its job (Open MPI 4.1)
     if note:
         log.warning(note.strip())
-    return proc.returncode
+    return status
