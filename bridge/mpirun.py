@@ -24,23 +24,26 @@ log = logging.getLogger(__name__)
 
 # Open MPI 4.1 stops a job (SIGTERM to mpirun, a rank's death under abort-on-failure, MPI_Abort) by signalling
 # every process in steps odls_base_sigkill_timeout s apart: SIGTERM after one such wait, SIGKILL after a second
-# (measured: a rank trapping SIGTERM got it 3 s after mpirun did with a timeout of 3 s, and mpirun ended ~6 s after).
-# The default, 1 s, kills a worker in the middle of its checkpoint, so every launch gives 30 s: SLURM's default
-# KillWait, the time a batch job gets between SIGTERM and SIGKILL at its time limit.  The cost: the processes of
-# a stopped or aborted job run on for STOP_GRACE s before their SIGTERM, and mpirun ends about 2 x STOP_GRACE s
-# after the stop, whenever its processes ended (it sleeps out both waits).
-STOP_GRACE = 30
+# (measured: a rank trapping SIGTERM got it 3 s after mpirun did with a timeout of 3 s, and mpirun ended ~6 s after,
+# whenever its processes ended: it sleeps out both waits).  Its default, 1 s, kills a worker in the middle of its
+# checkpoint: a deploy launch passes ``[run] stop_grace`` (bridge.deploy.mpmd).  Jobs with no checkpoint to write
+# (tests of the bridge, benchmarks) keep the default, so that their aborts stay quick.
+OPENMPI_STOP_GRACE = 1  # odls_base_sigkill_timeout's default
 
 
-def mpirun_prefix(nprocs: int, *, cores: int | None = None, keep_going_on_failure: bool = False) -> list[str]:
+def mpirun_prefix(nprocs: int, *, cores: int | None = None, keep_going_on_failure: bool = False,
+                  stop_grace: int | None = None) -> list[str]:
     """Open MPI's ``mpirun`` with the options this machine needs for ``nprocs`` processes.
 
     ``keep_going_on_failure`` suits an ocean that must outlive its worker
     (``ln_obr_required = .false.``); by default a death stops the whole job, so
-    collectives of the host model can never wait on a dead rank.  Other MPIs
+    collectives of the host model can never wait on a dead rank.  ``stop_grace``
+    (s) is the time between the steps of a stop (above).  Other MPIs
     know none of these options (bridge.deploy.mpmd gives them none)."""
     exe = shutil.which("mpirun") or "mpirun"
-    cmd = [exe, "--bind-to", "none", "--mca", "odls_base_sigkill_timeout", str(STOP_GRACE)]
+    cmd = [exe, "--bind-to", "none"]
+    if stop_grace is not None:
+        cmd += ["--mca", "odls_base_sigkill_timeout", str(stop_grace)]
     if nprocs > (cores or os.cpu_count() or 1):
         cmd.append("--oversubscribe")
     if os.geteuid() == 0:
@@ -48,6 +51,14 @@ def mpirun_prefix(nprocs: int, *, cores: int | None = None, keep_going_on_failur
     if keep_going_on_failure:
         cmd += ["--mca", "orte_abort_on_non_zero_status", "0"]
     return cmd
+
+
+def stop_grace_of(cmd: list[str]) -> int:
+    """The ``odls_base_sigkill_timeout`` an mpirun command line gives (Open MPI's default when it gives none)."""
+    for k in range(len(cmd) - 2):
+        if cmd[k] == "--mca" and cmd[k + 1] == "odls_base_sigkill_timeout":
+            return int(cmd[k + 2])
+    return OPENMPI_STOP_GRACE
 
 
 # --- the job's processes ------------------------------------------------------
@@ -137,10 +148,14 @@ class JobProcesses:
 
     def kill_alive(self) -> list[JobProcess]:
         """SIGKILL the processes still running (those of a killed mpirun would run on); return them."""
+        return self.signal_alive(signal.SIGKILL)
+
+    def signal_alive(self, signum: int) -> list[JobProcess]:
+        """Send ``signum`` to the processes still running; return them."""
         left = [p for p in self.procs.values() if p.alive()]
         for proc in left:
             try:
-                os.kill(proc.pid, signal.SIGKILL)
+                os.kill(proc.pid, signum)
             except OSError:
                 pass
         return left
@@ -170,7 +185,7 @@ EARLY = 1.0  # s before the last process: a process that ended earlier is named 
 # one of two ranks, the other finalizes, mpirun waits forever), or when MPI_Abort
 # meets a peer inside MPI_Finalize.  The job is over then; only mpirun hangs.
 ORPHAN_GRACE = 10.0  # s that mpirun may outlive all its processes before it is stopped
-STOP_MARGIN = 10.0  # s past mpirun's own stop sequence (2 x STOP_GRACE) that a launcher waits after a stop request
+STOP_MARGIN = 10.0  # s past mpirun's own stop sequence (2 x its stop grace) that a launcher waits after a stop request
 POLL = 0.2  # s between looks at mpirun and its processes
 
 
@@ -207,8 +222,9 @@ def watch_mpirun(proc: subprocess.Popen, timeout: float | None = None,
                  stop: StopSignals | None = None) -> JobEnd:
     """Wait for an mpirun ``proc``, tracking its processes; stop it once it has outlived them all by ORPHAN_GRACE s.
 
-    With ``stop``, the first signal received tells mpirun to stop the job (SIGTERM, which it forwards to every
-    process, giving them STOP_GRACE s), and a second one kills mpirun and every process at once.
+    With ``stop``, the first signal received stops the job: SIGTERM to every process at once (the worker starts its
+    checkpoint now, not one stop grace later) and to mpirun, which ends the job in its own steps; a second signal
+    kills mpirun and every process at once.
     Raises ``subprocess.TimeoutExpired`` when the job itself runs past ``timeout``."""
     job = JobProcesses(proc.pid)
     t_end = None if timeout is None else time.monotonic() + timeout
@@ -221,8 +237,8 @@ def watch_mpirun(proc: subprocess.Popen, timeout: float | None = None,
             stop_by = _on_signal(proc, job, stop) or stop_by
         if stop_by is not None and time.monotonic() > stop_by:
             _kill(proc, job)
-            return _stopped(stop, job, f"mpirun had not ended {2 * STOP_GRACE + STOP_MARGIN:g} s after it was "
-                                       "told to stop: killed it")
+            return _stopped(stop, job, f"mpirun had not ended {_stop_wait(proc):g} s after it was told to stop: "
+                                       "killed it")
         job.poll()
         if not job.all_ended() or _in_kill_timer(proc.pid):
             orphan_since = None
@@ -256,12 +272,20 @@ def _on_signal(proc: subprocess.Popen, job: JobProcesses, stop: StopSignals) -> 
         log.warning("oceanbridge launch: %s received again; killing mpirun and every process of the job now", name)
         _kill(proc, job)
         return None
-    wait = 2 * STOP_GRACE + STOP_MARGIN
+    wait = _stop_wait(proc)
     log.warning("oceanbridge launch: %s received; told the job to stop (the worker writes its checkpoint); waiting "
                 "up to %g s for mpirun (pid %d) to end it (send the signal again to kill the job at once)",
                 name, wait, proc.pid)
+    job.poll()
+    job.signal_alive(signal.SIGTERM)  # mpirun's own SIGTERM comes one stop grace late; the worker ignores a repeat
     proc.terminate()  # once: a second SIGTERM within 5 s makes Open MPI 4.1's mpirun leave its processes running
     return time.monotonic() + wait
+
+
+def _stop_wait(proc: subprocess.Popen) -> float:
+    """How long mpirun may take to end a job it was told to stop: its two steps, and a margin."""
+    args = proc.args if isinstance(proc.args, list) else []
+    return 2 * stop_grace_of(args) + STOP_MARGIN
 
 
 def _stopped(stop: StopSignals, job: JobProcesses, note: str) -> JobEnd:

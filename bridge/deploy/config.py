@@ -47,6 +47,10 @@ class RunSection(Section):
     nit000: int = setting(1, "index of the first ocean time step", ge=0)
     steps: int = setting(MISSING, "number of ocean time steps of the run", ge=1)
     timeout: float = setting(300.0, "seconds a blocking receive waits (`rn_obr_timeout`)", gt=0)
+    stop_grace: int = setting(10, "seconds the worker gets to write its checkpoint when Open MPI stops the job "
+                              "(a rank died, MPI_Abort, SIGTERM to mpirun): its processes get SIGTERM this long "
+                              "after the stop and SIGKILL as long again after that (`odls_base_sigkill_timeout`); "
+                              "a stopped job ends about twice this after the stop", ge=1)
     mpirun: str = setting("mpirun", "MPI launcher used by `oceanbridge launch`")
     mpirun_args: tuple[str, ...] = setting((), "extra launcher options placed before the first program, "
                                            "e.g. `[\"--mca\", \"mca_base_env_list\", \"LD_LIBRARY_PATH\"]` "

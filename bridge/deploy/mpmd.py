@@ -72,7 +72,7 @@ def mpirun_command(cfg: "DeployConfig", *, cores: int | None = None, openmpi: bo
 
     With Open MPI the flags are those of every oceanbridge launch
     (bridge.mpirun: --oversubscribe only with more ranks than ``cores``,
-    --allow-run-as-root only as root, and with ``[ocean] required = false``
+    --allow-run-as-root only as root, ``[run] stop_grace``, and with ``[ocean] required = false``
     the MCA setting that keeps the job alive when a side dies), plus ``-x``
     for ``job_env`` in every app context (remote nodes too); other MPIs get
     no flags of ours and inherit ``job_env`` from the launching process
@@ -80,7 +80,8 @@ def mpirun_command(cfg: "DeployConfig", *, cores: int | None = None, openmpi: bo
     """
     cmd = [cfg.run.mpirun]
     if openmpi:  # an ocean that need not stop with its worker must survive the worker's death
-        cmd += mpirun_prefix(total_ranks(cfg), cores=cores, keep_going_on_failure=not cfg.ocean.required)[1:]
+        cmd += mpirun_prefix(total_ranks(cfg), cores=cores, keep_going_on_failure=not cfg.ocean.required,
+                             stop_grace=cfg.run.stop_grace)[1:]
     cmd += cfg.run.mpirun_args
     # Open MPI applies -x to one app context (before the first one: to the first only), so each gets its own
     env = [arg for key, value in job_env(cfg).items() for arg in ("-x", f"{key}={value}")] if openmpi else []

@@ -13,7 +13,7 @@ every way it ends is chosen, never a hang.
 - **SIGTERM, SIGINT, SIGHUP** (a scheduler's time limit, mpirun tearing the job
   down because a rank died, Ctrl-C) raise ``Stopped`` in the main thread; the
   runtime writes its final checkpoint and outputs, and the process exits with
-  128 + the signal number.  mpirun gives it ``bridge.mpirun.STOP_GRACE``
+  128 + the signal number.  mpirun gives it ``[run] stop_grace``
   seconds before SIGKILL.
 """
 from __future__ import annotations

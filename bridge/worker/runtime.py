@@ -29,7 +29,7 @@ from bridge.worker.process import Stopped
 from bridge.worker.tunnel import Schedule
 
 log = logging.getLogger(__name__)
-STOP_JOIN_S = 10.0  # s the training thread may take to finish its step on a stop signal (mpirun allows STOP_GRACE)
+STOP_JOIN_S = 5.0  # s the training thread may take to finish its step on a stop signal (within [run] stop_grace)
 
 
 class Runtime:

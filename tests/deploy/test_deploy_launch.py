@@ -29,8 +29,9 @@ def _worker(tree):
 
 
 def _flags(ranks: int, cores: int) -> list[str]:
-    """The Open MPI flags of every oceanbridge launch (bridge.mpirun), for this machine's user."""
-    return mpirun_prefix(ranks, cores=cores)[1:]
+    """The Open MPI flags of every oceanbridge launch (bridge.mpirun), for this machine's user, with the default
+    [run] stop_grace."""
+    return mpirun_prefix(ranks, cores=cores, stop_grace=10)[1:]
 
 
 def test_mpirun_command_for_members_and_workers(ens, tree):

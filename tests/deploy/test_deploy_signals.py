@@ -16,7 +16,8 @@ import pytest
 
 from bridge import mpirun
 from bridge.deploy.launch import run_job
-from bridge.mpirun import STOP_GRACE, mpirun_prefix
+from bridge.deploy.mpmd import mpirun_command
+from bridge.mpirun import mpirun_prefix, stop_grace_of
 
 pytestmark = pytest.mark.mpi
 
@@ -53,10 +54,9 @@ LAUNCHER = """
 import logging, sys
 from pathlib import Path
 from bridge import mpirun
-mpirun.STOP_GRACE = 3
 from bridge.deploy.launch import run_job
 logging.basicConfig(level=logging.INFO)
-sys.exit(run_job(mpirun.mpirun_prefix(2) + ["-np", "2", sys.executable, sys.argv[1]], Path(sys.argv[2])))
+sys.exit(run_job(mpirun.mpirun_prefix(2, stop_grace=3) + ["-np", "2", sys.executable, sys.argv[1]], Path(sys.argv[2])))
 """
 
 
@@ -78,10 +78,13 @@ def _running(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
-def test_every_launch_gives_its_processes_the_stop_grace():
-    cmd = mpirun_prefix(2)
+def test_a_deploy_launch_gives_its_processes_the_stop_grace(make_config):
+    """[run] stop_grace reaches mpirun (default 10 s); jobs with no checkpoint to write keep Open MPI's 1 s."""
+    assert stop_grace_of(mpirun_command(make_config(), cores=64)) == 10
+    cmd = mpirun_command(make_config(run={"stop_grace": 25}), cores=64)
     i = cmd.index("odls_base_sigkill_timeout")
-    assert cmd[i - 1:i + 2] == ["--mca", "odls_base_sigkill_timeout", str(STOP_GRACE)] and STOP_GRACE >= 30
+    assert cmd[i - 1:i + 2] == ["--mca", "odls_base_sigkill_timeout", "25"]
+    assert "odls_base_sigkill_timeout" not in mpirun_prefix(2) and stop_grace_of(mpirun_prefix(2)) == 1
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

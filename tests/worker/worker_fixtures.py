@@ -60,6 +60,7 @@ dt = 1200.0
 nit000 = {nit000}
 steps = {steps}
 timeout = {timeout}
+stop_grace = 3
 
 [ocean]
 model = "gyre"
