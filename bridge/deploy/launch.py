@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from bridge.deploy.config import TO_WORKER
 from bridge.deploy.croco_param import croco_rank_problems
-from bridge.deploy.mpmd import mpirun_command, srun_hetjob_command, srun_multiprog_command, write_multiprog
+from bridge.deploy.mpmd import (job_env, mpirun_command, srun_hetjob_command, srun_multiprog_command, worker_argv,
+                                write_multiprog)
 from bridge.deploy.namcouple import check_namcouple, restart_name
 from bridge.deploy.oasis_env import HOW_TO, oasis_problems
 from bridge.deploy.preprod import check_members
@@ -35,6 +36,7 @@ class PreflightError(RuntimeError):
 def preflight(cfg: "DeployConfig", launcher: str = "mpirun") -> list[str]:
     """Every problem that would stop or corrupt the run, as one line each."""
     problems = _check_program(cfg.ocean.executable, "[ocean] executable")
+    problems += _check_worker_python(cfg)
     problems += check_members(cfg)
     problems += croco_rank_problems(cfg)
     if cfg.run.backend == "oasis":
@@ -52,6 +54,23 @@ def _check_program(path: Path, key: str) -> list[str]:
     hint = " (an environment variable in the path is not set)" if "$" in str(path) else ""
     state = "is not executable" if path.is_file() else "not found"
     return [f"{key} {path} {state}{hint}"]
+
+
+def _check_worker_python(cfg: "DeployConfig") -> list[str]:
+    """The worker's interpreter imports the worker and mpi4py.  A worker that dies before it joins MPI leaves the
+    ocean ranks in MPI_Init, which no timeout of ours bounds (the worker joins first thing: process.py)."""
+    python = worker_argv(cfg)[0]
+    try:
+        run = subprocess.run([python, "-c", "import mpi4py, bridge.worker.process"], capture_output=True, text=True,
+                             timeout=120, cwd=cfg.run.run_dir if cfg.run.run_dir.is_dir() else None,
+                             env={**os.environ, **job_env(cfg)})
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return [f"[worker] python {python} cannot be run ({err})"]
+    if run.returncode == 0:
+        return []
+    last = (run.stderr.strip().splitlines() or ["no message"])[-1]
+    return [f"[worker] python {python} cannot import the worker ({last}); install oceanbridge and mpi4py into "
+            f"that environment, or set [worker] python"]
 
 
 def _check_oasis_files(cfg: "DeployConfig") -> list[str]:

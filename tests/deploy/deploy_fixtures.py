@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 
 NAMELIST_REF = """\
 &namrun
@@ -39,7 +40,7 @@ BASE = {
     "run": {"backend": "mpi", "run_dir": "run", "dt": 1200.0, "steps": 720, "timeout": 60.0},
     "ocean": {"model": "gyre", "executable": "bin/gyre.exe", "ranks": 2, "members": 1, "nx": 128, "ny": 96,
               "namelist": "tmpl/namelist_cfg", "namelist_ref": "tmpl/namelist_ref"},
-    "worker": {"ranks": 1, "modes": ["train"], "python": "/opt/py/bin/python"},
+    "worker": {"ranks": 1, "modes": ["train"], "python": sys.executable},  # preflight runs it
     "fields": [{"name": "ssh", "direction": "ocean_to_worker", "freq": 12},
                {"name": "u", "direction": "ocean_to_worker", "freq": 12, "nlev": 1}],
 }

@@ -15,7 +15,7 @@ from bridge.deploy.preprod import preprod
 from bridge.deploy.slurm import render_script, write_slurm
 from bridge.mpirun import mpirun_prefix
 
-PY = "/opt/py/bin/python"
+PY = sys.executable  # the fixtures' [worker] python
 
 
 @pytest.fixture
@@ -203,6 +203,17 @@ def test_preflight_lists_every_problem(make_config, tree):
     assert problems == [f"[ocean] executable {tree / 'bin' / 'nope.exe'} not found",
                         f"{tree / 'run' / 'namelist_cfg'}: missing; run 'oceanbridge preprod {cfg.source}'",
                         "launcher 'no-such-mpirun' not found on PATH"]
+
+
+def test_preflight_names_a_worker_python_that_cannot_import_the_worker(make_config, tree):
+    """A worker dying before it joins MPI would leave the ocean in MPI_Init for ever: caught before the launch."""
+    fake = tree / "bin" / "python-without-oceanbridge"
+    fake.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'mpi4py'\" >&2\nexit 1\n")
+    fake.chmod(0o755)
+    problems = preflight(make_config(worker={"python": str(fake)}))
+    assert (f"[worker] python {fake} cannot import the worker (ModuleNotFoundError: No module named 'mpi4py'); "
+            "install oceanbridge and mpi4py into that environment, or set [worker] python") in problems
+    assert not any("[worker] python" in p for p in preflight(make_config()))
 
 
 def test_cli_preprod_then_launch_dry_run(write_config, tree, capsys):

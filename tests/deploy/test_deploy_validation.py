@@ -15,7 +15,7 @@ from bridge.deploy.launch import preflight
 from bridge.deploy.settings import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
-TYPO = {"ranks": 1, "modes": ["train"], "python": "/opt/py/bin/python", "train": {"bach_size": 4}}
+TYPO = {"ranks": 1, "modes": ["train"], "python": sys.executable, "train": {"bach_size": 4}}
 VERBS = [("preprod", lambda path: preprod_main([str(path)])),
          ("launch", lambda path: launch_main(["--check", "--launcher", "mpirun", str(path)])),
          ("launch", lambda path: launch_main(["--dry-run", "--launcher", "mpirun", str(path)])),
