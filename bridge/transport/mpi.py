@@ -364,7 +364,7 @@ class MpiField:
             return
         reqs, _buffers, req_route = pending
         old_step = self._ring_steps[slot]
-        wait_all(reqs, self.component.timeout if timeout is None else timeout, lambda idx: (
+        wait_all(reqs, self.component.timeout, lambda idx: (
             f"field '{self.name}' of component '{self.component.name}' (rank {self.component.world_rank}): "
             f"the send of step {old_step} to rank(s) {self._route_ranks(idx, req_route)} of component "
             f"'{self.peer_component}' did not complete; is the peer alive and calling get?"))
