@@ -23,7 +23,7 @@ from bridge.deploy.settings import (MISSING, ConfigError, control_char, from_tab
 
 log = logging.getLogger(__name__)
 
-WORKER_MODES = ("train", "emulate", "spinup", "ensemble", "infer")
+WORKER_MODES = ("train", "emulate", "spinup", "generate", "ensemble", "infer")
 TO_WORKER, TO_OCEAN = "ocean_to_worker", "worker_to_ocean"
 EMU_SUFFIX, INIT_SUFFIX = "_emu", "_init"
 

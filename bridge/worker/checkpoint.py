@@ -35,11 +35,15 @@ def checkpoint_path(run_dir: Path, name: str, rank: int, size: int) -> Path:
     return path if size == 1 else path.with_name(f"{path.stem}_r{rank}{path.suffix}")
 
 
-def save_checkpoint(path: Path, trainer, buffer, counters: dict, inference=None) -> Path:
+def save_checkpoint(path: Path, trainer, buffer, counters: dict, inference=None, parts=None) -> Path:
+    """``parts``: {name: object with state_dict()} beside the trainer (the generate mode's baseline and
+    equilibrium watch); ``restore`` gives them back by the same names."""
     state = {"format": FORMAT, "trainer": trainer.state_dict(), "buffer": buffer.state_dict(),
              "counters": dict(counters)}
     if inference is not None:
         state["inference"] = inference.state_dict()
+    for name, part in (parts or {}).items():
+        state[f"part:{name}"] = part.state_dict()
     safe = encode_numpy(state)
     atomic_write(path, lambda tmp: torch.save(safe, tmp))
     log.info("checkpoint %s: train step %d, buffer %d sample(s) (n_put %d)", path, trainer.step,
@@ -63,7 +67,7 @@ def load_checkpoint(path: Path) -> dict:
             from None
 
 
-def restore(state: dict, trainer, buffer, inference=None) -> dict:
+def restore(state: dict, trainer, buffer, inference=None, parts=None) -> dict:
     """Load trainer, buffer (and the posterior estimator) from ``state``; return the runtime counters.
     The buffer keeps its own configuration: a capacity changed since the checkpoint applies."""
     trainer.load_state_dict(state["trainer"])
@@ -72,6 +76,11 @@ def restore(state: dict, trainer, buffer, inference=None) -> dict:
         inference.load_state_dict(state["inference"])
     elif inference is not None:
         log.info("the checkpoint holds no posterior estimator: the infer mode starts it afresh")
+    for name, part in (parts or {}).items():
+        if f"part:{name}" in state:
+            part.load_state_dict(state[f"part:{name}"])
+        else:
+            log.info("the checkpoint holds no %s: it starts afresh", name)
     return dict(state["counters"])
 
 

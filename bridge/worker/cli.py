@@ -87,6 +87,14 @@ def _main(argv: list[str] | None, process) -> int:
     return 0
 
 
+def equilibrium_watch(cfg, settings, channels, mask):
+    """The generate mode's equilibrium detector over every member (bridge/worker/equilibrium.py)."""
+    from bridge.worker.equilibrium import EquilibriumWatch, gyre_setup
+    grid, physics = gyre_setup(cfg, mask)
+    g = settings.generate
+    return EquilibriumWatch(cfg.components, g.metric_names, g.detector, grid, physics, channels, cfg.run.dt)
+
+
 def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels, on_coupled=lambda: None) -> dict:
     """Everything after the tunnel exists: torch, the trainer, the buffer, the loop."""
     import torch
@@ -112,24 +120,31 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels, 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // (size + cfg.ocean.ranks * cfg.ocean.members)))
     device = parse_device(cfg.worker.device, rank)
     spec = DataSpec(channels, tuple(p.name for p in cfg.parameters), tunnel.box.nj, tunnel.box.ni)
-    trainer = build_trainer(spec, settings, device, use_position=size > 1, lag=tunnel.cfg.fields[0].freq)
+    generating = "generate" in cfg.worker.modes
+    task, lag = ("generate", 1) if generating else ("emulate", tunnel.cfg.fields[0].freq)
+    trainer = build_trainer(spec, settings, device, use_position=size > 1, lag=lag, task=task)
+    baseline = build_trainer(spec, settings, device, use_position=size > 1, lag=lag, task=task, objective="mse") \
+        if generating and settings.generate.baseline else None
     inference = build_inference(spec, settings, device)
+    mask = read_mask(settings, cfg.ocean.ny, cfg.ocean.nx)
+    watch = equilibrium_watch(cfg, settings, channels, mask) if generating else None
+    parts = {name: part for name, part in (("baseline", baseline), ("equilibrium", watch)) if part is not None}
     b = settings.buffer
     buffer = make_buffer(BufferConfig(kind=b.kind, capacity=b.capacity, watermark=b.watermark, seed=b.seed + rank))
     ckpt = checkpoint_path(cfg.run.run_dir, settings.checkpoint.path, rank, size)
     counters = Counters()
     if ckpt.is_file() and settings.checkpoint.resume and not fresh:
-        counters = Counters.from_dict(restore(load_checkpoint(ckpt), trainer, buffer, inference))
+        counters = Counters.from_dict(restore(load_checkpoint(ckpt), trainer, buffer, inference, parts))
         log.info("resumed from %s: train step %d, buffer %d sample(s) (n_put %d, n_got %d), counters %s", ckpt,
                  trainer.step, len(buffer), buffer.n_put, buffer.n_got, counters.as_dict())
     ddp = DataParallel(tunnel.local_comm, trainer.device, cfg.run.timeout)
     ddp.attach(trainer.model)
-    mask = read_mask(settings, cfg.ocean.ny, cfg.ocean.nx)
-    engine = Engine(trainer, tunnel.box, mask, use_position=size > 1, inference=inference)
+    engine = Engine(trainer, tunnel.box, mask, use_position=size > 1, inference=inference, baseline=baseline)
     generator = Trainer.load(settings.spinup.checkpoint, device=device) if "spinup" in cfg.worker.modes else None
-    learner = Learner(engine, buffer, ddp, settings.train, settings.emulate, training="train" in cfg.worker.modes)
+    learner = Learner(engine, buffer, ddp, settings.train, settings.emulate,
+                      training=bool({"train", "generate"} & set(cfg.worker.modes)))
     runtime = Runtime(cfg, settings, tunnel, engine, buffer, learner, counters, member_parameters(cfg), channels,
-                      ckpt, generator)
+                      ckpt, generator, watch)
     tunnel.connect()
     on_coupled()
     bar = tqdm(total=len(runtime.schedule.steps), desc="worker: ocean steps", unit="step", file=sys.stderr,

@@ -23,10 +23,11 @@ from models.train import Trainer, TrainConfig
 log = logging.getLogger(__name__)
 
 
-def build_trainer(spec: DataSpec, settings, device: str, use_position: bool, lag: int) -> Trainer:
-    """A fresh trainer from the [model] and [worker.train] settings."""
+def build_trainer(spec: DataSpec, settings, device: str, use_position: bool, lag: int, task: str = "emulate",
+                  objective: str | None = None) -> Trainer:
+    """A fresh trainer from the [model] and [worker.train] settings (``objective``: [model] objective's override)."""
     m, t = settings.model, settings.train
-    config = SurrogateConfig(spec, task="emulate", objective=m.objective, use_position=use_position, lag=lag,
+    config = SurrogateConfig(spec, task=task, objective=objective or m.objective, use_position=use_position, lag=lag,
                              model_channels=m.model_channels, channel_mult=m.channel_mult,
                              num_res_blocks=m.num_res_blocks, spectral_whitening=m.spectral_whitening,
                              whiten_state=m.whiten_state)
@@ -47,8 +48,9 @@ def build_inference(spec: DataSpec, settings, device: str):
 class Engine:
     """Trainer + this rank's tile geometry + mask; numpy (C, nj, ni) at the boundary."""
 
-    def __init__(self, trainer: Trainer, box, mask: np.ndarray, use_position: bool, inference=None):
-        self.trainer, self.box = trainer, box
+    def __init__(self, trainer: Trainer, box, mask: np.ndarray, use_position: bool, inference=None,
+                 baseline: Trainer | None = None):
+        self.trainer, self.box, self.baseline = trainer, box, baseline
         self._warned = False
         self.device = trainer.device
         self.mask = torch.as_tensor(mask[box.j0:box.j0 + box.nj, box.i0:box.i0 + box.ni],
@@ -64,14 +66,20 @@ class Engine:
         return self.trainer.step > 0
 
     def batch(self, samples) -> Batch:
-        """A physical batch from buffered samples ``(member, θ, x_t, x_next)``."""
+        """A physical batch from buffered samples ``(member, θ, x_t, x_next)``; x_t is None for the generate
+        mode's ``(member, θ, None, x_eq)``."""
         theta = torch.as_tensor(np.stack([s[1] for s in samples]), dtype=torch.float32)
-        state = torch.as_tensor(np.stack([s[2] for s in samples]), dtype=torch.float32)
+        state = None if samples[0][2] is None else torch.as_tensor(np.stack([s[2] for s in samples]),
+                                                                    dtype=torch.float32)
         target = torch.as_tensor(np.stack([s[3] for s in samples]), dtype=torch.float32)
         return Batch(target=target, state=state, theta=theta, mask=self.mask, pos=self.pos).to(self.device)
 
     def train(self, samples) -> dict | None:
-        return self.trainer.train_step(self.batch(samples))
+        """One optimizer step of the surrogate, and of the baseline on the same batch (the same budget)."""
+        batch = self.batch(samples)
+        if self.baseline is not None:
+            self.baseline.train_step(batch)
+        return self.trainer.train_step(batch)
 
     def infer_step(self, samples) -> float | None:
         """One step of the posterior estimator on the same buffered samples (infer mode)."""

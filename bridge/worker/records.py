@@ -12,7 +12,7 @@ class Counters:
     launches: int = 0
     received: int = 0       # states received (every member)
     rejected: int = 0       # states with NaN/Inf, not used
-    pairs: int = 0          # (x_t, x_{t+Δ}) samples offered to the buffer
+    pairs: int = 0          # samples offered to the buffer: (x_t, x_{t+Δ}) pairs, or equilibrated states (generate)
     emulated: int = 0       # emulated states sent
     last_step: int = -1     # last ocean step handled
 

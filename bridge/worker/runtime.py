@@ -34,10 +34,11 @@ STOP_JOIN_S = 5.0  # s the training thread may take to finish its step on a stop
 
 class Runtime:
     def __init__(self, cfg, settings, tunnel, engine, buffer, learner, counters: Counters, theta: dict,
-                 channels: tuple[str, ...], checkpoint: Path, generator=None):
+                 channels: tuple[str, ...], checkpoint: Path, generator=None, watch=None):
         self.cfg, self.settings, self.tunnel, self.engine = cfg, settings, tunnel, engine
         self.buffer, self.learner, self.counters, self.theta = buffer, learner, counters, theta
         self.channels, self.checkpoint, self.generator = channels, checkpoint, generator
+        self.watch = watch  # the generate mode's equilibrium detector (bridge/worker/equilibrium.py)
         self.schedule = Schedule.from_config(cfg)
         self.modes = set(cfg.worker.modes)
         self.members = cfg.components
@@ -144,6 +145,11 @@ class Runtime:
                         member, kt, [self.channels[c] for c in bad], self.counters.rejected)
             self.actual[member] = None
             return
+        if self.watch is not None:
+            if self.watch.add(member, kt, x):  # an equilibrated state: a sample of p(x_eq | θ)
+                self.buffer.put((k, self.theta[member], None, x.astype(np.float32)))
+                self.counters.pairs += 1
+            return
         start = self.actual[member]
         if start is not None and "train" in self.modes:
             self.buffer.put((k, self.theta[member], start.astype(np.float32), x.astype(np.float32)))
@@ -211,7 +217,7 @@ class Runtime:
         with self.learner.lock:
             try:
                 save_checkpoint(self.checkpoint, self.engine.trainer, self.buffer, self.counters.as_dict(),
-                                self.engine.inference)
+                                self.engine.inference, self._parts())
             except OSError as err:  # models.ncio.WriteError: names the file and the cause
                 if final:
                     raise
@@ -235,7 +241,29 @@ class Runtime:
             path.write_text(json.dumps(summary, indent=2))
         return summary
 
+    def _parts(self) -> dict:
+        """What the checkpoint holds beside the trainer, by name (bridge/worker/cli.py restores the same)."""
+        parts = {"baseline": self.engine.baseline, "equilibrium": self.watch}
+        return {name: part for name, part in parts.items() if part is not None}
+
+    def _write_generators(self) -> None:
+        """The generate mode's surrogate and baseline as standalone checkpoints ([worker.spinup] checkpoint), and
+        the members' annual means with the year each qualified."""
+        g, run_dir = self.settings.generate, self.cfg.run.run_dir
+        self.watch.write(run_dir / g.equilibrium_output)
+        if self.engine.trainer.step == 0:
+            log.warning("no member reached equilibrium with a full batch: no generator written (equilibrium: %s)",
+                        self.watch.qualified())
+            return
+        self.engine.trainer.save(run_dir / g.output)
+        if self.engine.baseline is not None:
+            self.engine.baseline.save(run_dir / g.baseline_output)
+        log.info("generator written to %s (%d steps on %d equilibrated state(s)); members qualified at model year %s",
+                 run_dir / g.output, self.engine.trainer.step, self.buffer.n_put, self.watch.qualified())
+
     def _write_outputs(self) -> None:
+        if self.watch is not None:
+            self._write_generators()
         m, box, run_dir = self.settings.model, self.tunnel.box, self.cfg.run.run_dir
         rank, size, dt = self.tunnel.rank, self.tunnel.size, self.cfg.run.dt
         mask = self.engine.mask[0, 0].cpu().numpy().astype("i1")
@@ -266,5 +294,6 @@ class Runtime:
             "wall_s": wall, "receive_s": self.recv_s, **self.learner.timing(), **self.emulation.errors(),
             "coupled": {k: self.stream_timing[k] for k in ("learner_wall_s", "train_fraction", "busy_fraction")},
             "members_lost": self.lost,
+            "equilibrium": None if self.watch is None else self.watch.qualified(),
             "posterior": self.learner.posterior,
         }

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Mapping
 
 from bridge.deploy.config import Section
 from bridge.deploy.settings import ConfigError, from_table, markdown_table, setting
+from models.equilibrium import EquilibriumConfig
 
 BUFFER_KINDS = ("fifo", "firo", "reservoir")
 
@@ -69,6 +70,33 @@ class SpinupSettings(Section):
                                       "generate); required by the spinup mode")
     num_steps: int = setting(18, "EDM Heun steps of the generated state", ge=1)
     output: str = setting("initial.nc", "netCDF file (in run_dir) of the generated states sent")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerateSettings(Section):
+    section: ClassVar[str] = "worker.generate"
+    metrics: str = setting("ke,heat,thickness_var,psi_max,psi_min", "comma-separated physical metrics "
+                           "(models/ocean_metrics.py) the equilibrium detector watches; a member's states join "
+                           "the training set once every one of them passes")
+    window_years: int = setting(EquilibriumConfig.window_years, "annual means per detector window", ge=3)
+    horizon_years: float = setting(EquilibriumConfig.horizon_years, "the trend is carried over this many years "
+                                   "into a drift", gt=0)
+    factor: float = setting(EquilibriumConfig.factor, "allowed drift, in interannual standard deviations", gt=0)
+    baseline: bool = setting(True, "also train the deterministic baseline (the conditional mean: objective "
+                             "mse) on the same batches, the same number of steps")
+    output: str = setting("generator.pt", "checkpoint (in run_dir) of the generate surrogate, for [worker.spinup] "
+                          "checkpoint and oceanbridge sample")
+    baseline_output: str = setting("generator_mse.pt", "checkpoint (in run_dir) of the baseline")
+    equilibrium_output: str = setting("equilibrium.nc", "netCDF file (in run_dir): every member's annual means "
+                                      "of the metrics and the year it qualified")
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return tuple(m.strip() for m in self.metrics.split(",") if m.strip())
+
+    @property
+    def detector(self) -> EquilibriumConfig:
+        return EquilibriumConfig(self.window_years, self.horizon_years, self.factor)
 
 
 class _Quantiles:
@@ -177,8 +205,8 @@ class ModelSettings(Section):
 
 
 WORKER_TABLES = {"train": TrainSettings, "buffer": BufferSettings, "emulate": EmulateSettings,
-                 "spinup": SpinupSettings, "ensemble": EnsembleSettings, "infer": InferSettings,
-                 "checkpoint": CheckpointSettings}
+                 "spinup": SpinupSettings, "generate": GenerateSettings, "ensemble": EnsembleSettings,
+                 "infer": InferSettings, "checkpoint": CheckpointSettings}
 
 
 @dataclass(frozen=True)
@@ -188,6 +216,7 @@ class WorkerSettings:
     buffer: BufferSettings = field(default_factory=BufferSettings)
     emulate: EmulateSettings = field(default_factory=EmulateSettings)
     spinup: SpinupSettings = field(default_factory=SpinupSettings)
+    generate: GenerateSettings = field(default_factory=GenerateSettings)
     ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
     infer: InferSettings = field(default_factory=InferSettings)
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
@@ -219,9 +248,32 @@ def worker_settings(cfg) -> WorkerSettings:
                           f"state fields' freq ({states[0].freq}): each emulated state is one coupling period ahead")
     if "spinup" in cfg.worker.modes and settings.spinup.checkpoint is None:
         raise ConfigError(f"{src}: [worker] modes has 'spinup' but [worker.spinup] checkpoint is not set")
+    if "generate" in cfg.worker.modes:
+        _check_generate(cfg, settings.generate)
     if settings.model.whiten_state and not settings.model.spectral_whitening > 0:
         raise ConfigError(f"{src}: [model] whiten_state = true needs spectral_whitening > 0 (e.g. 0.5)")
     return settings
+
+
+def _check_generate(cfg, generate: GenerateSettings) -> None:
+    """The generate mode learns p(x_eq | θ) from gyre states on one rank (bridge/worker/equilibrium.py)."""
+    from bridge.worker.equilibrium import check_metric_names
+    from bridge.worker.tunnel import channel_names
+    src = cfg.source
+    others = sorted(set(cfg.worker.modes) & {"train", "emulate", "infer"})
+    if others:
+        raise ConfigError(f"{src}: [worker] modes: 'generate' trains its own surrogate and cannot be combined with "
+                          f"{others}")
+    if cfg.ocean.model != "gyre":
+        raise ConfigError(f"{src}: mode 'generate' watches the gyre's layer metrics; [ocean] model is "
+                          f"'{cfg.ocean.model}'")
+    if cfg.worker.ranks != 1:
+        raise ConfigError(f"{src}: mode 'generate' needs [worker] ranks = 1 (the equilibrium metrics are "
+                          f"whole-grid integrals), got {cfg.worker.ranks}")
+    try:
+        check_metric_names(generate.metric_names, channel_names(cfg))
+    except ValueError as err:
+        raise ConfigError(f"{src}: [worker.generate] key 'metrics': {err}") from None
 
 
 def settings_markdown() -> str:
