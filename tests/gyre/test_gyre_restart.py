@@ -55,3 +55,22 @@ def test_volume_is_conserved_to_roundoff(gyre_exe, rundir):
     assert np.all(np.abs(d["volume_anomaly"]) < 1e-12 * scale)
     assert np.all(np.abs(d["volume"] - d["volume"][0]) <= 1e-12 * d["volume"][0])
     assert d["ke"][-1] > 0 and np.all(np.isfinite(d["heat"]))
+
+
+@pytest.mark.mpi
+def test_restart_written_from_a_state_continues_bit_identically(gyre_exe, tmp_path):
+    """gyrerun.write_restart (how a generated state becomes a member's start): the state of gyre's own step-15
+    restart, written anew, gives the same step 30 to the bit; a state without 'temp' is refused by name."""
+    straight = gyrerun.make_rundir(tmp_path / "straight", small_cfg(namrun={"nn_itend": 30, "nn_stock": 15}))
+    assert_ok(gyrerun.run_gyre(straight, 1, exe=gyre_exe))
+    own = read_nc(straight / "gyre_00000015_restart.nc")
+    state = {f: own[f] for f in FIELDS}
+    made = gyrerun.write_restart(tmp_path / "made_restart.nc", state, kt=15, dt=2400.0, dx=40.0e3, dy=40.0e3)
+    rd = gyrerun.make_rundir(tmp_path / "from_state", small_cfg(namrun={"nn_itend": 30, "ln_rstart": True,
+                                                                        "cn_ocerst_in": str(made)}))
+    assert_ok(gyrerun.run_gyre(rd, 1, exe=gyre_exe))
+    got, ref = read_nc(rd / "gyre_00000030_restart.nc"), read_nc(straight / "gyre_00000030_restart.nc")
+    for f in FIELDS:
+        assert np.array_equal(got[f], ref[f]), f
+    with pytest.raises(ValueError, match=r"lacks \['temp'\]"):
+        gyrerun.write_restart(tmp_path / "bad.nc", {f: own[f] for f in ("ssh", "u", "v")}, dx=1.0, dy=1.0)
