@@ -407,8 +407,9 @@ def _namelist_value(path: Path, name: str) -> float | None:
 def read_setup(path: str | Path, rho0: float | None = None) -> tuple[Grid, Physics]:
     """Grid and Physics of a gyre ``*_fields.nc``: dx, dy, h0 (attributes), gprime and mask (variables).
 
-    rho0 is not in the file: it is taken from ``rho0``, else from the run's ``output.namelist`` beside
-    the file (``rn_rho0``), else gyre's default.
+    rho0 is taken from ``rho0``, else from the file's global attribute ``rho0`` (gyre writes it, with ``cp``
+    and ``grav``), else from the run's ``output.namelist`` beside the file (``rn_rho0``: files of older
+    builds), else gyre's default; cp and grav from the attributes, else gyre's constants.
     """
     path = Path(path)
     with netCDF4.Dataset(path) as ds:
@@ -418,9 +419,10 @@ def read_setup(path: str | Path, rho0: float | None = None) -> tuple[Grid, Physi
             raise ValueError(f"{path}: not a gyre fields file, it lacks {', '.join(missing)}")
         grid = Grid(float(ds.dx), float(ds.dy), np.asarray(ds["mask"][...], dtype=float))
         gprime, h0 = float(ds["gprime"][...]), float(ds.h0)
+        attrs = {a: float(ds.getncattr(a)) for a in ("rho0", "cp", "grav") if a in ds.ncattrs()}
     if rho0 is None:
-        rho0 = _namelist_value(path.parent / "output.namelist", "rn_rho0") or RHO0
-    return grid, Physics(h0=h0, gprime=gprime, rho0=rho0)
+        rho0 = attrs.get("rho0") or _namelist_value(path.parent / "output.namelist", "rn_rho0") or RHO0
+    return grid, Physics(h0=h0, gprime=gprime, rho0=rho0, grav=attrs.get("grav", GRAV), cp=attrs.get("cp", CP0))
 
 
 @dataclass

@@ -3,7 +3,8 @@
 !>
 !> File <cn_exp>_fields.nc, one record every nn_write steps: dims time (unlimited), y, x; coordinates time
 !> ("seconds since 2000-01-01 00:00:00", value kt*rn_dt), x, y (m); step(time); ssh, u, v, temp (time,y,x);
-!> mask (y,x) 1 ocean / 0 land; the physical parameters as scalars listed in the global attribute `parameters`.
+!> mask (y,x) 1 ocean / 0 land; the physical parameters as scalars listed in the global attribute `parameters`;
+!> global attributes dt, dx, dy, h0, f0, beta, shlat, rho0, cp (J kg-1 K-1), grav (m s-2).
 module gyre_io
    use netcdf
    use gyre_par
@@ -148,6 +149,11 @@ contains
       call nccheck(nf90_put_att(kid, NF90_GLOBAL, 'f0', rn_f0), 'att')
       call nccheck(nf90_put_att(kid, NF90_GLOBAL, 'beta', rn_beta), 'att')
       call nccheck(nf90_put_att(kid, NF90_GLOBAL, 'shlat', rn_shlat), 'att')
+      ! the constants that turn the state into energies and heat (models/ocean_metrics.read_setup), so that a
+      ! file alone suffices to compute them, without the run's output.namelist beside it
+      call nccheck(nf90_put_att(kid, NF90_GLOBAL, 'rho0', rn_rho0), 'att rho0')
+      call nccheck(nf90_put_att(kid, NF90_GLOBAL, 'cp', rcp), 'att cp')
+      call nccheck(nf90_put_att(kid, NF90_GLOBAL, 'grav', grav), 'att grav')
    end subroutine global_atts
 
    !> Write one record at step kt when kt is a multiple of nn_write (collective: every rank takes part).

@@ -277,6 +277,19 @@ def test_run_metrics_written_as_cf_time_series(tmp_path, units):
     assert not list(tmp_path.glob(".metrics.nc*"))  # atomic: no temporary left
 
 
+def test_read_setup_prefers_the_files_constants(tmp_path):
+    """gyre writes rho0, cp and grav as global attributes: they win over output.namelist and the defaults."""
+    path = tmp_path / "run" / "gyre_fields.nc"
+    path.parent.mkdir()
+    write_fields(path, {"ssh": np.zeros((1, NY, NX))}, np.ones((NY, NX)), np.arange(NX) * DX, np.arange(NY) * DY,
+                 np.zeros(1), {"gprime": (PHYS.gprime, "m s-2", "reduced gravity")},
+                 {"dx": DX, "dy": DY, "h0": PHYS.h0, "rho0": 1030.0, "cp": 4000.0, "grav": 9.8})
+    (path.parent / "output.namelist").write_text("&NAMPHYS\n RN_RHO0=  1027.5000000000000     ,\n/\n")
+    _, physics = om.read_setup(path)
+    assert (physics.rho0, physics.cp, physics.grav) == (1030.0, 4000.0, 9.8)
+    assert om.read_setup(path, rho0=1020.0)[1].rho0 == 1020.0  # an explicit value wins over the file
+
+
 def test_read_setup_names_what_a_file_lacks(tmp_path):
     path = tmp_path / "plain.nc"
     write_fields(path, {"ssh": np.zeros((1, 3, 3))}, np.ones((3, 3)), np.arange(3.0), np.arange(3.0), np.zeros(1))
