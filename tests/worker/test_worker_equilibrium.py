@@ -138,3 +138,10 @@ factor = 100.0
             np.testing.assert_allclose(ds[name][0, :years], offline[:years], rtol=1e-10, err_msg=name)
     state = torch.load(tmp_path / "worker_ckpt.pt", weights_only=True)
     assert {"part:baseline", "part:equilibrium"} <= set(state)
+    # the generator samples a state for a new θ, as [worker.spinup] and bench_spinup use it (a member starting
+    # from such a state: tests/worker/test_worker_spinup.py; the study: benchmarks/bench_spinup.py)
+    from models.data import Batch
+    from models.sampling import SamplerConfig
+    cond = Batch(None, None, torch.tensor([[0.12]]), torch.ones(1, 1, 16, 16), None)
+    x = generator.ema.sample(cond, 2, SamplerConfig(num_steps=4), torch.Generator().manual_seed(0))
+    assert x.shape == (1, 2, 4, 16, 16) and torch.isfinite(x).all()
