@@ -47,7 +47,9 @@ def test_a_job_that_really_hangs_still_times_out(tmp_path):
 # Unit cases of the guard, without MPI: a launcher stands in for mpirun.
 # a parent whose only child has ended but is never reaped (a zombie), like Open MPI 4.1's mpirun after the
 # MPI_Abort / MPI_Finalize race; it would sleep for a minute
-ORPHANED = "import subprocess, time; subprocess.Popen(['true']); time.sleep(60)"
+# (the child lives a second, so that the watcher sees it whatever the load: a child reaped before the first look
+# is never known, and the watcher cannot tell a finished job from a launcher that starts none, like srun)
+ORPHANED = "import subprocess, time; subprocess.Popen(['sleep', '1']); time.sleep(60)"
 # a parent whose child is alive: it must not be taken for an orphaned mpirun
 BUSY = "import subprocess; subprocess.run(['sleep', '2'])"
 
