@@ -186,6 +186,7 @@ def train_in_situ(study: Study) -> dict:
                      timeout=24 * 3600)
     wall = time.perf_counter() - t0
     (cfg.run.run_dir / "launch.log").write_text(res.stdout)
+    (cfg.run.run_dir / "launch.json").write_text(json.dumps({"wall_s": wall}))
     if res.returncode != 0:
         raise RuntimeError(f"training launch failed (rc {res.returncode}); see {cfg.run.run_dir / 'launch.log'}")
     summary = json.loads((cfg.run.run_dir / "worker_summary.json").read_text())
@@ -209,18 +210,45 @@ def run_ocean(study: Study, name: str, theta: np.ndarray, years: int, restart: P
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise RuntimeError(f"gyre run {name} failed:\n{res.output[-3000:]}")
+    (rd / "wall_s.json").write_text(json.dumps({"wall_s": wall}))
     return {"name": name, "wall_s": wall, "years": years, "fields": rd / "spinup_fields.nc", "run_dir": rd}
 
 
-def run_all(jobs: list[tuple], workers: int = 2) -> list[dict]:
-    """Ocean runs two at a time (two cores), with a progress bar."""
+def run_all(jobs: list[tuple], workers: int = 2, reuse: bool = False) -> list[dict]:
+    """Ocean runs two at a time (two cores), with a progress bar; with ``reuse`` a finished run is kept."""
     from tqdm.auto import tqdm
+    kept = [r for r in (reused_run(*job) for job in jobs) if r is not None] if reuse else []
+    todo = [job for job in jobs if job[1] not in {r["name"] for r in kept}]
     with futures.ThreadPoolExecutor(workers) as pool:
-        running = [pool.submit(run_ocean, *job) for job in jobs]
-        done = []
+        running = [pool.submit(run_ocean, *job) for job in todo]
+        done = kept
         for f in tqdm(futures.as_completed(running), total=len(running), desc="gyre runs", unit="run"):
             done.append(f.result())
     return sorted(done, key=lambda r: r["name"])
+
+
+def reused_run(study: Study, name: str, theta: np.ndarray, years: int, restart: Path | None = None) -> dict | None:
+    """A run of an earlier invocation that reached its end, with its wall time (wall_s.json, else the time from
+    its namelist's writing to its last restart's: start-up included)."""
+    rd = study.out / "runs" / name
+    final = rd / f"spinup_{study.steps(years):08d}_restart.nc"
+    if not final.is_file():
+        return None
+    record = rd / "wall_s.json"
+    wall = json.loads(record.read_text())["wall_s"] if record.is_file() else \
+        final.stat().st_mtime - (rd / "namelist_cfg").stat().st_mtime
+    log.info("reusing %s (%.0f s)", rd, wall)
+    return {"name": name, "wall_s": wall, "years": years, "fields": rd / "spinup_fields.nc", "run_dir": rd}
+
+
+def reused_training(study: Study) -> dict:
+    """The training launch of an earlier invocation (its wall time from train/launch.json)."""
+    from bridge.deploy.config import load_config
+    from bridge.deploy.ensemble import draw_parameters
+    run = study.out / "train"
+    summary = json.loads((run / "worker_summary.json").read_text())
+    wall = json.loads((run / "launch.json").read_text())["wall_s"]
+    return {"wall_s": wall, "summary": summary, "run_dir": run, "theta": draw_parameters(load_config(run / "deploy.toml"))}
 
 
 # ----------------------------------------------------------------------------- generation
@@ -380,23 +408,25 @@ def main(argv=None) -> int:
     p.add_argument("--test", type=int, default=4, help="held-out test θ*")
     p.add_argument("--val", type=int, default=2, help="held-out validation θ")
     p.add_argument("--quick", action="store_true", help="a 16 x 16 basin and the sizes given, for a smoke run")
+    p.add_argument("--reuse", action="store_true", help="keep the training launch and the runs already in --out "
+                   "(their wall times from wall_s.json, else from their files' times)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    study = Study(args.out, args.members, args.train_years, args.restart_years, args.samples, args.test, args.val,
+    study = Study(args.out.resolve(), args.members, args.train_years, args.restart_years, args.samples, args.test, args.val,
                   args.quick)
     study.out.mkdir(parents=True, exist_ok=True)
     shutil.copy(SPINUP_CFG, study.out / SPINUP_CFG.name)
     thetas = held_out(study)
 
     log.info("1/4 training launch: %d members x %d model years", study.members, study.train_years)
-    trained = train_in_situ(study)
+    trained = reused_training(study) if args.reuse else train_in_situ(study)
     thetas["train"] = trained["theta"]
     log.info("training launch: %.0f s, equilibrium %s", trained["wall_s"], trained["summary"]["equilibrium"])
 
     held = [(f"{split}{i}", t) for split in ("val", "test") for i, t in enumerate(thetas[split])]
     log.info("2/4 controls: %d held-out θ x %d model years from rest", len(held), study.train_years)
     controls = {r["name"].removeprefix("control_"): r for r in run_all(
-        [(study, f"control_{name}", t, study.train_years) for name, t in held])}
+        [(study, f"control_{name}", t, study.train_years) for name, t in held], reuse=args.reuse)}
 
     log.info("3/4 starts: nearest member, MSE, %d diffusion sample(s) for each held-out θ", study.samples)
     mask = np.ones((study.base["namdom"]["nn_ny"], study.base["namdom"]["nn_nx"]))
