@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 
 import gyrerun  # noqa: E402
 from models.equilibrium import EquilibriumConfig, annual_means, first_equilibrated  # noqa: E402
-from models.ocean_metrics import YEAR, evaluate_file  # noqa: E402
+from models.ocean_metrics import YEAR, evaluate_file, seconds_per_unit  # noqa: E402
 
 log = logging.getLogger("bench_spinup")
 SPINUP_CFG = REPO / "gyre" / "cfg" / "namelist_spinup_cfg"
@@ -276,11 +276,12 @@ def with_rest_volume(state: np.ndarray) -> np.ndarray:
     return out
 
 
-def read_state(path: Path) -> np.ndarray:
-    """(C, ny, nx) state of a gyre restart file."""
+def read_state(path: Path, record: int | None = None) -> np.ndarray:
+    """(C, ny, nx) state of a gyre restart file, or record ``record`` of a fields file."""
     import netCDF4
+    at = (...,) if record is None else (record,)
     with netCDF4.Dataset(path) as ds:
-        return np.stack([np.asarray(ds[f][...], dtype=float) for f in FIELDS])
+        return np.stack([np.asarray(ds[f][at], dtype=float) for f in FIELDS])
 
 
 def restart_from(study: Study, path: Path, state: np.ndarray) -> Path:
@@ -292,8 +293,7 @@ def restart_from(study: Study, path: Path, state: np.ndarray) -> Path:
 def annual(run: dict) -> dict[str, np.ndarray]:
     """Annual means of every metric of a run, years 1..N (index 0 = the first model year)."""
     metrics = evaluate_file(run["fields"], METRICS)
-    unit = 1.0 if metrics.time_units.startswith("seconds") else 86400.0
-    seconds = metrics.time * unit
+    seconds = metrics.time * seconds_per_unit(metrics.time_units)
     seconds = seconds - seconds[0] + (seconds[1] - seconds[0] if len(seconds) > 1 else 0.0)
     return {m: annual_means(seconds, metrics.series[m])[1] for m in METRICS}
 
@@ -488,9 +488,9 @@ def judge_all(study, held, controls, starts, generated, gen_s, trained) -> dict:
                            "break_even": trained["wall_s"] / saved if eq_year and saved > 0 else math.inf}
         report["theta"][name] = {"theta": dict(zip(BOX, map(float, t))), "equilibrium_year": eq_year,
                                  "equilibrium_wall_s": eq_wall, "wall_per_year_s": per_year, "scores": scores,
-                                 "cost": cost, "diversity": diversity(generated[f"{name}_diffusion"], control, study)}
+                                 "cost": cost, "diversity": diversity(generated[f"{name}_diffusion"], control, control_run)}
         if first_plot and name.startswith("test"):
-            plot_states(study.out / "spinup_states.png", _final_state(control_run), {
+            plot_states(study.out / "spinup_states.png", read_state(control_run["fields"], -1), {
                 "mse": generated[f"{name}_mse"][0], **{f"diffusion {s}": generated[f"{name}_diffusion"][s]
                                                        for s in range(study.samples)}})
             plot_metrics(study.out / "spinup_metrics.png", control, runs)
@@ -499,23 +499,15 @@ def judge_all(study, held, controls, starts, generated, gen_s, trained) -> dict:
     return report
 
 
-def _final_state(run: dict) -> np.ndarray:
-    import netCDF4
-    with netCDF4.Dataset(run["fields"]) as ds:
-        return np.stack([np.asarray(ds[f][-1], dtype=float) for f in FIELDS])
-
-
-def diversity(samples: np.ndarray, control: dict, study: Study) -> dict:
-    """Spread of each metric over the diffusion samples, in units of the control's interannual std."""
-    from models.ocean_metrics import Grid, Physics, evaluate
-    nml = study.base
-    grid = Grid(nml["namdom"]["rn_dx"], nml["namdom"]["rn_dy"], np.ones(samples.shape[-2:]))
-    physics = Physics(h0=float(nml["namphys"].get("rn_h0", 600.0)), gprime=float(nml["namphys"].get("rn_gprime",
-                                                                                                   0.03)))
-    names = [m for m in METRICS]
-    values = evaluate({f: samples[:, c] for c, f in enumerate(FIELDS)}, np.zeros(len(samples)), grid, physics, names)
+def diversity(samples: np.ndarray, control: dict, control_run: dict) -> dict:
+    """Spread of each metric over the diffusion samples, in units of the control's interannual std (the grid and
+    constants those of the control's own file)."""
+    from models.ocean_metrics import evaluate, read_setup
+    grid, physics = read_setup(control_run["fields"])
+    values = evaluate({f: samples[:, c] for c, f in enumerate(FIELDS)}, np.zeros(len(samples)), grid, physics,
+                      METRICS)
     return {m: float(values[m].std(ddof=1) / max(control[m].std(ddof=1), 1e-30)) if len(samples) > 1 else math.nan
-            for m in names}
+            for m in METRICS}
 
 
 def targets(report: dict) -> dict:

@@ -144,7 +144,7 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels, 
     learner = Learner(engine, buffer, ddp, settings.train, settings.emulate,
                       training=bool({"train", "generate"} & set(cfg.worker.modes)))
     runtime = Runtime(cfg, settings, tunnel, engine, buffer, learner, counters, member_parameters(cfg), channels,
-                      ckpt, generator, watch)
+                      ckpt, generator, watch, parts)
     tunnel.connect()
     on_coupled()
     bar = tqdm(total=len(runtime.schedule.steps), desc="worker: ocean steps", unit="step", file=sys.stderr,

@@ -22,7 +22,7 @@ import netCDF4
 import numpy as np
 
 from models.equilibrium import EquilibriumConfig, trend_test
-from models.ncio import atomic_write
+from models.ncio import CALENDAR, TIME_UNITS, atomic_write
 from models.ocean_metrics import YEAR, Grid, Physics, evaluate, metric
 
 log = logging.getLogger(__name__)
@@ -151,8 +151,8 @@ class EquilibriumWatch:
         ds.createDimension("time", len(years))
         ds.createDimension("member", len(self.members))
         t = ds.createVariable("time", "f8", ("time",))
-        t.setncatts({"standard_name": "time", "long_name": "middle of the model year", "units":
-                     "seconds since 2000-01-01 00:00:00", "calendar": "noleap"})
+        t.setncatts({"standard_name": "time", "long_name": "middle of the model year", "units": TIME_UNITS,
+                     "calendar": CALENDAR})
         t[:] = [(y + 0.5) * YEAR for y in years]
         m = ds.createVariable("member", str, ("member",))
         m.long_name = "ocean member (component name)"

@@ -34,11 +34,12 @@ STOP_JOIN_S = 5.0  # s the training thread may take to finish its step on a stop
 
 class Runtime:
     def __init__(self, cfg, settings, tunnel, engine, buffer, learner, counters: Counters, theta: dict,
-                 channels: tuple[str, ...], checkpoint: Path, generator=None, watch=None):
+                 channels: tuple[str, ...], checkpoint: Path, generator=None, watch=None, parts=None):
         self.cfg, self.settings, self.tunnel, self.engine = cfg, settings, tunnel, engine
         self.buffer, self.learner, self.counters, self.theta = buffer, learner, counters, theta
         self.channels, self.checkpoint, self.generator = channels, checkpoint, generator
         self.watch = watch  # the generate mode's equilibrium detector (bridge/worker/equilibrium.py)
+        self.parts = parts or {}  # what the checkpoint holds beside the trainer, by name (as cli.py restores them)
         self.schedule = Schedule.from_config(cfg)
         self.modes = set(cfg.worker.modes)
         self.members = cfg.components
@@ -217,7 +218,7 @@ class Runtime:
         with self.learner.lock:
             try:
                 save_checkpoint(self.checkpoint, self.engine.trainer, self.buffer, self.counters.as_dict(),
-                                self.engine.inference, self._parts())
+                                self.engine.inference, self.parts)
             except OSError as err:  # models.ncio.WriteError: names the file and the cause
                 if final:
                     raise
@@ -240,11 +241,6 @@ class Runtime:
             path = self.cfg.run.run_dir / "worker_summary.json"
             path.write_text(json.dumps(summary, indent=2))
         return summary
-
-    def _parts(self) -> dict:
-        """What the checkpoint holds beside the trainer, by name (bridge/worker/cli.py restores the same)."""
-        parts = {"baseline": self.engine.baseline, "equilibrium": self.watch}
-        return {name: part for name, part in parts.items() if part is not None}
 
     def _write_generators(self) -> None:
         """The generate mode's surrogate and baseline as standalone checkpoints ([worker.spinup] checkpoint), and

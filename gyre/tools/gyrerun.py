@@ -137,38 +137,39 @@ def read_fields(path: Path) -> dict:
         return {name: ds[name][...].copy() for name in ds.variables}
 
 
-STATE_UNITS = {"ssh": ("sea_surface_height_above_geoid", "m"), "u": ("sea_water_x_velocity", "m s-1"),
-               "v": ("sea_water_y_velocity", "m s-1"), "temp": ("sea_surface_temperature", "degC")}
+RESTART_FIELDS = ("ssh", "u", "v", "temp")  # gyre_par.F90's cp_fld: what a restart holds
 
 
 def write_restart(path: Path, state: dict, *, kt: int = 0, dt: float = 0.0, dx: float, dy: float) -> Path:
     """A gyre restart file holding ``state`` = {ssh, u, v, temp: (ny, nx)} after step ``kt`` (gyre_rst.F90's
     layout): a generated or hand-made state to start a member from (``ln_rstart``, ``cn_ocerst_in``). The time
-    scheme keeps no other memory, so the restart is the whole state. Written to a temporary name, then renamed."""
+    scheme keeps no other memory, so the restart is the whole state. Written atomically (models.ncio)."""
     import netCDF4
     import numpy as np
+
+    from models.ncio import TIME_UNITS, atomic_write, cf_attrs
     path = Path(path)
-    missing = [k for k in STATE_UNITS if k not in state]
+    missing = [k for k in RESTART_FIELDS if k not in state]
     if missing:
         raise ValueError(f"write_restart {path}: the state lacks {missing}")
     ny, nx = np.shape(state["ssh"])
-    tmp = path.with_name(path.name + ".tmp")
-    with netCDF4.Dataset(tmp, "w") as ds:
-        ds.createDimension("x", nx)
-        ds.createDimension("y", ny)
-        ds.createVariable("x", "f8", ("x",))[:] = (np.arange(nx) + 0.5) * dx
-        ds.createVariable("y", "f8", ("y",))[:] = (np.arange(ny) + 0.5) * dy
-        for name, (std, units) in STATE_UNITS.items():
-            var = ds.createVariable(name, "f8", ("y", "x"))
-            var.setncatts({"standard_name": std, "units": units})
-            var[:] = np.asarray(state[name], dtype=float)
-        ds.createVariable("kt", "i4")[...] = kt
-        t = ds.createVariable("time", "f8")
-        t.units = "seconds since 2000-01-01 00:00:00"
-        t[...] = kt * dt
-        ds.title = "oceanbridge gyre: restart written from a given state"
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: str) -> None:
+        with netCDF4.Dataset(tmp, "w") as ds:
+            ds.createDimension("x", nx)
+            ds.createDimension("y", ny)
+            ds.createVariable("x", "f8", ("x",))[:] = (np.arange(nx) + 0.5) * dx
+            ds.createVariable("y", "f8", ("y",))[:] = (np.arange(ny) + 0.5) * dy
+            for name in RESTART_FIELDS:
+                var = ds.createVariable(name, "f8", ("y", "x"))
+                var.setncatts({k: v for k, v in cf_attrs(name).items() if k in ("standard_name", "units")})
+                var[:] = np.asarray(state[name], dtype=float)
+            ds.createVariable("kt", "i4")[...] = kt
+            t = ds.createVariable("time", "f8")
+            t.units = TIME_UNITS
+            t[...] = kt * dt
+            ds.title = "oceanbridge gyre: restart written from a given state"
+    return atomic_write(path, write)
 
 
 if __name__ == "__main__":  # python gyre/tools/gyrerun.py RUNDIR NRANKS

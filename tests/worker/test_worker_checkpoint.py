@@ -226,8 +226,8 @@ def runtime_for(path: Path, trainer, buffer, training_thread_alive: bool):
     from bridge.worker.runtime import Runtime
 
     rt = Runtime.__new__(Runtime)
-    rt.checkpoint, rt.buffer, rt.counters, rt.watch = path, buffer, Counters(last_step=30), None
-    rt.engine = SimpleNamespace(trainer=trainer, inference=None, baseline=None)
+    rt.checkpoint, rt.buffer, rt.counters, rt.parts = path, buffer, Counters(last_step=30), {}
+    rt.engine = SimpleNamespace(trainer=trainer, inference=None)
     rt.learner = SimpleNamespace(lock=threading.Lock(), is_alive=lambda: training_thread_alive)
     return rt
 

@@ -99,7 +99,7 @@ def test_generate_mode_learns_from_equilibrated_states_only(tmp_path, gyre_exe):
 
     from bridge.mpirun import run_mpirun
     from models.equilibrium import annual_means
-    from models.ocean_metrics import evaluate_file
+    from models.ocean_metrics import evaluate_file, seconds_per_unit
     from models.train import Trainer
     from test_worker_process import job
     from worker_fixtures import write_config
@@ -130,7 +130,7 @@ factor = 100.0
     assert generator.step == baseline.step == summary["train_steps"] > 0  # the same budget
     # the streamed annual means are those of the member's own output, computed offline
     run = evaluate_file(tmp_path / "member_1" / "gyre_fields.nc", ["heat", "psi_max"])
-    seconds = run.time if run.time_units.startswith("seconds") else run.time * 86400.0
+    seconds = run.time * seconds_per_unit(run.time_units)
     with netCDF4.Dataset(tmp_path / "equilibrium.nc") as ds:
         assert list(ds["qualified_year"][:]) == [3, 3]
         for name in ("heat", "psi_max"):
