@@ -87,7 +87,7 @@ class Study:
     @property
     def detector(self) -> EquilibriumConfig:
         """The detector's defaults; --quick passes everything after 3 years (a smoke run checks the plumbing)."""
-        return EquilibriumConfig(3, 0.1, 100.0) if self.quick else EquilibriumConfig()
+        return EquilibriumConfig(3, 0.1, 100.0, 1) if self.quick else EquilibriumConfig()
 
     def steps(self, years: int) -> int:
         return int(round(years * YEAR / self.dt))
@@ -161,6 +161,7 @@ watermark = 8
 window_years = {detector.window_years}
 horizon_years = {detector.horizon_years}
 factor = {detector.factor}
+persist_years = {detector.persist_years}
 
 [model]
 dx = {nml['namdom']['rn_dx']}
@@ -314,12 +315,9 @@ def judge(start: dict[str, np.ndarray], control: dict[str, np.ndarray]) -> dict:
 
 def equilibrium_wall(control_run: dict, per_year: float, study: Study) -> tuple[int | None, float]:
     """The control's first equilibrated year (its detector on every metric) and the wall time to get there."""
-    series = annual({**control_run})
-    years = [first_equilibrated(series[m], study.detector) for m in METRICS]
-    if any(y is None for y in years):
-        return None, math.nan
-    year = max(years)
-    return year, year * per_year
+    series = annual(control_run)
+    year = first_equilibrated(np.array([series[m] for m in METRICS]), study.detector)
+    return (None, math.nan) if year is None else (year, year * per_year)
 
 
 # ----------------------------------------------------------------------------- outputs

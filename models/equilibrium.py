@@ -7,10 +7,17 @@ variability, the standard deviation of the annual means about the line:
     equilibrated  <=>  |trend| * horizon_years <= factor * std
 
 The std is taken about the fitted line, not about the mean: a drift would otherwise inflate the std and hide
-itself (a pure drift has std 0 about its line and is never equilibrated). With the defaults (10 years, a
-10-year horizon, factor 2) a series of pure noise passes in 89 % of its windows (drift / std is
-10/sqrt(82.5) |t|, t Student's with 8 degrees of freedom: it passes for |t| <= 1.82), and a series still
-adjusting must come within about 2 std tau / 10 years of its end before it passes.
+itself (a pure drift has std 0 about its line and is never equilibrated). A window of curved annual means
+fools that test: a series that first falls and then rises (the gyre's heat content, ``gyre/README.md``)
+has a small trend and a large std about its line at the bottom of its dip. So a series counts as
+equilibrated only once ``persist_years`` consecutive windows pass (``first_equilibrated``): the windows
+after the dip hold the steady rise and fail. The defaults (30-year windows, a 10-year horizon, factor 2,
+3 windows in a row) were chosen on the training members of the first spin-up study, by
+``gyre/tools/detector_choice.py`` (the rule with the fewest members admitted before their heat content
+settled or never admitted): they admit those members in model years 84-90. A window of 10 annual means of
+pure noise with a 10-year horizon passes with probability 0.89 (drift / std is 10/sqrt(82.5) |t|, t
+Student's with 8 degrees of freedom: it passes for |t| <= 1.82); the default window, with its 30 means,
+passes noise with probability above 0.999.
 
 The adjustment time (``adjustment_time``) of a series from rest is its e-folding time: by default the first
 time the series has covered 1 - 1/e of the way from its first value to its final value (the mean of its last
@@ -38,20 +45,25 @@ E_FOLD = 1.0 - math.exp(-1.0)  # share of the way covered after one e-folding ti
 
 @dataclass(frozen=True)
 class EquilibriumConfig:
-    """The detector's rule: over ``window_years`` annual means, |trend| * horizon_years <= factor * std."""
-    window_years: int = 10  # annual means per window (the trend and the std are fitted on them)
+    """The detector's rule: over ``window_years`` annual means, |trend| * horizon_years <= factor * std, in
+    ``persist_years`` consecutive windows."""
+    window_years: int = 30  # annual means per window (the trend and the std are fitted on them)
     horizon_years: float = 10.0  # the drift is the trend carried over this many years
     factor: float = 2.0  # allowed drift, in interannual standard deviations
+    persist_years: int = 3  # consecutive windows (one a year) that must pass
 
     def __post_init__(self):
-        if not isinstance(self.window_years, (int, np.integer)) or isinstance(self.window_years, bool) \
-                or self.window_years < 3:
-            raise ValueError(f"EquilibriumConfig.window_years must be an integer >= 3 (a line and a residual), "
-                             f"got {self.window_years!r}")
+        _check_integer("window_years", self.window_years, 3, "a line and a residual")
+        _check_integer("persist_years", self.persist_years, 1, "one window at least")
         if not self.horizon_years > 0:
             raise ValueError(f"EquilibriumConfig.horizon_years must be > 0, got {self.horizon_years!r}")
         if not self.factor > 0:
             raise ValueError(f"EquilibriumConfig.factor must be > 0, got {self.factor!r}")
+
+
+def _check_integer(name: str, value, least: int, why: str) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
+        raise ValueError(f"EquilibriumConfig.{name} must be an integer >= {least} ({why}), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -95,10 +107,15 @@ def trend_test(annual, config: EquilibriumConfig = EquilibriumConfig()) -> Verdi
 
 
 def first_equilibrated(annual, config: EquilibriumConfig = EquilibriumConfig()) -> int | None:
-    """Number of annual means up to the end of the first window that passes the test (None: no window does)."""
-    annual = np.asarray(annual, dtype=float)
-    for end in range(config.window_years, len(annual) + 1):
-        if trend_test(annual[:end], config).equilibrated:
+    """Number of annual means up to the end of the first window that completes ``persist_years`` passing
+    windows in a row (None: none does).  ``annual`` is one series, or one row per metric: every row must pass
+    in the same windows."""
+    rows = np.atleast_2d(np.asarray(annual, dtype=float))
+    in_a_row = 0
+    for end in range(config.window_years, rows.shape[1] + 1):
+        passed = all(trend_test(row[:end], config).equilibrated for row in rows)
+        in_a_row = in_a_row + 1 if passed else 0
+        if in_a_row >= config.persist_years:
             return end
     return None
 

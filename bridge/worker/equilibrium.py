@@ -4,8 +4,8 @@ The ``generate`` mode learns p(x_eq | θ) from equilibrated states only.  For ev
 computes the chosen physical metrics of each received state (``models.ocean_metrics``, the gyre's
 layer), averages them over model years, and runs the equilibrium detector (``models.equilibrium``:
 over the last ``window_years`` annual means, |trend| x horizon <= factor x interannual std) each
-time a year completes.  A member qualifies the first time every metric passes, and stays
-qualified: its later states are samples of its equilibrium.  The annual means and the year each
+time a year completes.  A member qualifies the first time every metric has passed in ``persist_years``
+consecutive windows, and stays qualified: its later states are samples of its equilibrium.  The annual means and the year each
 member qualified go to ``equilibrium.nc`` (CF-1.8).
 
 The metrics need the whole grid (the streamfunction is a global solve), so the mode runs on one
@@ -21,7 +21,7 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 
-from models.equilibrium import EquilibriumConfig, trend_test
+from models.equilibrium import EquilibriumConfig, first_equilibrated, trend_test
 from models.ncio import CALENDAR, TIME_UNITS, atomic_write
 from models.ocean_metrics import YEAR, Grid, Physics, evaluate, metric
 
@@ -104,9 +104,10 @@ class EquilibriumWatch:
         rec.means.append([s / rec.count for s in rec.sums])
         if rec.qualified is not None or len(rec.means) < self.config.window_years:
             return
-        verdicts = [trend_test([y[k] for y in rec.means], self.config) for k in range(len(self.names))]
-        if all(v.equilibrated for v in verdicts):
+        series = np.asarray(rec.means).T  # one row per metric
+        if first_equilibrated(series, self.config) is not None:  # this year's window completes the run of passes
             rec.qualified = rec.year + 1
+            verdicts = [trend_test(row, self.config) for row in series]
             detail = ", ".join(f"{n}: drift {v.drift:.3g} <= {self.config.factor:g} x std {v.std:.3g}"
                                for n, v in zip(self.names, verdicts))
             log.info("member '%s' equilibrated after model year %d: its states from year %d on join the "

@@ -82,6 +82,8 @@ class GenerateSettings(Section):
     horizon_years: float = setting(EquilibriumConfig.horizon_years, "the trend is carried over this many years "
                                    "into a drift", gt=0)
     factor: float = setting(EquilibriumConfig.factor, "allowed drift, in interannual standard deviations", gt=0)
+    persist_years: int = setting(EquilibriumConfig.persist_years, "consecutive detector windows (one a year) "
+                                 "that must pass before a member qualifies", ge=1)
     baseline: bool = setting(True, "also train the deterministic baseline (the conditional mean: objective "
                              "mse) on the same batches, the same number of steps")
     output: str = setting("generator.pt", "checkpoint (in run_dir) of the generate surrogate, for [worker.spinup] "
@@ -96,7 +98,7 @@ class GenerateSettings(Section):
 
     @property
     def detector(self) -> EquilibriumConfig:
-        return EquilibriumConfig(self.window_years, self.horizon_years, self.factor)
+        return EquilibriumConfig(self.window_years, self.horizon_years, self.factor, self.persist_years)
 
 
 class _Quantiles:

@@ -336,7 +336,8 @@ def approach(years: np.ndarray, noise: float, seed: int = 0) -> np.ndarray:
 
 @pytest.mark.parametrize("kwargs, field", [({"window_years": 2}, "window_years"),
                                            ({"window_years": 5.5}, "window_years"),
-                                           ({"horizon_years": 0.0}, "horizon_years"), ({"factor": -1.0}, "factor")])
+                                           ({"horizon_years": 0.0}, "horizon_years"), ({"factor": -1.0}, "factor"),
+                                           ({"persist_years": 0}, "persist_years")])
 def test_config_refuses_bad_values(kwargs, field):
     with pytest.raises(ValueError, match=field):
         eq.EquilibriumConfig(**kwargs)
@@ -372,16 +373,44 @@ def test_detector_waits_several_e_folding_times():
     annual = approach(years, noise=0.01)
     first = eq.first_equilibrated(annual)
     assert first is not None and 2 * TAU <= first <= 6 * TAU
-    assert not eq.trend_test(annual[:int(TAU)]).equilibrated  # still adjusting after one tau
+    assert not eq.trend_test(annual[:int(1.5 * TAU)]).equilibrated  # still adjusting after 1.5 tau
 
 
 def test_detector_on_noise_of_known_std():
     annual = 5.0 + 0.3 * np.random.default_rng(2).standard_normal(2000)
     long = eq.trend_test(annual, eq.EquilibriumConfig(window_years=500))
     assert long.std == pytest.approx(0.3, rel=0.1) and long.equilibrated
-    config = eq.EquilibriumConfig()
-    passed = [eq.trend_test(annual[:end], config).equilibrated for end in range(10, 2001)]
+    short = eq.EquilibriumConfig(window_years=10, horizon_years=10.0)
+    passed = [eq.trend_test(annual[:end], short).equilibrated for end in range(10, 2001)]
     assert np.mean(passed) == pytest.approx(0.89, abs=0.03)  # P(|t_8| <= 1.82): the rate the module doc gives
+    twenty = eq.EquilibriumConfig(window_years=20, horizon_years=20.0)
+    passed = [eq.trend_test(annual[:end], twenty).equilibrated for end in range(20, 2001)]
+    assert np.mean(passed) == pytest.approx(0.98, abs=0.015)  # drift / std = 20/sqrt(665) |t|: P(|t_18| <= 2.58)
+    assert all(eq.trend_test(annual[:end]).equilibrated for end in range(30, 2001))  # the default: > 0.999
+
+
+def dip_then_rise(years: np.ndarray) -> np.ndarray:
+    """The gyre's heat content from rest: a fall over a few years, then a rise on a 25-year time scale."""
+    return 1.0 - np.exp(-years / 25.0) - 3.0 * (np.exp(-years / 25.0) - np.exp(-years / 1.5))
+
+
+def test_a_dip_fools_one_window_but_not_three_in_a_row():
+    """The defect of the first spin-up study: one 10-year window at the bottom of the dip passes while the
+    series has most of its rise ahead; the default rule (3 passing 30-year windows in a row) waits."""
+    years = np.arange(300.0)
+    annual = dip_then_rise(years) + 0.002 * np.random.default_rng(4).standard_normal(len(years))
+    final = annual[-50:].mean()
+    one_window = eq.first_equilibrated(annual, eq.EquilibriumConfig(10, 10.0, 2.0, persist_years=1))
+    assert one_window is not None and abs(annual[one_window - 1] - final) > 0.5  # early: half the range ahead
+    first = eq.first_equilibrated(annual)
+    assert first is not None and abs(annual[first - 1] - final) < 0.05
+
+
+def test_every_row_must_pass_in_the_same_windows():
+    noise = 0.3 * np.random.default_rng(5).standard_normal(100)
+    drift = 0.3 * np.arange(100.0)
+    assert eq.first_equilibrated(noise) is not None
+    assert eq.first_equilibrated(np.stack([noise, drift])) is None
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.3])
@@ -394,5 +423,5 @@ def test_a_linear_drift_is_never_equilibrated(noise):
 
 
 def test_detector_needs_a_full_window():
-    with pytest.raises(ValueError, match="needs 10 annual means"):
-        eq.trend_test(np.zeros(9))
+    with pytest.raises(ValueError, match="needs 30 annual means"):
+        eq.trend_test(np.zeros(29))

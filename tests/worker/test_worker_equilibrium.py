@@ -20,7 +20,7 @@ def state(rng, temp: float) -> np.ndarray:
     return x
 
 
-def watch(config=EquilibriumConfig(window_years=3, horizon_years=3.0, factor=2.0)):
+def watch(config=EquilibriumConfig(window_years=3, horizon_years=3.0, factor=2.0, persist_years=1)):
     grid, physics = Grid(1.0e4, 1.0e4, np.ones((6, 8))), Physics(h0=500.0, gprime=0.02)
     return EquilibriumWatch(("steady", "drifting"), ("heat",), config, grid, {"steady": physics, "drifting": physics},
                             CHANNELS, YEAR / PER_YEAR)
@@ -43,6 +43,14 @@ def test_a_steady_member_qualifies_after_a_full_window_and_a_drifting_one_never(
     assert w.qualified() == {"steady": 3, "drifting": None}
     assert flags["steady"] == [False] * (3 * PER_YEAR) + [True] * (3 * PER_YEAR)
     assert not any(flags["drifting"])
+
+
+def test_passes_must_persist():
+    """With two windows in a row required, the steady member qualifies one year later (years 0-2 and 1-3)."""
+    w = watch(EquilibriumConfig(window_years=3, horizon_years=3.0, factor=100.0, persist_years=2))
+    flags = feed(w, 6)
+    assert w.qualified() == {"steady": 4, "drifting": None}
+    assert flags["steady"] == [False] * (4 * PER_YEAR) + [True] * (2 * PER_YEAR)
 
 
 def test_annual_means_are_the_means_of_the_states_metrics():
@@ -112,6 +120,7 @@ metrics = "heat,thickness_var,psi_max"
 window_years = 3
 horizon_years = 0.1
 factor = 100.0
+persist_years = 1
 """)
     config.write_text(config.read_text().replace("dt = 1200.0", f"dt = {dt}").replace("timeout = 60.0",
                                                                                         "timeout = 120.0"))
