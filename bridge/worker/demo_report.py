@@ -1,4 +1,5 @@
-"""The demo's report: scores of the emulation phase, netCDF and PNG files, the summary table."""
+"""The demo's report: scores of the emulation phase, their comparisons and targets, netCDF and PNG
+files, the summary table."""
 from __future__ import annotations
 
 import shutil
@@ -8,7 +9,8 @@ import netCDF4
 import numpy as np
 
 from bridge.worker.demo_baseline import predict
-from bridge.worker.report import figures, read_emulation, scores
+from bridge.worker.demo_targets import evaluate, verdicts
+from bridge.worker.report import caption, figures, read_emulation, scores
 from bridge.worker.settings import worker_settings
 from bridge.worker.tunnel import channel_names
 from models.ncio import write_fields
@@ -38,7 +40,9 @@ def report(cfg, baseline, out: Path, train: dict, emu: dict, timings: dict) -> d
         "online training": {
             "states received": train["counters"]["received"], "NaN states rejected": train["counters"]["rejected"],
             "pairs offered to the buffer": train["counters"]["pairs"], "buffer": train["buffer"],
-            "optimizer steps": train["train_steps"], "loss (first 20%)": train["loss_first"],
+            "optimizer steps": train["train_steps"],
+            "optimizer steps while coupled": train["coupled"].get("train_steps"),
+            "loss (first 20%)": train["loss_first"],
             "loss (last 20%)": train["loss_last"],
             "worker time training while coupled": train["coupled"]["train_fraction"],
             "worker time training, whole run": train["train_fraction"]},
@@ -46,7 +50,10 @@ def report(cfg, baseline, out: Path, train: dict, emu: dict, timings: dict) -> d
                       "optimizer steps (online, continued)": emu["train_steps"],
                       "worker time sampling + training": emu["busy_fraction"]},
         **{f"scores {c}": row for c, row in table.items()},
+        "what beat what": verdicts(table),
+        "targets": evaluate(table),
         "files": {"netCDF": sorted(p.name for p in out.glob("*.nc")), "figures": len(pngs)},
+        "figures": [{"file": p.relative_to(out).as_posix(), "caption": caption(p)} for p in pngs],
     }
 
 

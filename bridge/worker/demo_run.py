@@ -21,6 +21,7 @@ from bridge.deploy.namelist import patch_namelist
 from bridge.deploy.preprod import preprod
 from bridge.deploy.settings import ConfigError, from_table, setting
 from bridge.worker.tomlio import absolute_paths, dump_toml
+from models.ncio import atomic_write
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
@@ -79,7 +80,9 @@ def run_demo(config: Path) -> int:
     table = report(emu_cfg, baseline, out, train_summary, emu_summary, timings)
     timings["report"] = time.perf_counter() - t
     table["timings_s"] = {**timings, "total": time.perf_counter() - t_start}
-    (out / "summary.json").write_text(json.dumps(table, indent=2))
+    atomic_write(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(table, indent=2)))
+    from bridge.worker.demo_page import write_page
+    write_page(table, out)
     print_summary(table, out)
     return 0
 
@@ -162,14 +165,28 @@ def _run(cmd: list[str], cwd: Path, log_path: Path, title: str) -> None:
 
 
 def print_summary(table: dict, out: Path) -> None:
+    """The summary as a person reads it: the run's facts, the scores, what beat what, the targets."""
+    from bridge.worker.demo_page import cell_text
+    from bridge.worker.demo_targets import fmt
+    from bridge.worker.report import SCORE_LABELS
+    shown = {"what beat what", "targets", "figures"}
     print("\n" + "=" * 78)
     print("oceanbridge demo: summary")
     print("=" * 78)
     for section, rows in table.items():
-        if isinstance(rows, dict):
+        if isinstance(rows, dict) and section not in shown and not section.startswith("scores "):
             print(f"\n{section}")
-            for key, value in rows.items():
-                text = json.dumps(value) if isinstance(value, (dict, list)) else (
-                    f"{value:.4g}" if isinstance(value, float) else str(value))
-                print(f"  {key:<36} {text}")
-    print(f"\noutputs in {out}")
+            print("\n".join(f"  {key:<36} {cell_text(value)}" for key, value in rows.items()))
+    scores = {k.removeprefix("scores "): v for k, v in table.items() if k.startswith("scores ")}
+    print("\nscores of the emulation phase (RMSE, CRPS: lower is better; high-k ratio, spread/skill: 1 is the truth)")
+    print(f"  {'':<28}" + "".join(f"{var:>11}" for var in scores))
+    for key, label in SCORE_LABELS.items():
+        print(f"  {label:<28}" + "".join(f"{fmt(row.get(key)):>11}" for row in scores.values()))
+    print("\nwhat beat what")
+    for var, lines in table["what beat what"].items():
+        print("\n".join(f"  {var:<5} {line}" for line in lines))
+    targets = table["targets"]
+    print(f"\ntargets: {targets['result']} ({targets['passed']} of {targets['checked']} pass)")
+    for var, checks in targets["by variable"].items():
+        print("\n".join(f"  {var:<5} {c['result']}  {c['measured']}" for c in checks.values()))
+    print(f"\noutputs in {out}; the report page: {out / 'index.html'}")

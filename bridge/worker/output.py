@@ -6,7 +6,8 @@
   the members each step's statistics are over.
 - ``emulated.nc`` (mode ``emulate``): per member and emulator step, the state
   the worker sent, the ocean's own step from the same start (the truth of that
-  step) and, with several samples, the spread of the diffusion samples.
+  step) and, with several samples, the mean and spread of the diffusion samples and
+  their fair CRPS against the ocean's step at each point.
 
 With several worker ranks each rank writes its own tile (``_r<rank>`` before
 the suffix, tile offsets in the global attributes): no field is gathered.
@@ -118,6 +119,7 @@ EMULATION_VARIABLES = {  # suffix -> (long name, netCDF type); the first two are
     "start": ("{} the step started from", "f4"),
     "mean": ("mean of the diffusion samples of {}", "f4"),
     "spread": ("standard deviation of the diffusion samples of {}", "f4"),
+    "crps": ("fair CRPS of the diffusion samples of {} against the ocean's own step", "f4"),
     "initial": ("{} generated for the start of the run (spin-up mode)", "f8"),
 }
 
@@ -137,7 +139,7 @@ def write_emulation(path: Path, channels, members, steps, arrays: dict[str, np.n
                 cf = {key: a[key] for key in ("standard_name", "units") if key in a}
                 for suffix, values in arrays.items():
                     long_name, dtype = EMULATION_VARIABLES[suffix]
-                    attrs = {"units": a["units"]} if suffix == "spread" else dict(cf)
+                    attrs = {"units": a["units"]} if suffix in ("spread", "crps") else dict(cf)
                     _var(ds, f"{name}_{suffix}", dims, values[:, :, c],
                          {**attrs, "long_name": long_name.format(a["long_name"])}, dtype)
     return atomic_write(path, write)

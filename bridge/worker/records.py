@@ -64,11 +64,12 @@ class EmulationRecord:
     spread: dict = field(default_factory=dict)
     start: dict = field(default_factory=dict)     # member -> [state the step started from]
     mean: dict = field(default_factory=dict)      # member -> [mean of the diffusion samples]
+    crps: dict = field(default_factory=dict)      # member -> [fair CRPS of the samples at each point, or None]
 
     def add(self, member: str, step: int, start: np.ndarray, sent: np.ndarray, ocean: np.ndarray,
-            spread: np.ndarray, mean: np.ndarray) -> None:
+            spread: np.ndarray, mean: np.ndarray, crps: np.ndarray | None = None) -> None:
         for store, value in ((self.steps, step), (self.sent, sent), (self.ocean, ocean), (self.spread, spread),
-                             (self.start, start), (self.mean, mean)):
+                             (self.start, start), (self.mean, mean), (self.crps, crps)):
             store.setdefault(member, []).append(value)
 
     lost: set = field(default_factory=set)        # members dropped during the run: NaN from their loss on

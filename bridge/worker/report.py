@@ -21,7 +21,7 @@ def read_emulation(path: Path, channels) -> dict:
     out: dict = {}
     with netCDF4.Dataset(path) as ds:
         ds.set_auto_mask(False)
-        for suffix in ("emulated", "ocean", "start", "mean", "spread"):
+        for suffix in ("emulated", "ocean", "start", "mean", "spread", "crps"):
             if f"{channels[0]}_{suffix}" in ds.variables:
                 out[suffix] = np.stack([ds[f"{c}_{suffix}"][:] for c in channels], axis=2).astype(np.float64)
         out["steps"] = ds["step"][:]
@@ -33,21 +33,56 @@ def read_emulation(path: Path, channels) -> dict:
     return out
 
 
+SCORE_LABELS = {  # the keys of a ``scores`` row, in the order a report shows them
+    "crps_diffusion": "CRPS diffusion", "crps_mse": "CRPS MSE baseline",
+    "rmse_diffusion": "RMSE diffusion (one sample)", "rmse_mse": "RMSE MSE baseline",
+    "rmse_persistence": "RMSE persistence",
+    "highk_diffusion": "high-k ratio diffusion", "highk_mse": "high-k ratio MSE baseline",
+    "spread_skill": "spread/skill diffusion",
+}
+
+CAPTIONS = {  # what to look at in each figure of ``figures``, by the last word of its file name
+    "change": "{var}, one coupling period's change: the diffusion sample should carry the truth's small "
+              "features; the MSE baseline shows what a conditional mean smooths away.",
+    "state": "{var}, the state after the step: the diffusion sample should be hard to tell from the ocean's.",
+    "spread": "{var}, where the diffusion samples disagree (their error bar), next to the spread over the "
+              "ocean members (the parameters' effect).",
+    "spectra": "{var}, spectra of the step's change: in the shaded high-k band the diffusion curve should "
+               "follow the truth, and a curve below it is small-scale energy lost (the high-k ratio).",
+}
+
+
+def caption(png: Path) -> str:
+    """The line a report prints under a figure written by ``figures``."""
+    var, kind = png.stem.rsplit("_", 1)
+    return CAPTIONS[kind].format(var=var)
+
+
 def rmse(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     return float(np.sqrt(np.mean(((a - b) ** 2)[..., mask])))
 
 
+def mae(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """Mean absolute error over the ocean points: the CRPS of a deterministic forecast."""
+    return float(np.mean(np.abs(a - b)[..., mask]))
+
+
 def scores(em: dict, mse_pred: np.ndarray | None, channels, n_samples: int) -> dict:
     """Per channel: RMSE of the diffusion sample, of the MSE baseline and of persistence against
-    the ocean's step; spread/skill of the samples; high-wavenumber energy ratios."""
+    the ocean's step; CRPS of the diffusion samples (the fair CRPS the worker wrote, over the ocean
+    points) and of the MSE baseline (its MAE: the CRPS of a deterministic forecast); spread/skill
+    of the samples; high-wavenumber energy ratios."""
     mask, dx, dy = em["mask"], em["dx"], em["dy"]
     table = {}
     for c, name in enumerate(channels):
         truth, sample, start = em["ocean"][:, :, c], em["emulated"][:, :, c], em["start"][:, :, c]
         row = {"rmse_diffusion": rmse(sample, truth, mask), "rmse_persistence": rmse(start, truth, mask),
                "highk_diffusion": metrics.high_k_ratio(sample - start, truth - start, dx, dy, mask)}
+        if "crps" in em:
+            row["crps_diffusion"] = float(np.mean(em["crps"][:, :, c][..., mask]))
         if mse_pred is not None:
             row["rmse_mse"] = rmse(mse_pred[:, :, c], truth, mask)
+            row["crps_mse"] = mae(mse_pred[:, :, c], truth, mask)
             row["highk_mse"] = metrics.high_k_ratio(mse_pred[:, :, c] - start, truth - start, dx, dy, mask)
         if "spread" in em and n_samples > 1:
             spread = np.sqrt(np.mean((em["spread"][:, :, c] ** 2)[..., mask]) * n_samples / (n_samples - 1))

@@ -27,6 +27,7 @@ from bridge.worker.output import rank_path, write_emulation, write_ensemble_stat
 from bridge.worker.records import Counters, EmulationRecord, EnsembleRecord
 from bridge.worker.process import Stopped
 from bridge.worker.tunnel import Schedule
+from models.metrics import crps_fair_pointwise
 
 log = logging.getLogger(__name__)
 STOP_JOIN_S = 5.0  # s the training thread may take to finish its step on a stop signal (within [run] stop_grace)
@@ -182,7 +183,8 @@ class Runtime:
             sent = samples[0]
             spread = samples.std(0) if len(samples) > 1 else np.zeros_like(sent)
             if ocean is not None and np.isfinite(ocean).all():
-                self.emulation.add(member, kt, start, sent, ocean, spread, samples.mean(0))
+                crps = crps_fair_pointwise(samples, ocean) if len(samples) > 1 else None
+                self.emulation.add(member, kt, start, sent, ocean, spread, samples.mean(0), crps)
         out = sent if self.cfg.ocean.emu_mode == "replace" else sent - ocean
         self.tunnel.send(member, "emulated", kt, out)
         self.actual[member] = sent
@@ -226,7 +228,8 @@ class Runtime:
                           self.counters.last_step, err)
 
     def _finish(self, wall: float, stream_ended: bool = True, join_timeout: float | None = None) -> dict:
-        self.stream_timing = self.learner.timing()  # while coupled: what the ocean-side figures refer to
+        # while coupled: what the ocean-side figures refer to, and the optimizer steps made by then
+        self.stream_timing = {**self.learner.timing(), "train_steps": self.engine.trainer.step}
         if stream_ended:
             self.learner.finish_training(self.settings.train.min_steps, timeout=float("inf"))
         self.learner.stop()
@@ -273,7 +276,7 @@ class Runtime:
             e = self.emulation
             arrays = {"emulated": e.arrays(e.sent), "ocean": e.arrays(e.ocean), "start": e.arrays(e.start)}
             if self.settings.emulate.samples > 1:
-                arrays.update(mean=e.arrays(e.mean), spread=e.arrays(e.spread))
+                arrays.update(mean=e.arrays(e.mean), spread=e.arrays(e.spread), crps=e.arrays(e.crps))
             write_emulation(path, self.channels, self.members, e.common_steps(), arrays, box, m.dx, m.dy, dt, mask)
             log.info("emulated states written to %s", path)
 
@@ -288,7 +291,8 @@ class Runtime:
             "loss_last": float(np.mean(losses[-n:])) if losses else None,
             "losses": [[s, loss] for s, loss in self.learner.history],
             "wall_s": wall, "receive_s": self.recv_s, **self.learner.timing(), **self.emulation.errors(),
-            "coupled": {k: self.stream_timing[k] for k in ("learner_wall_s", "train_fraction", "busy_fraction")},
+            "coupled": {k: self.stream_timing[k] for k in ("learner_wall_s", "train_fraction", "busy_fraction",
+                                                           "train_steps")},
             "members_lost": self.lost,
             "equilibrium": None if self.watch is None else self.watch.qualified(),
             "posterior": self.learner.posterior,

@@ -60,7 +60,8 @@ class EmulateSettings(Section):
     samples: int = setting(1, "diffusion samples drawn per emulated state; the first is sent, the spread "
                            "of all is written", ge=1)
     output: str = setting("emulated.nc", "netCDF file (in run_dir) of the sent states, the ocean's own "
-                          "step from the same start, and the sample spread")
+                          "step from the same start, and (with several samples) the samples' mean, spread "
+                          "and fair CRPS against that step")
 
 
 @dataclass(frozen=True, kw_only=True)

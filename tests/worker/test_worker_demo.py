@@ -7,6 +7,7 @@ import tomllib
 import pytest
 
 from bridge.demo import DEFAULT_CONFIG, main
+from bridge.worker.demo_page import page_problems
 from bridge.worker.tomlio import absolute_paths, dump_toml
 
 
@@ -29,6 +30,10 @@ def test_demo_end_to_end(tmp_path, gyre_exe):
     for c in ("ssh", "u", "v", "temp"):
         row = summary[f"scores {c}"]
         assert row["rmse_diffusion"] > 0 and row["rmse_mse"] > 0 and row["spread_skill"] > 0
+        assert row["crps_diffusion"] > 0 and row["crps_mse"] > 0
+        assert {t["result"] for t in summary["targets"]["by variable"][c].values()} <= {"PASS", "FAIL"}
+    assert summary["online training"]["optimizer steps while coupled"] >= 0
+    assert page_problems(out / "index.html", summary) == []  # the report page shows summary.json
     assert {"emulated.nc", "ensemble.nc", "mse_baseline.nc"} <= {p.name for p in out.glob("*.nc")}
     assert len(list((out / "figures").glob("*.png"))) == 16
     # the phases are plain deploy configs: relaunchable by hand
