@@ -47,15 +47,15 @@ sys.path.insert(0, str(REPO / "gyre" / "tools"))
 sys.path.insert(0, str(REPO))
 
 import gyrerun  # noqa: E402
-from models.equilibrium import EquilibriumConfig, annual_means, first_equilibrated  # noqa: E402
-from models.ocean_metrics import YEAR, evaluate_file, seconds_per_unit  # noqa: E402
+from bridge.worker.spinup_report import FIELDS, METRICS, WITHIN, annual, judge, plot_metrics, plot_states  # noqa: E402
+from bridge.worker.engine import with_rest_volume  # noqa: E402
+from bridge.worker.spinup_report import read_state  # noqa: E402
+from models.equilibrium import EquilibriumConfig, first_equilibrated  # noqa: E402
+from models.ocean_metrics import YEAR  # noqa: E402
 
 log = logging.getLogger("bench_spinup")
 SPINUP_CFG = REPO / "gyre" / "cfg" / "namelist_spinup_cfg"
-FIELDS = ("ssh", "u", "v", "temp")
-METRICS = ("ke", "heat", "mean_temp", "thickness_var", "psi_max", "psi_min", "wbc_transport")
 BOX = {"rn_tau0": (0.10, 0.20), "rn_rdrag": (3.0e-8, 8.0e-8)}  # the prior box of θ
-WITHIN = 2.0  # control standard deviations: the target of a start
 STARTS = ("rest", "nearest", "mse", "diffusion")
 
 
@@ -268,54 +268,15 @@ def generate(checkpoint: Path, theta: np.ndarray, n: int, mask: np.ndarray, seed
     return out[0].double().numpy(), time.perf_counter() - t0
 
 
-def with_rest_volume(state: np.ndarray) -> np.ndarray:
-    """The state with its ssh shifted to zero mean: the closed basin conserves its volume exactly, so a generated
-    state holding more or less water than the members (which all started from rest) would keep the offset, and
-    its heat content with it, for ever. A conservation law, not a tuned setting; applied to every generated start."""
-    out = state.copy()
-    out[0] -= out[0].mean()
-    return out
-
-
-def read_state(path: Path, record: int | None = None) -> np.ndarray:
-    """(C, ny, nx) state of a gyre restart file, or record ``record`` of a fields file."""
-    import netCDF4
-    at = (...,) if record is None else (record,)
-    with netCDF4.Dataset(path) as ds:
-        return np.stack([np.asarray(ds[f][at], dtype=float) for f in FIELDS])
-
-
 def restart_from(study: Study, path: Path, state: np.ndarray) -> Path:
     nml = study.base["namdom"]
     return gyrerun.write_restart(path, dict(zip(FIELDS, state)), dx=nml["rn_dx"], dy=nml["rn_dy"])
 
 
 # ----------------------------------------------------------------------------- judging
-def annual(run: dict) -> dict[str, np.ndarray]:
-    """Annual means of every metric of a run, years 1..N (index 0 = the first model year)."""
-    metrics = evaluate_file(run["fields"], METRICS)
-    seconds = metrics.time * seconds_per_unit(metrics.time_units)
-    seconds = seconds - seconds[0] + (seconds[1] - seconds[0] if len(seconds) > 1 else 0.0)
-    return {m: annual_means(seconds, metrics.series[m])[1] for m in METRICS}
-
-
-def judge(start: dict[str, np.ndarray], control: dict[str, np.ndarray]) -> dict:
-    """Per metric: offset of the start's mean from the control's, its largest yearly offset and its trend, in
-    control std; and the years it needs before every later year stays within WITHIN std."""
-    out = {}
-    for m in METRICS:
-        mean, std = control[m].mean(), max(control[m].std(ddof=1), 1e-12 * max(abs(control[m].mean()), 1e-30))
-        z = (start[m] - mean) / std
-        outside = np.flatnonzero(np.abs(z) > WITHIN)
-        out[m] = {"offset": float(z.mean()), "max_offset": float(np.abs(z).max()),
-                  "trend": float(np.polyfit(np.arange(len(z)), z, 1)[0]) if len(z) > 1 else 0.0,
-                  "adjust_years": 0 if len(outside) == 0 else int(outside[-1]) + 1}
-    return out
-
-
 def equilibrium_wall(control_run: dict, per_year: float, study: Study) -> tuple[int | None, float]:
     """The control's first equilibrated year (its detector on every metric) and the wall time to get there."""
-    series = annual(control_run)
+    series = annual(control_run["fields"])
     year = first_equilibrated(np.array([series[m] for m in METRICS]), study.detector)
     return (None, math.nan) if year is None else (year, year * per_year)
 
@@ -347,51 +308,6 @@ def write_generated(path: Path, states: dict[str, np.ndarray], dx: float, dy: fl
                 for i, name in enumerate(names):
                     v[i, :len(states[name])] = states[name][:, c]
     atomic_write(path, write)
-
-
-def plot_states(path: Path, control: np.ndarray, generated: dict[str, np.ndarray]) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    cols = [("control", control)] + [(k, v) for k, v in generated.items()]
-    fig, axes = plt.subplots(len(FIELDS), len(cols), figsize=(2.6 * len(cols), 2.4 * len(FIELDS)), squeeze=False)
-    for r, field in enumerate(FIELDS):
-        lim = np.nanmax(np.abs(control[r])) or 1.0
-        for c, (name, state) in enumerate(cols):
-            ax = axes[r, c]
-            ax.imshow(state[r], origin="lower", cmap="RdBu_r" if field != "temp" else "viridis",
-                      vmin=-lim if field != "temp" else np.nanmin(control[r]), vmax=lim if field != "temp"
-                      else np.nanmax(control[r]))
-            ax.set_xticks([]), ax.set_yticks([])
-            if r == 0:
-                ax.set_title(name, fontsize=9)
-            if c == 0:
-                ax.set_ylabel(field)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_metrics(path: Path, control: dict, starts: dict[str, dict]) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, (len(METRICS) + 1) // 2, figsize=(3.4 * ((len(METRICS) + 1) // 2), 6.0))
-    for ax, m in zip(axes.flat, METRICS):
-        mean, std = control[m].mean(), control[m].std(ddof=1)
-        ax.axhspan(mean - WITHIN * std, mean + WITHIN * std, color="0.85", label=f"control ± {WITHIN:g} std")
-        years = np.arange(1, len(control[m]) + 1)
-        ax.plot(years, control[m], "k-", lw=2, label="control")
-        for name, series in starts.items():
-            ax.plot(np.arange(1, len(series[m]) + 1), series[m], lw=1, label=name)
-        ax.set_title(m, fontsize=9)
-        ax.set_xlabel("model year after restart")
-    axes.flat[0].legend(fontsize=6)
-    for ax in list(axes.flat)[len(METRICS):]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------- the study
@@ -443,10 +359,11 @@ def main(argv=None) -> int:
         generated[f"{name}_mse"], generated[f"{name}_diffusion"] = mse, diff
         gen_s[name] = {"mse": s_mse, "diffusion": s_diff / study.samples}
         jobs.append((study, f"{name}_mse", t, study.restart_years,
-                     restart_from(study, folder / f"{name}_mse.nc", with_rest_volume(mse[0]))))
+                     restart_from(study, folder / f"{name}_mse.nc", with_rest_volume(mse[0], FIELDS, mask))))
         for s in range(study.samples):
             jobs.append((study, f"{name}_diffusion{s}", t, study.restart_years,
-                         restart_from(study, folder / f"{name}_diffusion{s}.nc", with_rest_volume(diff[s]))))
+                         restart_from(study, folder / f"{name}_diffusion{s}.nc",
+                                      with_rest_volume(diff[s], FIELDS, mask))))
     starts = {r["name"]: r for r in run_all(jobs)}
     write_generated(study.out / "generated.nc", generated, study.base["namdom"]["rn_dx"], study.base["namdom"]["rn_dy"])
 
@@ -469,13 +386,13 @@ def judge_all(study, held, controls, starts, generated, gen_s, trained) -> dict:
     for name, t in held:
         control_run = controls[name]
         per_year = control_run["wall_s"] / control_run["years"]
-        series = annual(control_run)
+        series = annual(control_run["fields"])
         control = {m: series[m][-n:] for m in METRICS}
         eq_year, eq_wall = equilibrium_wall(control_run, per_year, study)
-        runs = {"rest": {m: series[m][:n] for m in METRICS}, "nearest": annual(starts[f"{name}_nearest"]),
-                "mse": annual(starts[f"{name}_mse"])}
+        runs = {"rest": {m: series[m][:n] for m in METRICS}, "nearest": annual(starts[f"{name}_nearest"]["fields"]),
+                "mse": annual(starts[f"{name}_mse"]["fields"])}
         for s in range(study.samples):
-            runs[f"diffusion{s}"] = annual(starts[f"{name}_diffusion{s}"])
+            runs[f"diffusion{s}"] = annual(starts[f"{name}_diffusion{s}"]["fields"])
         scores = {start: judge(r, control) for start, r in runs.items()}
         cost = {}
         for start in ("mse", "diffusion0"):

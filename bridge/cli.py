@@ -22,6 +22,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "train": ("models.cli:train_main", "train a surrogate offline from netCDF"),
     "sample": ("models.cli:sample_main", "sample a trained surrogate to netCDF"),
     "evaluate": ("models.cli:evaluate_main", "score samples against truth (RMSE, CRPS, spectra)"),
+    "spinup-start": ("bridge.worker.spinup_start:main", "start members from generated spun-up states "
+                     "([worker.spinup]), run and judge them"),
     "infer": ("bridge.worker.infer:infer_main", "parameter posterior of an observed state, trained offline on netCDF "
               "runs with known θ"),
 }
@@ -29,7 +31,8 @@ VERBS: dict[str, tuple[str, str]] = {
 
 def _usage() -> str:
     lines = ["usage: oceanbridge VERB [options]", "", "verbs:"]
-    lines += [f"  {verb:<9} {help_}" for verb, (_, help_) in VERBS.items()]
+    width = max(map(len, VERBS))
+    lines += [f"  {verb:<{width}} {help_}" for verb, (_, help_) in VERBS.items()]
     lines += ["", "Run 'oceanbridge VERB --help' for the options of one verb."]
     return "\n".join(lines)
 

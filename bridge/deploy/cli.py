@@ -80,10 +80,7 @@ def launch_main(argv: list[str]) -> int:
         cfg = load_checked(args.config)
         if args.check or args.dry_run:
             return _report(cfg, launcher, print_command=args.dry_run)
-        with run_folder_lock(cfg.run.run_dir, _command("launch", argv)):  # held for the whole job
-            require_ready(cfg, launcher)
-            cmd = build_command(cfg, launcher)
-            return run_job(cmd, cfg.run.run_dir, job_env(cfg))
+        return launch_job(cfg, launcher, _command("launch", argv))
     except NOT_READY as err:
         return _fail("launch", err, 1)
     except INVALID as err:
@@ -91,6 +88,16 @@ def launch_main(argv: list[str]) -> int:
     except KeyboardInterrupt:  # Ctrl-C during the checks; during the job run_job handles it (and returns 130)
         print("oceanbridge launch: SIGINT received before the job started; nothing was launched", file=sys.stderr)
         return 130
+
+
+def launch_job(cfg: DeployConfig, launcher: str, command: str, *, prepare: bool = False) -> int:
+    """Under the run-folder lock, held for the whole job: preprod (with ``prepare``), the checks, then the MPMD job;
+    its exit status. ``command`` is what the lock file names as its holder."""
+    with run_folder_lock(cfg.run.run_dir, command):
+        if prepare:
+            preprod(cfg)
+        require_ready(cfg, launcher)
+        return run_job(build_command(cfg, launcher), cfg.run.run_dir, job_env(cfg))
 
 
 def _report(cfg, launcher: str, *, print_command: bool) -> int:

@@ -155,6 +155,9 @@ class ParameterSpec(Section):
     var: str = setting("", "namelist variable (default: `name`)")
     low: float = setting(MISSING, "lower bound of the uniform prior")
     high: float = setting(MISSING, "upper bound of the uniform prior")
+    values: tuple[float, ...] = setting((), "the members' values instead of the `[ensemble] design` draw: one per "
+                                        "member, or one for every member (e.g. a new θ* to start from a generated "
+                                        "state); each within [low, high]; set for every parameter or none")
     units: str = setting("", "units")
     description: str = setting("", "free text")
 
@@ -162,6 +165,9 @@ class ParameterSpec(Section):
         super().__post_init__()
         if not self.low < self.high:
             raise ConfigError(f"key 'high' must be greater than 'low', got low={self.low} high={self.high}")
+        outside = [v for v in self.values if not self.low <= v <= self.high]
+        if outside:
+            raise ConfigError(f"key 'values': {outside} outside [low, high] = [{self.low}, {self.high}]")
 
     @property
     def variable(self) -> str:

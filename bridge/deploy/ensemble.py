@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 
 
 def draw_parameters(cfg: "DeployConfig") -> np.ndarray:
-    """θ of every member, shape ``(members, len(parameters))``, scaled to ``[low, high)``."""
+    """θ of every member, shape ``(members, len(parameters))``, scaled to ``[low, high)``; the values given
+    by ``[[parameters]] values`` instead of a draw when they are set (one value is every member's)."""
     params = cfg.parameters
+    if params and params[0].values:
+        return np.array([np.broadcast_to(p.values, (cfg.ocean.members,)) for p in params], dtype=float).T
     rng = np.random.default_rng(cfg.ensemble.seed)
     unit = DESIGNS[cfg.ensemble.design](cfg.ocean.members, len(params), rng)
     low = np.array([p.low for p in params], dtype=float)

@@ -146,6 +146,14 @@ def _check_modes(cfg: "DeployConfig") -> None:
 
 
 def _check_parameters(cfg: "DeployConfig") -> None:
+    given = [p.name for p in cfg.parameters if p.values]
+    if given and len(given) != len(cfg.parameters):
+        raise ConfigError(f"[[parameters]]: key 'values' is set for {given} but not for the others: set it for "
+                          "every parameter (the members' θ) or for none (the [ensemble] design draws θ)")
+    for p in cfg.parameters:
+        if len(p.values) not in (0, 1, cfg.ocean.members):
+            raise ConfigError(f"[[parameters]] '{p.name}': key 'values' has {len(p.values)} values for "
+                              f"{cfg.ocean.members} members: give one per member, or one for all")
     names = Counter(p.name for p in cfg.parameters)
     places = Counter((p.block.lower(), p.variable.lower()) for p in cfg.parameters)
     for p in cfg.parameters:

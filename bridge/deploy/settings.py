@@ -6,7 +6,7 @@ same table validates values on creation, rejects unknown keys naming them, and
 renders the key reference in ``deploy/README.md`` (so docs cannot drift).
 
 Only plain types are supported on purpose: ``str``, ``int``, ``float``,
-``bool``, ``Path``, ``Path | None`` and ``tuple[str, ...]`` -- what TOML can
+``bool``, ``Path``, ``Path | None``, ``tuple[str, ...]`` and ``tuple[float, ...]`` -- what TOML can
 express without a conversion layer that users would have to learn.
 """
 from __future__ import annotations
@@ -117,7 +117,7 @@ def type_name(hint) -> str:
     """Short type name for the docs table."""
     return {str: "string", int: "integer", float: "float", bool: "boolean", Path: "path",
             Path | None: "path", tuple[str, ...]: "list of strings",
-            tuple[Path, ...]: "list of paths"}[hint]
+            tuple[Path, ...]: "list of paths", tuple[float, ...]: "list of floats"}[hint]
 
 
 def _coerce(value: Any, hint, base_dir: Path) -> Any:
@@ -128,6 +128,8 @@ def _coerce(value: Any, hint, base_dir: Path) -> Any:
         return tuple(expand_path(v, base_dir) if isinstance(v, str) else v for v in value)
     if hint == tuple[str, ...] and isinstance(value, list):
         return tuple(value)
+    if hint == tuple[float, ...] and isinstance(value, list):
+        return tuple(float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
@@ -168,6 +170,8 @@ def _has_type(value: Any, hint) -> bool:
         return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
     if hint == tuple[Path, ...]:
         return isinstance(value, tuple) and all(isinstance(v, Path) for v in value)
+    if hint == tuple[float, ...]:
+        return isinstance(value, tuple) and all(isinstance(v, float) and math.isfinite(v) for v in value)
     raise TypeError(f"unsupported setting type {hint!r}")
 
 

@@ -53,6 +53,7 @@ class Engine:
         self.trainer, self.box, self.baseline = trainer, box, baseline
         self._warned = False
         self.device = trainer.device
+        self.full_mask = np.asarray(mask)
         self.mask = torch.as_tensor(mask[box.j0:box.j0 + box.nj, box.i0:box.i0 + box.ni],
                                     dtype=torch.float32)[None, None].to(self.device)
         self.pos = grid_position(box.i0, box.j0, box.ni, box.nj, box.nx, box.ny)[None].to(self.device) \
@@ -115,8 +116,10 @@ class Engine:
         return tile_noise(gen, (box.ny, box.nx), slice(box.j0, box.j0 + box.nj), slice(box.i0, box.i0 + box.ni))
 
 
-def generate_state(generator: Trainer, theta: np.ndarray, engine: Engine, num_steps: int, seed: int) -> np.ndarray:
-    """A generated whole-grid state for θ from a 'generate' surrogate, cut to this rank's tile: (C, nj, ni)."""
+def generate_state(generator: Trainer, theta: np.ndarray, engine: Engine, num_steps: int, seed: int,
+                   rest_volume: bool = True) -> np.ndarray:
+    """A generated whole-grid state for θ from a 'generate' surrogate, cut to this rank's tile: (C, nj, ni);
+    with ``rest_volume`` its ssh has zero mean over the ocean points ([worker.spinup] rest_volume)."""
     spec = generator.spec
     if generator.model.config.task != "generate" or generator.model.config.cond_on_initial:
         raise ValueError("[worker.spinup] checkpoint must hold a 'generate' surrogate without cond_on_initial")
@@ -124,8 +127,23 @@ def generate_state(generator: Trainer, theta: np.ndarray, engine: Engine, num_st
     batch = Batch(target=None, theta=torch.as_tensor(theta[None], dtype=torch.float32), mask=full_mask)
     gen = torch.Generator(generator.device).manual_seed(seed)
     out = generator.sample(batch, n=1, sampler=SamplerConfig(num_steps=num_steps), generator=gen)[0, 0]
+    out = out.double().cpu().numpy()
+    if rest_volume:
+        out = with_rest_volume(out, spec.channels, engine.full_mask)
     box = engine.box
-    return out[:, box.j0:box.j0 + box.nj, box.i0:box.i0 + box.ni].double().cpu().numpy()
+    return out[:, box.j0:box.j0 + box.nj, box.i0:box.i0 + box.ni]
+
+
+def with_rest_volume(state: np.ndarray, channels, mask: np.ndarray) -> np.ndarray:
+    """The (C, ny, nx) state with its ssh shifted to zero mean over ocean points: a closed basin conserves its
+    volume exactly, so a generated state holding more or less water than the members (which all started from
+    rest) would keep the offset, and its heat content with it, for ever. A conservation law, not a tuned
+    setting."""
+    out = state.copy()
+    if "ssh" in channels:
+        ssh, ocean = out[list(channels).index("ssh")], np.asarray(mask) > 0
+        ssh[ocean] -= ssh[ocean].mean()
+    return out
 
 
 def parse_device(name: str, rank: int) -> str:

@@ -202,7 +202,7 @@ class Runtime:
         states = []
         for member in self.members:  # before the first receive: no member is lost yet
             state = generate_state(self.generator, self.theta[member], self.engine, self.settings.spinup.num_steps,
-                                   seed=zlib.crc32(member.encode()))
+                                   seed=zlib.crc32(member.encode()), rest_volume=self.settings.spinup.rest_volume)
             self.tunnel.send(member, "initial", kt, state)
             states.append(state[None])
             log.info("member '%s': generated initial state sent at step %d", member, kt)

@@ -70,6 +70,9 @@ class SpinupSettings(Section):
     checkpoint: Path | None = setting(None, "checkpoint of a `generate` surrogate (oceanbridge train --task "
                                       "generate); required by the spinup mode")
     num_steps: int = setting(18, "EDM Heun steps of the generated state", ge=1)
+    rest_volume: bool = setting(True, "shift the generated ssh to zero mean over ocean points, the volume of "
+                                "a closed basin started from rest (a conservation law: a volume offset would "
+                                "stay, and its heat content with it); false for open boundaries")
     output: str = setting("initial.nc", "netCDF file (in run_dir) of the generated states sent")
 
 

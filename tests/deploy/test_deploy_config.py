@@ -11,7 +11,8 @@ from bridge.deploy.settings import ConfigError
 from deploy_fixtures import PARAMETERS, merged
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = ["deploy/gyre/mpi.toml", "deploy/gyre/oasis.toml", "deploy/gyre/infer.toml", "deploy/nemo/gyre.toml", "deploy/croco/basin.toml"]
+EXAMPLES = ["deploy/gyre/mpi.toml", "deploy/gyre/oasis.toml", "deploy/gyre/infer.toml", "deploy/gyre/spinup_start.toml",
+            "deploy/nemo/gyre.toml", "deploy/croco/basin.toml"]
 
 
 def test_minimal_config_values(make_config, tree):

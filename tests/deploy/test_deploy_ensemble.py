@@ -58,3 +58,24 @@ def test_parameters_csv_round_trip(make_config, tmp_path):
     table = read_parameters_csv(tmp_path / "p.csv")
     assert list(table) == ["gyre_1", "gyre_2", "gyre_3"]
     assert table["gyre_3"] == {"tau0": theta[2, 0], "ahm": theta[2, 1]}
+
+
+def test_given_values_replace_the_draw(make_config, write_config):
+    """[[parameters]] values: one per member, or one for every member (a new θ* to start from)."""
+    import pytest
+
+    from bridge.deploy.config import load_config
+    from bridge.deploy.settings import ConfigError
+    given = [dict(PARAMETERS[0], values=[0.1, 0.15, 0.12]), dict(PARAMETERS[1], values=[200, 300.0, 400.0])]
+    theta = draw_parameters(make_config(ocean={"members": 3}, parameters=given))
+    np.testing.assert_array_equal(theta, [[0.1, 200.0], [0.15, 300.0], [0.12, 400.0]])
+    one = [dict(PARAMETERS[0], values=[0.13]), dict(PARAMETERS[1], values=[500.0])]
+    np.testing.assert_array_equal(draw_parameters(make_config(ocean={"members": 2}, parameters=one)),
+                                  [[0.13, 500.0], [0.13, 500.0]])
+    for bad, message in (
+            ([dict(PARAMETERS[0], values=[0.3]), PARAMETERS[1]], r"key 'values': \[0.3\] outside \[low, high\]"),
+            ([dict(PARAMETERS[0], values=[0.1]), PARAMETERS[1]], r"key 'values' is set for \['tau0'\] but not"),
+            ([dict(PARAMETERS[0], values=[0.1, 0.1]), dict(PARAMETERS[1], values=[200.0])],
+             "key 'values' has 2 values for 3 members")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(write_config(ocean={"members": 3}, parameters=bad))
