@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bridge.worker.engine import build_trainer, parse_device
 from bridge.worker.settings import worker_settings
 from bridge.worker.tunnel import channel_names
 from models.data import Batch, PairDataset
-from models.surrogate import Surrogate, SurrogateConfig
-from models.train import Trainer, TrainConfig
+from models.train import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -29,24 +29,28 @@ def member_files(cfg) -> list[Path]:
 class Baseline:
     trainer: Trainer
     theta: list[np.ndarray]  # θ of member k (0-based), as the gyre files list them
+    dataset: PairDataset
+    checkpoint: Path
+
+    def train_to(self, steps: int) -> None:
+        """Train on until ``steps`` optimizer steps in all (the diffusion surrogate's count), then save."""
+        self.trainer.fit(self.dataset, steps=steps, checkpoint=self.checkpoint, checkpoint_every=max(steps, 1))
 
 
 def train_mse_baseline(cfg, steps: int, out: Path) -> Baseline:
-    # half the cores: on a small shared machine more torch threads than free cores slow training
-    # down several-fold (measured: 0.45 s/step on 1 thread, 6 s/step on 2, 2 cores under load)
+    """The worker's network and settings ([model], [worker.train]) with the MSE objective, trained to ``steps``."""
+    # half the cores: the worker's learner trains on the other one meanwhile (the demo runs both at once),
+    # and on a small shared machine more torch threads than free cores slow training down several-fold
+    # (measured: 0.45 s/step on 1 thread, 6 s/step on 2, 2 cores under load)
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
-    s = worker_settings(cfg)
     files = [str(p) for p in member_files(cfg)]
     dataset = PairDataset(files, list(channel_names(cfg)), lag=1)
-    m, t = s.model, s.train
-    config = SurrogateConfig(dataset.spec, task="emulate", objective="mse", model_channels=m.model_channels,
-                             channel_mult=m.channel_mult, num_res_blocks=m.num_res_blocks)
-    trainer = Trainer(Surrogate(config), TrainConfig(batch_size=t.batch_size, lr=t.lr, lr_warmup_steps=t.lr_warmup_steps,
-                                                     ema_halflife_steps=t.ema_halflife_steps, seed=t.seed,
-                                                     device=cfg.worker.device))
+    trainer = build_trainer(dataset.spec, worker_settings(cfg), parse_device(cfg.worker.device, 0),
+                            use_position=cfg.worker.ranks > 1, lag=cfg.fields[0].freq, objective="mse")
     log.info("MSE baseline: %d optimizer steps on %d pairs from %d member file(s)", steps, len(dataset), len(files))
-    trainer.fit(dataset, steps=steps, checkpoint=out, checkpoint_every=max(steps, 1))
-    return Baseline(trainer, [member.theta for member in dataset.members])
+    baseline = Baseline(trainer, [member.theta for member in dataset.members], dataset, out)
+    baseline.train_to(steps)
+    return baseline
 
 
 @torch.no_grad()

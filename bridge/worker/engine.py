@@ -11,6 +11,7 @@ In the ``infer`` mode the engine also holds the posterior estimator
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import torch
@@ -93,7 +94,7 @@ class Engine:
             return float(self.trainer.model.loss(self.batch(samples), torch.Generator(self.device).manual_seed(0)))
 
     def emulate(self, state: np.ndarray, theta: np.ndarray, n: int, num_steps: int,
-                seed: int, churn: float = 0.0) -> np.ndarray:
+                seed: int, churn: float = 0.0, churn_window: tuple[float, float] = (0.0, math.inf)) -> np.ndarray:
         """(n, C, nj, ni) float64 samples of x_{t+Δ} given x_t and θ; persistence (x_t itself)
         until the normalizers have seen data, i.e. before the first optimizer step."""
         if not self.trained:
@@ -104,7 +105,7 @@ class Engine:
         batch = Batch(target=None, state=torch.as_tensor(state[None], dtype=torch.float32),
                       theta=torch.as_tensor(theta[None], dtype=torch.float32), mask=self.mask, pos=self.pos)
         gen = torch.Generator(self.device).manual_seed(seed)
-        sampler = SamplerConfig(num_steps=num_steps, S_churn=churn)
+        sampler = SamplerConfig(num_steps=num_steps, S_churn=churn, S_min=churn_window[0], S_max=churn_window[1])
         out = self.trainer.sample(batch, n=n, sampler=sampler, generator=gen, noise=self._noise(gen))
         return out[0].double().cpu().numpy()
 

@@ -194,7 +194,7 @@ class Learner(threading.Thread):
         t = time.perf_counter()
         with self.lock:
             out = self.engine.emulate(state, theta, self.emu_cfg.samples, self.emu_cfg.num_steps, seed,
-                                      self.emu_cfg.churn)
+                                      self.emu_cfg.churn, self.emu_cfg.churn_window)
         self.sample_s += time.perf_counter() - t
         with self._done:
             self._results[key] = out

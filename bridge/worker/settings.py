@@ -57,11 +57,19 @@ class EmulateSettings(Section):
     num_steps: int = setting(18, "EDM Heun steps per sample (2 x steps - 1 network evaluations)", ge=1)
     churn: float = setting(0.0, "EDM S_churn of the sampler (Alg. 2; 0: deterministic Heun); more churn "
                            "trades spread for spectrum (models/README.md, gyre benchmark)", ge=0)
+    churn_sigma_min: float = setting(0.0, "EDM S_min: churn only at noise levels sigma >= this", ge=0)
+    churn_sigma_max: float = setting(0.0, "EDM S_max: churn only at noise levels sigma <= this (0: no upper "
+                                     "limit; sampler_select's 'churn10_high' is churn = 10 from sigma 1 up)", ge=0)
     samples: int = setting(1, "diffusion samples drawn per emulated state; the first is sent, the spread "
                            "of all is written", ge=1)
     output: str = setting("emulated.nc", "netCDF file (in run_dir) of the sent states, the ocean's own "
                           "step from the same start, and (with several samples) the samples' mean, spread "
                           "and fair CRPS against that step")
+
+    @property
+    def churn_window(self) -> tuple[float, float]:
+        """(S_min, S_max) of EDM Alg. 2."""
+        return self.churn_sigma_min, self.churn_sigma_max or float("inf")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,7 +17,7 @@ def test_demo_end_to_end(tmp_path, gyre_exe):
     data["demo"].update(spinup_steps=720, emulate_steps=144, out=str(tmp_path / "out"))
     data["run"].update(steps=720, run_dir=str(tmp_path / "run"))
     data["ocean"].update(members=2)
-    data["worker"]["train"].update(min_steps=10)
+    data["worker"]["train"].update(min_steps=40)  # a few seconds of draining: the baseline starts beside it
     data["worker"]["checkpoint"]["every_steps"] = 0
     config = tmp_path / "demo.toml"
     config.write_text(dump_toml(data))
@@ -25,7 +25,9 @@ def test_demo_end_to_end(tmp_path, gyre_exe):
     out = tmp_path / "out"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["emulation"]["emulated states sent"] == 2 * 144 // 36
-    assert summary["online training"]["optimizer steps"] >= 10
+    assert summary["online training"]["optimizer steps"] >= 40
+    assert summary["MSE baseline"]["optimizer steps"] == summary["online training"]["optimizer steps"]
+    assert summary["MSE baseline"]["began beside the worker"]  # on the members' files while the worker drained
     assert summary["online training"]["NaN states rejected"] == 0
     for c in ("ssh", "u", "v", "temp"):
         row = summary[f"scores {c}"]

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import math
+
 import pytest
 
 from bridge.deploy.config import load_config
@@ -151,6 +153,10 @@ def test_emulator_churn_reaches_the_sampler(tmp_path):
     churned = engine.emulate(x, theta, 2, 4, seed=1, churn=5.0)
     assert np.array_equal(churned, engine.emulate(x, theta, 2, 4, seed=1, churn=5.0))
     assert not np.allclose(churned, heun)
+    high = engine.emulate(x, theta, 2, 4, seed=1, churn=5.0, churn_window=(1.0, math.inf))  # churn from sigma 1 up
+    assert not np.allclose(high, heun) and not np.allclose(high, churned)
+    nowhere = engine.emulate(x, theta, 2, 4, seed=1, churn=5.0, churn_window=(0.0, 0.0))  # no step in the window
+    assert np.array_equal(nowhere, heun)
 
 
 def test_emulator_tiles_of_a_decomposed_grid_share_one_noise_field():
