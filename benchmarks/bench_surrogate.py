@@ -131,6 +131,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--churn auto chooses the sampler on a validation set: give --val-data (never the --test-data files)")
     if args.churn == "auto" and tuple(args.churn_window) != (0.0, math.inf):
         p.error("--churn auto takes the windows of its grid: drop --churn-window")
+    if args.ref_cases < 1:
+        p.error(f"--ref-cases must be >= 1 (the reference sampler's study needs a case), got {args.ref_cases}")
     return args
 
 
