@@ -322,8 +322,8 @@ def main(argv=None) -> int:
     p.add_argument("--test", type=int, default=4, help="held-out test θ*")
     p.add_argument("--val", type=int, default=2, help="held-out validation θ")
     p.add_argument("--quick", action="store_true", help="a 16 x 16 basin and the sizes given, for a smoke run")
-    p.add_argument("--reuse", action="store_true", help="keep the training launch and the runs already in --out "
-                   "(their wall times from wall_s.json, else from their files' times)")
+    p.add_argument("--reuse", action="store_true", help="keep the training launch (if finished) and the runs "
+                   "already in --out (their wall times from wall_s.json, else from their files' times)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     study = Study(args.out.resolve(), args.members, args.train_years, args.restart_years, args.samples, args.test, args.val,
@@ -333,7 +333,8 @@ def main(argv=None) -> int:
     thetas = held_out(study)
 
     log.info("1/4 training launch: %d members x %d model years", study.members, study.train_years)
-    trained = reused_training(study) if args.reuse else train_in_situ(study)
+    trained = reused_training(study) if args.reuse and (study.out / "train" / "launch.json").is_file() \
+        else train_in_situ(study)
     thetas["train"] = trained["theta"]
     log.info("training launch: %.0f s, equilibrium %s", trained["wall_s"], trained["summary"]["equilibrium"])
 
