@@ -49,6 +49,23 @@ def plot_spectra(path: str | Path, curves: dict[str, tuple[np.ndarray, np.ndarra
     return _save(fig, path)
 
 
+def plot_series(path: str | Path, x: np.ndarray, panels: dict[str, dict[str, np.ndarray]], xlabel: str,
+                title: str = "", reference: float | None = None) -> Path:
+    """One panel per entry of ``panels`` ({panel title: {curve label: y}}), y against ``x`` on a log axis,
+    with a dashed line at ``reference`` (the truth's value) when given."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
+    for ax, (name, curves) in zip(axes[0], panels.items()):
+        for label, y in curves.items():
+            ax.semilogy(x, y, marker=".", label=label)
+        if reference is not None:
+            ax.axhline(reference, color="k", ls="--", lw=1)
+        ax.set_xlabel(xlabel)
+        ax.set_title(name, fontsize=10)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
 def plot_rank_histogram(path: str | Path, counts: np.ndarray, title: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(4, 3))
     freq = counts / max(counts.sum(), 1)

@@ -30,7 +30,7 @@ def report(cfg, baseline, out: Path, train: dict, emu: dict, timings: dict) -> d
                  (np.arange(nx) + 0.5) * em["dx"], (np.arange(ny) + 0.5) * em["dy"], em["steps"] * cfg.run.dt,
                  attrs={"title": "oceanbridge demo: MSE baseline predictions of member 1 from the emulator's starts"})
     ens_std = _last_ensemble_std(out / s.ensemble.output, channels)
-    pngs = figures(em, mse, channels, out / "figures", ens_std)
+    pngs = figures(em, mse, channels, out / "figures", ens_std, s.emulate.samples)
     table = scores(em, mse, channels, s.emulate.samples)
     ocean_days = cfg.run.dt / 86400
     return {

@@ -11,7 +11,7 @@ import netCDF4
 import numpy as np
 
 from models import metrics
-from models.plots import plot_fields, plot_spectra
+from models.plots import plot_fields, plot_series, plot_spectra
 
 log = logging.getLogger(__name__)
 # Spectra of closed basins (the gyre, NEMO GYRE): the FFT would wrap the walls around into jumps, the DCT does
@@ -19,12 +19,15 @@ log = logging.getLogger(__name__)
 SPECTRUM = "dct"
 
 
+STEP_ARRAYS = ("emulated", "ocean", "start", "mean", "spread", "crps")  # (K, T, C, ny, nx) arrays of emulated.nc
+
+
 def read_emulation(path: Path, channels) -> dict:
     """{suffix: (K, T, C, ny, nx)} plus 'steps', 'mask', 'members', 'dx', 'dy'."""
     out: dict = {}
     with netCDF4.Dataset(path) as ds:
         ds.set_auto_mask(False)
-        for suffix in ("emulated", "ocean", "start", "mean", "spread", "crps"):
+        for suffix in STEP_ARRAYS:
             if f"{channels[0]}_{suffix}" in ds.variables:
                 out[suffix] = np.stack([ds[f"{c}_{suffix}"][:] for c in channels], axis=2).astype(np.float64)
         out["steps"] = ds["step"][:]
@@ -52,6 +55,9 @@ CAPTIONS = {  # what to look at in each figure of ``figures``, by the last word 
               "ocean members (the parameters' effect).",
     "spectra": "{var}, spectra of the step's change: in the shaded high-k band the diffusion curve should "
                "follow the truth, and a curve below it is small-scale energy lost (the high-k ratio).",
+    "days": "Every variable's spread/skill and high-k ratio on each emulated day (dashed: 1, the truth): in "
+            "the closed loop each day starts from the state the emulator sent the day before, so a decay "
+            "shows the ocean answering emulated states in a way the surrogate did not learn.",
 }
 
 
@@ -95,7 +101,24 @@ def scores(em: dict, mse_pred: np.ndarray | None, channels, n_samples: int) -> d
     return table
 
 
-def figures(em: dict, mse_pred: np.ndarray | None, channels, out: Path, ensemble_std: np.ndarray | None) -> list[Path]:
+def daily_scores(em: dict, channels, n_samples: int) -> dict:
+    """{channel: {score: [value on each emulator step]}} of the diffusion samples (``scores`` of one step at a
+    time): the emulation phase is a closed loop, and these show how the scores move as it goes on."""
+    days = [scores({k: v[:, t:t + 1] if k in STEP_ARRAYS else v for k, v in em.items()}, None, channels, n_samples)
+            for t in range(em["emulated"].shape[1])]
+    keys = [k for k in ("spread_skill", "highk_diffusion") if k in days[0][channels[0]]]
+    return {c: {k: [day[c][k] for day in days] for k in keys} for c in channels}
+
+
+def plot_days(path: Path, em: dict, channels, n_samples: int) -> Path:
+    daily = daily_scores(em, channels, n_samples)
+    days = np.arange(1, em["emulated"].shape[1] + 1)
+    panels = {SCORE_LABELS[k]: {c: np.asarray(daily[c][k]) for c in channels} for k in daily[channels[0]]}
+    return plot_series(path, days, panels, "emulated day", "scores of the diffusion samples, day by day", 1.0)
+
+
+def figures(em: dict, mse_pred: np.ndarray | None, channels, out: Path, ensemble_std: np.ndarray | None,
+            n_samples: int = 1) -> list[Path]:
     """Maps (truth, diffusion sample, MSE baseline, spread) of the last step of member 1, and the
     spectra of the one-step change (truth, diffusion, MSE) of every channel."""
     out.mkdir(parents=True, exist_ok=True)
@@ -125,4 +148,5 @@ def figures(em: dict, mse_pred: np.ndarray | None, channels, out: Path, ensemble
             curves["MSE baseline"] = metrics.power_spectrum(mse_pred[:, :, c] - start_all, dx, dy, mask, SPECTRUM)
         written.append(plot_spectra(out / f"{name}_spectra.png", curves, k_nyq=0.5 / dx,
                                     title=f"{name}: spectrum of the one-step change"))
+    written.append(plot_days(out / "emulation_days.png", em, channels, n_samples))
     return written

@@ -74,7 +74,7 @@ def test_page_matches_its_summary(page):
     text = path.read_text()
     assert page_problems(path, summary) == []
     images = re.findall(r'<img src="([^"]+)"', text)
-    assert images == [f["file"] for f in summary["figures"]] and len(images) == 4
+    assert images == [f["file"] for f in summary["figures"]] and len(images) == 5  # 4 of ssh, and the days
     assert all((path.parent / src).is_file() for src in images)
     cells = dict(re.findall(r'data-key="([^"]+)">([^<]*)<', text))
     for key in expected_keys(summary):  # every target's value and every score, as summary.json has it
@@ -135,3 +135,17 @@ def test_page_opens_in_headless_chromium(page, tmp_path):
     subprocess.run([*base, "--window-size=1200,2400", f"--screenshot={shot}", path.as_uri()], capture_output=True,
                    timeout=120, check=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_daily_scores_are_the_scores_of_each_day():
+    """Day t's entry equals ``scores`` on that day alone; the phase's spread/skill is not their mean, so the
+    two are computed apart."""
+    from bridge.worker.report import STEP_ARRAYS, daily_scores, scores
+    em, _ = synthetic_emulation(t=3)
+    daily = daily_scores(em, CHANNELS[:1], SAMPLES)
+    for t in range(3):
+        day = {k: v[:, t:t + 1] if k in STEP_ARRAYS else v for k, v in em.items()}
+        alone = scores(day, None, CHANNELS[:1], SAMPLES)[CHANNELS[0]]
+        assert daily[CHANNELS[0]]["spread_skill"][t] == alone["spread_skill"]
+        assert daily[CHANNELS[0]]["highk_diffusion"][t] == alone["highk_diffusion"]
+    assert len(set(daily[CHANNELS[0]]["spread_skill"])) == 3  # three different days, three values

@@ -37,6 +37,6 @@ def test_demo_end_to_end(tmp_path, gyre_exe):
     assert summary["online training"]["optimizer steps while coupled"] >= 0
     assert page_problems(out / "index.html", summary) == []  # the report page shows summary.json
     assert {"emulated.nc", "ensemble.nc", "mse_baseline.nc"} <= {p.name for p in out.glob("*.nc")}
-    assert len(list((out / "figures").glob("*.png"))) == 16
+    assert len(list((out / "figures").glob("*.png"))) == 17  # 4 per variable, and the days
     # the phases are plain deploy configs: relaunchable by hand
     assert (tmp_path / "run" / "train.toml").is_file() and (tmp_path / "run" / "emulate.toml").is_file()
