@@ -466,6 +466,7 @@ contains
       end if
       if (bcomm /= MPI_COMM_NULL) call MPI_Comm_free(bcomm, ierr)
       ended = .false.
+      call core_leave_cores()
       if (we_initialised_mpi .and. kinfo == OBR_OK) call MPI_Finalize(ierr)
    end subroutine backend_finalize
 

@@ -275,6 +275,7 @@ contains
       kinfo = OBR_OK
       msg = ''
       ended = .false.
+      call core_leave_cores()
       if (host_owns) return
       call oasis_terminate(ierr)
       if (ierr /= OASIS_Ok) then
