@@ -58,8 +58,8 @@ module obr_core
 contains
 
    !> This process has left the coupled job: lower its priority to the lowest (nice 19), so that its
-   !! wait in MPI_Finalize for the others (Open MPI polls there; measured 24-40 % of a core per rank) takes
-   !! no core from the components still running, such as a worker training on after the ocean's last step.
+   !! wait in MPI_Finalize for the others (Open MPI polls there) takes no contended core from the
+   !! components still running, such as a worker training on after the ocean's last step.
    subroutine core_leave_cores()
       integer(c_int) :: ignored
       ignored = c_setpriority(PRIO_PROCESS, 0_c_int, LOWEST_PRIORITY)   ! a refusal changes nothing: ignored
