@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bridge.worker.demo_targets import TARGETS  # noqa: E402
 from bridge.worker.report import scores  # noqa: E402
 from models.data import Batch, PairDataset  # noqa: E402
 from models.metrics import crps_fair_pointwise  # noqa: E402
@@ -32,7 +33,7 @@ from models.sampler_select import churn_grid  # noqa: E402
 from models.sampling import SamplerConfig  # noqa: E402
 from models.train import Trainer  # noqa: E402
 
-HIGH_K_BAND = (0.7, 1.4)  # the demo's targets (bridge/worker/demo_targets.py)
+HIGH_K_BAND = next((t.low, t.high) for t in TARGETS if t.name == "high_k")  # the demo's own target
 STEPS = (6, 12, 18)
 CHURNS = ("det", "churn10_low", "churn10_high")
 

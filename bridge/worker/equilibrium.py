@@ -4,9 +4,9 @@ The ``generate`` mode learns p(x_eq | θ) from equilibrated states only.  For ev
 computes the chosen physical metrics of each received state (``models.ocean_metrics``, the gyre's
 layer), averages them over model years, and runs the equilibrium detector (``models.equilibrium``:
 over the last ``window_years`` annual means, |trend| x horizon <= factor x interannual std) each
-time a year completes.  A member qualifies the first time every metric has passed in ``persist_years``
-consecutive windows, and stays qualified: its later states are samples of its equilibrium.  The annual means and the year each
-member qualified go to ``equilibrium.nc`` (CF-1.8).
+time a year completes.  A member qualifies the first time every metric has passed in
+``persist_years`` consecutive windows, and stays qualified: its later states are samples of its
+equilibrium.  The annual means and the year each member qualified go to ``equilibrium.nc`` (CF-1.8).
 
 The metrics need the whole grid (the streamfunction is a global solve), so the mode runs on one
 worker rank; the per-state metrics cost a few FFTs of the grid.
