@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["SamplerConfig", "sigma_steps", "edm_sampler", "heun_sampler", "churn_sampler", "nfe"]
+__all__ = ["SamplerConfig", "sigma_steps", "edm_sampler", "heun_sampler", "churn_sampler", "nfe", "GridNoise",
+           "white_noise", "tile_noise"]
 
 
 @dataclass(frozen=True)
@@ -57,20 +58,38 @@ def sigma_steps(num_steps: int, sigma_min: float, sigma_max: float, rho: float,
     return torch.cat([t_steps, torch.zeros_like(t_steps[:1])])
 
 
-def white_noise(generator: torch.Generator | None = None):
-    """The default noise source: ``draw(shape, dtype, device)`` = torch.randn from ``generator``."""
-    def draw(shape, dtype, device) -> torch.Tensor:
-        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
-    return draw
+class GridNoise:
+    """The sampler's noise source, ``draw(shape, dtype, device)``: white noise of the whole (ny, nx)
+    ``grid``, optionally colored there (``color``: the whitener's W^-1, a whole-grid operator), cut to
+    one tile (``rows``, ``cols``). The ranks of a decomposition that share a generator seed thus draw one
+    field between them, not the same tile each, and each takes its cut of the colored field: the noise of
+    an M-rank sample is, point for point, the noise of the 1-rank sample. ``grid=None``: the drawn shape
+    is the whole grid (plain torch.randn from the generator, call for call)."""
+
+    def __init__(self, generator: torch.Generator | None, grid: tuple[int, int] | None = None,
+                 rows: slice = slice(None), cols: slice = slice(None), color=None):
+        self.generator, self.grid, self.rows, self.cols, self.color = generator, grid, rows, cols, color
+
+    def colored(self, color) -> "GridNoise":
+        """The same draws, colored on the whole grid before the cut."""
+        return GridNoise(self.generator, self.grid, self.rows, self.cols, color)
+
+    def __call__(self, shape, dtype, device) -> torch.Tensor:
+        full = tuple(shape) if self.grid is None else (*shape[:-2], *self.grid)
+        eps = torch.randn(full, generator=self.generator, device=device, dtype=dtype)
+        if self.color is not None:
+            eps = self.color(eps)
+        return eps if self.grid is None else eps[..., self.rows, self.cols].contiguous()
 
 
-def tile_noise(generator: torch.Generator | None, grid: tuple[int, int], rows: slice, cols: slice):
-    """White noise of the whole (ny, nx) ``grid``, cut to one tile (``rows``, ``cols``): the ranks of a
-    decomposition that share a generator seed draw one field between them, not the same tile each."""
-    def draw(shape, dtype, device) -> torch.Tensor:
-        full = torch.randn((*shape[:-2], *grid), generator=generator, device=device, dtype=dtype)
-        return full[..., rows, cols].contiguous()
-    return draw
+def white_noise(generator: torch.Generator | None = None) -> GridNoise:
+    """The default noise source: torch.randn from ``generator`` with the requested shape."""
+    return GridNoise(generator)
+
+
+def tile_noise(generator: torch.Generator | None, grid: tuple[int, int], rows: slice, cols: slice) -> GridNoise:
+    """White noise of the whole (ny, nx) ``grid``, cut to one tile (``rows``, ``cols``)."""
+    return GridNoise(generator, grid, rows, cols)
 
 
 @torch.no_grad()

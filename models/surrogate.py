@@ -16,7 +16,7 @@ from .loss import EDMLoss, MSELoss
 from .networks import Cond, UNet, UNetConfig
 from .normalize import Normalizer
 from .precond import EDMPrecond, Regressor
-from .sampling import SamplerConfig, edm_sampler, white_noise
+from .sampling import GridNoise, SamplerConfig, edm_sampler, white_noise
 from .tiling import TiledDenoiser
 from .whiten import SpectralWhitener
 
@@ -261,21 +261,30 @@ class Surrogate(nn.Module):
 
     # -- training and sampling ---------------------------------------------------------
 
-    def _diffuse(self, latents: torch.Tensor, cond: Cond, sampler: SamplerConfig,
-                 generator: torch.Generator | None, tile: int | None, noise=None) -> torch.Tensor:
-        """Normalized targets y from white latents (``noise``: the churn noise's source, see edm_sampler)."""
+    @staticmethod
+    def _spatial(net: nn.Module, tile, bands) -> nn.Module:
+        """``net`` as sampling evaluates it: on the whole grid, on blended tiles, or on this rank's band of
+        the blended tiles of a decomposed grid (``bands``: a models.bands.RankBand)."""
+        if bands is not None:
+            return bands.denoiser(net)
+        return net if tile is None else TiledDenoiser(net, tile)
+
+    def _diffuse(self, shape: tuple, cond: Cond, sampler: SamplerConfig, noise: GridNoise, tile,
+                 bands) -> torch.Tensor:
+        """Normalized targets y of ``shape`` (``noise``: the source of every draw, see edm_sampler)."""
+        device = self.norm_x.m2.device
         if self.whitener is None:
-            net = self.network if tile is None else TiledDenoiser(self.network, tile)
-            return edm_sampler(net, latents, cond, sampler, generator, noise=noise)
+            latents = noise(shape, torch.float32, device)
+            return edm_sampler(self._spatial(self.network, tile, bands), latents, cond, sampler, noise=noise)
         var = self.target_norm.var
-        if tile is None:  # exact change of variables: sample z = W y (white, every mode O(1)), then y = W^-1 z
-            return self.whitener.color(edm_sampler(self.network, latents, cond, sampler, generator, noise=noise), var)
-        # Tiles each need their own W, so the sampler runs on y with colored noise, in float64:
-        # y's modes span many decades and float32 round-off of the large scales swamps the small ones.
-        def color(e):
-            return self.whitener.color(e, var)
-        net = TiledDenoiser(self.denoiser(), tile)
-        return edm_sampler(net, color(latents.double()), cond, sampler, generator, color=color, noise=noise)
+        if tile is None and bands is None:  # exact change of variables: sample z = W y (every mode O(1)), y = W^-1 z
+            latents = noise(shape, torch.float32, device)
+            return self.whitener.color(edm_sampler(self.network, latents, cond, sampler, noise=noise), var)
+        # Tiles each need their own W, so the sampler runs on y with noise colored on the whole grid, in
+        # float64: y's modes span many decades and float32 round-off of the large scales swamps the small ones.
+        colored = noise.colored(lambda e: self.whitener.color(e, var))
+        latents = colored(shape, torch.float64, device)
+        return edm_sampler(self._spatial(self.denoiser(), tile, bands), latents, cond, sampler, noise=colored)
 
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean training loss of a physical batch (normalizers must be fitted)."""
@@ -286,15 +295,17 @@ class Surrogate(nn.Module):
 
     @torch.no_grad()
     def sample(self, batch: Batch, n: int = 1, sampler: SamplerConfig | None = None,
-               generator: torch.Generator | None = None, tile: int | None = None, noise=None) -> torch.Tensor:
+               generator: torch.Generator | None = None, tile=None, noise: GridNoise | None = None,
+               bands=None) -> torch.Tensor:
         """``n`` samples per condition in physical units: (B, n, C, ny, nx).
 
         ``batch`` holds the conditions (state, theta, mask, pos; target is ignored) and
         fixes the grid: any ny x nx works. ``tile``: denoise on overlapping tiles of this
-        size and blend (for networks trained on tiles). ``noise``: the source of every
-        noise draw (models.sampling.white_noise(generator) by default; tile_noise when this
-        grid is one rank's tile of a larger one). The MSE baseline returns its single
-        prediction ``n`` times.
+        size and blend (for networks trained on tiles). ``bands`` (models.bands.RankBand):
+        the batch is this rank's band of a grid decomposed over several ranks, sampled as one
+        grid with the layout's tiling (a collective call: every rank samples together).
+        ``noise``: the source of every noise draw (default: ``bands.noise(generator)``, or
+        torch.randn from ``generator``). The MSE baseline returns its single prediction ``n`` times.
         """
         sampler = sampler or SamplerConfig()
         cond = self.condition(batch)
@@ -304,12 +315,10 @@ class Surrogate(nn.Module):
         b = max(len(batch), 1)
         shape = (b, len(self.spec.channels), *grid)
         if self.config.objective == "mse":
-            net = self.denoiser() if tile is None else TiledDenoiser(self.denoiser(), tile)
-            y = net(torch.zeros(shape, device=device), None, cond)
+            y = self._spatial(self.denoiser(), tile, bands)(torch.zeros(shape, device=device), None, cond)
             return self.decode(y, batch).unsqueeze(1).expand(-1, n, -1, -1, -1)
-        noise = noise or white_noise(generator)
-        latents = noise((b * n,) + shape[1:], torch.float32, device)
-        y = self._diffuse(latents, cond.repeat_interleave(n), sampler, generator, tile, noise)
+        noise = noise or (bands.noise(generator) if bands is not None else white_noise(generator))
+        y = self._diffuse((b * n,) + shape[1:], cond.repeat_interleave(n), sampler, noise, tile, bands)
         expanded = Batch(target=None, state=None if batch.state is None else batch.state.repeat_interleave(n, 0),
                          mask=batch.mask if batch.mask is None or batch.mask.shape[0] == 1
                          else batch.mask.repeat_interleave(n, 0))

@@ -14,7 +14,7 @@ from torch import nn
 
 from .networks import Cond
 
-__all__ = ["TiledDenoiser", "tile_origins"]
+__all__ = ["TiledDenoiser", "tile_origins", "tile_shape"]
 
 
 def tile_origins(n: int, tile: int, overlap: int) -> list[int]:
@@ -35,28 +35,52 @@ def _window(tile: int, overlap: int, device) -> torch.Tensor:
     return ramp
 
 
+def tile_shape(tile: int | tuple[int, int], ny: int, nx: int) -> tuple[int, int]:
+    """(ty, tx) of the tiles on an (ny, nx) grid: ``tile`` (square if one int), never beyond the grid."""
+    ty, tx = (tile, tile) if isinstance(tile, int) else tuple(tile)
+    return min(ty, ny), min(tx, nx)
+
+
 class TiledDenoiser(nn.Module):
-    def __init__(self, net: nn.Module, tile: int, overlap: int | None = None):
+    """``net`` evaluated on overlapping ``tile``-sized tiles (int: square; (ty, tx)) of any grid,
+    blended with linear ramps over ``overlap`` points (default: a quarter of the smaller side)."""
+
+    def __init__(self, net: nn.Module, tile: int | tuple[int, int], overlap: int | None = None):
         super().__init__()
-        if tile < 1:
-            raise ValueError(f"TiledDenoiser.tile must be >= 1, got {tile!r}")
-        self.net, self.tile = net, tile
-        self.overlap = tile // 4 if overlap is None else overlap
-        if not 0 <= self.overlap < tile:
+        sides = (tile, tile) if isinstance(tile, int) else tuple(tile)
+        if len(sides) != 2 or min(sides) < 1:
+            raise ValueError(f"TiledDenoiser.tile must be >= 1 (or two such sizes), got {tile!r}")
+        self.net, self.tile = net, sides
+        self.overlap = min(sides) // 4 if overlap is None else overlap
+        if not 0 <= self.overlap < min(sides):
             raise ValueError(f"TiledDenoiser.overlap must be in [0, tile), got {self.overlap!r}")
+
+    def row_origins(self, ny: int, nx: int) -> list[int]:
+        """First rows of the tiles covering a (ny, nx) grid."""
+        return tile_origins(ny, tile_shape(self.tile, ny, nx)[0], self.overlap)
 
     def forward(self, x: torch.Tensor, sigma, cond: Cond | None = None) -> torch.Tensor:
         ny, nx = x.shape[-2:]
-        ty, tx = min(self.tile, ny), min(self.tile, nx)
-        boxes = [(j, i) for j in tile_origins(ny, ty, self.overlap) for i in tile_origins(nx, tx, self.overlap)]
+        out, total = self.blend(x, sigma, cond, (ny, nx), self.row_origins(ny, nx), first_row=0)
+        return out / total
+
+    def blend(self, x: torch.Tensor, sigma, cond: Cond | None, grid: tuple[int, int], rows: list[int],
+              first_row: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weighted sum of the tile outputs and the sum of the weights, on ``x``'s rows, which are rows
+        ``first_row``.. of a ``grid`` (ny, nx) grid; ``rows``: the tiles' first rows (grid indices).
+        Tiles are added in the order (row, column) whatever part of the grid ``x`` holds, so a point gets
+        bit for bit the same sum from a band of the grid as from the whole (models/bands.py)."""
+        ty, tx = tile_shape(self.tile, *grid)
         weight = _window(ty, min(self.overlap, ty - 1), x.device)[:, None] * \
             _window(tx, min(self.overlap, tx - 1), x.device)[None, :]
         dtype = torch.promote_types(x.dtype, torch.float32)  # float64 samplers stay float64
         out = torch.zeros(x.shape, dtype=dtype, device=x.device)
-        total = torch.zeros((ny, nx), dtype=torch.float32, device=x.device)
-        for j, i in boxes:
-            crop = (..., slice(j, j + ty), slice(i, i + tx))
-            tile_cond = None if cond is None else cond._map(lambda t: t[crop] if t.ndim == 4 else t)
-            out[crop] += self.net(x[crop], sigma, tile_cond).to(dtype) * weight
-            total[j:j + ty, i:i + tx] += weight
-        return out / total
+        total = torch.zeros(x.shape[-2:], dtype=torch.float32, device=x.device)
+        for j in rows:
+            for i in tile_origins(grid[1], tx, self.overlap):
+                j_local = j - first_row
+                crop = (..., slice(j_local, j_local + ty), slice(i, i + tx))
+                tile_cond = None if cond is None else cond._map(lambda t: t[crop] if t.ndim == 4 else t)
+                out[crop] += self.net(x[crop], sigma, tile_cond).to(dtype) * weight
+                total[crop[1:]] += weight
+        return out, total

@@ -190,13 +190,13 @@ class Trainer:
 
     def sample(self, batch: Batch, n: int = 1, sampler: SamplerConfig | None = None,
                generator: torch.Generator | None = None, use_ema: bool = True,
-               tile: int | None = None, noise=None) -> torch.Tensor:
+               tile: int | None = None, noise=None, bands=None) -> torch.Tensor:
         """(B, n, C, ny, nx) physical samples from the EMA (default) or raw weights;
         ``tile``: blended tiled denoising (default: the training tile size, if any);
-        ``noise``: the noise source (Surrogate.sample)."""
+        ``noise``, ``bands``: the noise source and this rank's band (Surrogate.sample)."""
         model = self.ema if use_ema else self.model
         model.eval()
-        return model.sample(batch.to(self.device), n, sampler, generator, tile or self.config.tile, noise)
+        return model.sample(batch.to(self.device), n, sampler, generator, tile or self.config.tile, noise, bands)
 
     # -- checkpoints --------------------------------------------------------------------
 

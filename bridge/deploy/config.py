@@ -9,6 +9,7 @@ to validate.
 from __future__ import annotations
 
 import logging
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 WORKER_MODES = ("train", "emulate", "spinup", "generate", "ensemble", "infer")
 TO_WORKER, TO_OCEAN = "ocean_to_worker", "worker_to_ocean"
 EMU_SUFFIX, INIT_SUFFIX = "_emu", "_init"
+DEVICES = ("auto", "cpu", "cuda")  # [worker] device, besides cuda:N (GPU N); see bridge/worker/placement.py
+GPU_DEVICE = re.compile(r"cuda:[0-9]+")
 
 
 class Section:
@@ -96,10 +99,20 @@ class WorkerSection(Section):
     ranks: int = setting(1, "MPI ranks of the worker group", ge=1)
     modes: tuple[str, ...] = setting(("train",), "what the worker does; modes combine", choices=WORKER_MODES,
                                      subset=True)
-    device: str = setting("auto", "torch device of the worker ranks", choices=("auto", "cpu", "cuda"))
+    device: str = setting("auto", "torch device of the worker ranks: `auto` (with CUDA the GPU of the rank's "
+                          "node-local rank modulo the GPU count, else the CPU), `cuda` (the same, an error "
+                          "without CUDA), `cuda:N` (GPU N for every rank, e.g. `cuda:0` when each rank sees "
+                          "only its own GPU) or `cpu`")
     python: str = setting("", "Python interpreter of the worker (default: the one running oceanbridge)")
     args: tuple[str, ...] = setting((), "extra arguments appended to `oceanbridge worker`")
     extra: Mapping[str, Any] = passthrough("sub-tables such as [worker.train], validated by the worker")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # not a `choices` list: cuda:N has one form per GPU index
+        if self.device not in DEVICES and not GPU_DEVICE.fullmatch(self.device):
+            allowed = ", ".join(repr(d) for d in (*DEVICES, "cuda:N"))
+            raise ConfigError(f"key 'device' has invalid value {self.device!r} (allowed: {allowed})")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -95,6 +95,19 @@ def equilibrium_watch(cfg, settings, channels, mask):
     return EquilibriumWatch(cfg.components, g.metric_names, g.detector, grid, physics, channels, cfg.run.dt)
 
 
+def rank_band(cfg, rank: int, size: int):
+    """This rank's band of the sampling decomposition: tiles of the band shape each rank trained on,
+    halos exchanged at every network call (models/bands.py), so samples have no seams at band edges."""
+    from bridge.worker.tunnel import worker_box
+    from models.bands import BandLayout, RankBand
+    boxes = [worker_box(cfg, r, size) for r in range(size)]
+    layout = BandLayout.training_shaped(cfg.ocean.ny, cfg.ocean.nx, [(b.j0, b.nj) for b in boxes])
+    log.info("sampling: %d bands of rows %s, tiles %s overlapping by %d rows/columns; this rank reads rows %d..%d",
+             size, [(b.j0, b.j0 + b.nj - 1) for b in boxes], layout.tile, layout.overlap, layout.reads(rank)[0],
+             layout.reads(rank)[1] - 1)
+    return RankBand(layout, rank, cfg.run.timeout)
+
+
 def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels, on_coupled=lambda: None) -> dict:
     """Everything after the tunnel exists: torch, the trainer, the buffer, the loop."""
     import torch
@@ -103,8 +116,9 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels, 
     from bridge.transport import wait
     from bridge.worker.checkpoint import checkpoint_path, load_checkpoint, restore
     from bridge.worker.ddp import DataParallel
-    from bridge.worker.engine import Engine, build_inference, build_trainer, parse_device
+    from bridge.worker.engine import Engine, build_inference, build_trainer
     from bridge.worker.learner import Learner
+    from bridge.worker.placement import device_for_rank, placement_report
     from bridge.worker.records import Counters
     from bridge.worker.runtime import Runtime
     from models.buffers import BufferConfig, make_buffer
@@ -118,7 +132,8 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels, 
     sys.setswitchinterval(5e-4)
     if "OMP_NUM_THREADS" not in os.environ:  # share the cores with the ocean ranks
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // (size + cfg.ocean.ranks * cfg.ocean.members)))
-    device = parse_device(cfg.worker.device, rank)
+    device = device_for_rank(cfg.worker.device, rank)
+    placement_report(tunnel.local_comm, device)
     spec = DataSpec(channels, tuple(p.name for p in cfg.parameters), tunnel.box.nj, tunnel.box.ni)
     generating = "generate" in cfg.worker.modes
     task, lag = ("generate", 1) if generating else ("emulate", tunnel.cfg.fields[0].freq)
@@ -139,7 +154,8 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels, 
                  trainer.step, len(buffer), buffer.n_put, buffer.n_got, counters.as_dict())
     ddp = DataParallel(tunnel.local_comm, trainer.device, cfg.run.timeout)
     ddp.attach(trainer.model)
-    engine = Engine(trainer, tunnel.box, mask, use_position=size > 1, inference=inference, baseline=baseline)
+    engine = Engine(trainer, tunnel.box, mask, use_position=size > 1, inference=inference, baseline=baseline,
+                    bands=rank_band(cfg, rank, size) if ddp.active else None)
     generator = Trainer.load(settings.spinup.checkpoint, device=device) if "spinup" in cfg.worker.modes else None
     learner = Learner(engine, buffer, ddp, settings.train, settings.emulate,
                       training=bool({"train", "generate"} & set(cfg.worker.modes)))

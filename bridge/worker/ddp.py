@@ -77,17 +77,19 @@ class DataParallel:
             norm.running_mean.copy_(pooled)
             norm.count.copy_(total)
 
-    def agree(self, ready: bool, stop: bool, surrogate: bool = True) -> tuple[bool, bool, bool]:
-        """(every rank ready, some rank stopping, every rank wants a surrogate step): the lock-step
-        decision of one trainer iteration.  The surrogate step is collective (its backward averages
-        gradients), so whether to take it must be decided here, once for all ranks, and never
-        re-read on one rank afterwards: the main thread may change a rank's mind meanwhile."""
+    def agree(self, ready: bool, stop: bool, surrogate: bool = True,
+              pending: int = 0) -> tuple[bool, bool, bool, int]:
+        """(every rank ready, some rank stopping, every rank wants a surrogate step, emulation requests
+        every rank holds): the lock-step decision of one trainer iteration.  The surrogate step is
+        collective (its backward averages gradients), and so is sampling (the bands exchange halos at
+        every network call, models/bands.py), so whether to take them must be decided here, once for all
+        ranks, and never re-read on one rank afterwards: the main thread may change a rank's mind meanwhile."""
         if not self.active:
-            return ready, stop, surrogate
-        flags = torch.tensor([0 if ready else 1, 1 if stop else 0, 0 if surrogate else 1], dtype=torch.int32,
-                             device=self.device)
+            return ready, stop, surrogate, pending
+        flags = torch.tensor([0 if ready else 1, 1 if stop else 0, 0 if surrogate else 1, -pending],
+                             dtype=torch.int64, device=self.device)
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        return bool(flags[0] == 0), bool(flags[1] == 1), bool(flags[2] == 0)
+        return bool(flags[0] == 0), bool(flags[1] == 1), bool(flags[2] == 0), int(-flags[3])
 
     def close(self) -> None:
         if self.active and dist.is_initialized():

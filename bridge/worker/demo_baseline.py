@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bridge.worker.engine import build_trainer, parse_device
+from bridge.worker.engine import build_trainer
+from bridge.worker.placement import device_for_rank
 from bridge.worker.settings import worker_settings
 from bridge.worker.tunnel import channel_names
 from models.data import Batch, PairDataset
@@ -45,7 +46,7 @@ def train_mse_baseline(cfg, steps: int, out: Path) -> Baseline:
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     files = [str(p) for p in member_files(cfg)]
     dataset = PairDataset(files, list(channel_names(cfg)), lag=1)
-    trainer = build_trainer(dataset.spec, worker_settings(cfg), parse_device(cfg.worker.device, 0),
+    trainer = build_trainer(dataset.spec, worker_settings(cfg), device_for_rank(cfg.worker.device, 0),
                             use_position=cfg.worker.ranks > 1, lag=cfg.fields[0].freq, objective="mse")
     log.info("MSE baseline: %d optimizer steps on %d pairs from %d member file(s)", steps, len(dataset), len(files))
     baseline = Baseline(trainer, [member.theta for member in dataset.members], dataset, out)

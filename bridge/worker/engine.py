@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from models.data import Batch, DataSpec, grid_position
-from models.sampling import SamplerConfig, tile_noise
+from models.sampling import SamplerConfig
 from models.surrogate import Surrogate, SurrogateConfig
 from models.train import Trainer, TrainConfig
 
@@ -50,8 +50,9 @@ class Engine:
     """Trainer + this rank's tile geometry + mask; numpy (C, nj, ni) at the boundary."""
 
     def __init__(self, trainer: Trainer, box, mask: np.ndarray, use_position: bool, inference=None,
-                 baseline: Trainer | None = None):
+                 baseline: Trainer | None = None, bands=None):
         self.trainer, self.box, self.baseline = trainer, box, baseline
+        self.bands = bands  # models.bands.RankBand with several worker ranks: seam-free sampling
         self._warned = False
         self.device = trainer.device
         self.full_mask = np.asarray(mask)
@@ -106,15 +107,8 @@ class Engine:
                       theta=torch.as_tensor(theta[None], dtype=torch.float32), mask=self.mask, pos=self.pos)
         gen = torch.Generator(self.device).manual_seed(seed)
         sampler = SamplerConfig(num_steps=num_steps, S_churn=churn, S_min=churn_window[0], S_max=churn_window[1])
-        out = self.trainer.sample(batch, n=n, sampler=sampler, generator=gen, noise=self._noise(gen))
+        out = self.trainer.sample(batch, n=n, sampler=sampler, generator=gen, bands=self.bands)
         return out[0].double().cpu().numpy()
-
-    def _noise(self, gen: torch.Generator):
-        """The sampler's noise: this tile's cut of one whole-grid field drawn from the seed every rank
-        shares, so no two bands start from the same noise (one rank: the whole field, the same draws
-        as plain white noise)."""
-        box = self.box
-        return tile_noise(gen, (box.ny, box.nx), slice(box.j0, box.j0 + box.nj), slice(box.i0, box.i0 + box.ni))
 
 
 def generate_state(generator: Trainer, theta: np.ndarray, engine: Engine, num_steps: int, seed: int,
@@ -145,12 +139,3 @@ def with_rest_volume(state: np.ndarray, channels, mask: np.ndarray) -> np.ndarra
         ssh, ocean = out[list(channels).index("ssh")], np.asarray(mask) > 0
         ssh[ocean] -= ssh[ocean].mean()
     return out
-
-
-def parse_device(name: str, rank: int) -> str:
-    """'auto' -> cuda:<rank mod GPUs> when CUDA is present, else cpu."""
-    if name in ("auto", "cuda") and torch.cuda.is_available():
-        return f"cuda:{rank % torch.cuda.device_count()}"
-    if name == "cuda":
-        raise RuntimeError("[worker] device = 'cuda' but torch sees no CUDA device")
-    return "cpu"

@@ -13,6 +13,7 @@ after the stream both train on the buffer up to their ``min_steps``, then
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import queue
@@ -46,6 +47,7 @@ class Learner(threading.Thread):
         self.engine, self.buffer, self.ddp = engine, buffer, ddp
         self.train_cfg, self.emu_cfg, self.training = train, emulate, training
         self._requests: queue.Queue = queue.Queue()
+        self._pending: collections.deque = collections.deque()  # collected, not yet served
         self._results: dict = {}
         self._done = threading.Condition()
         self._stopping = threading.Event()
@@ -129,24 +131,25 @@ class Learner(threading.Thread):
     def _loop(self) -> None:
         bs = self.train_cfg.batch_size
         while True:
-            self._serve_requests()
+            self._collect_requests()
             surrogate = self._surrogate_wants()  # read once: finish_training may change it meanwhile
             ready = self.training and len(self.buffer) > 0 and (surrogate or self._inference_wants()) \
                 and self.buffer.ready(bs)
-            all_ready, stop, surrogate = self.ddp.agree(ready, self._stopping.is_set(), surrogate)
+            all_ready, stop, surrogate, serve = self.ddp.agree(ready, self._stopping.is_set(), surrogate,
+                                                                len(self._pending))
             if stop:
                 return
+            for _ in range(serve):  # the requests every rank holds: sampling is collective across bands
+                self._serve(self._pending.popleft())
             if all_ready:
                 self._train_step(self.buffer.get(bs), surrogate)
-            else:
+            elif not serve:
                 t = time.perf_counter()
                 try:  # sleep until a request arrives, or a short while
-                    request = self._requests.get(timeout=IDLE_WAIT)
+                    self._pending.append(self._requests.get(timeout=IDLE_WAIT))
                 except queue.Empty:
-                    request = None
+                    pass
                 self.wait_s += time.perf_counter() - t
-                if request is not None:
-                    self._serve(request)
 
     def _surrogate_wants(self) -> bool:
         steps, step = self.train_cfg.max_steps, self.engine.trainer.step
@@ -182,10 +185,12 @@ class Learner(threading.Thread):
             log.info("train step %d: loss %.4f (mean of last %d), buffer %s", trainer.step, float(np.mean(recent)),
                      len(recent), self.buffer.stats())
 
-    def _serve_requests(self) -> None:
+    def _collect_requests(self) -> None:
+        """Move the main thread's requests to ``_pending`` (FIFO: every rank's main thread asks in the same
+        order), where they wait until every rank holds them."""
         while True:
             try:
-                self._serve(self._requests.get_nowait())
+                self._pending.append(self._requests.get_nowait())
             except queue.Empty:
                 return
 

@@ -37,13 +37,13 @@ class MainThreadEndsStreamDuringAgree:
         self.learner = None
         self.calls = 0
 
-    def agree(self, ready, stop, surrogate=None):
+    def agree(self, ready, stop, surrogate=None, pending=0):
         self.calls += 1
         if self.calls == 1:
             self.learner._draining_to = 5  # trainer.step (10) >= 5: this rank no longer wants a step
-            decision = True, False, True  # what the ranks agreed before that
+            decision = True, False, True, 0  # what the ranks agreed before that
         else:
-            decision = False, True, False
+            decision = False, True, False, 0
         return decision if surrogate is not None else decision[:2]  # (the two-flag form of before the fix)
 
     def pool_statistics(self, model):
