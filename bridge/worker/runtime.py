@@ -296,4 +296,13 @@ class Runtime:
             "members_lost": self.lost,
             "equilibrium": None if self.watch is None else self.watch.qualified(),
             "posterior": self.learner.posterior,
+            "halo": self._halo(),
         }
+
+    def _halo(self) -> dict | None:
+        """This rank's halo exchanges while sampling (several worker ranks, models/bands.py)."""
+        bands = self.engine.bands
+        if bands is None:
+            return None
+        return {"exchanges": bands.exchange.calls, "exchange_s": bands.exchange.seconds,
+                "sample_s": self.learner.sample_s, "reads_rows": list(bands.layout.reads(bands.rank))}

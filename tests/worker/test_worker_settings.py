@@ -168,6 +168,7 @@ def test_emulator_tiles_of_a_decomposed_grid_share_one_noise_field():
     from bridge.partition import BoxPartition
     from bridge.worker.engine import Engine, build_trainer
     from bridge.worker.settings import ModelSettings, TrainSettings, WorkerSettings
+    from models.bands import BandLayout, RankBand
     from models.data import DataSpec
 
     settings = WorkerSettings(train=TrainSettings(batch_size=2, norm_warmup_steps=1),
@@ -175,14 +176,16 @@ def test_emulator_tiles_of_a_decomposed_grid_share_one_noise_field():
     trainer = build_trainer(DataSpec(("ssh",), ("tau0",), 8, 8), settings, "cpu", True, 1)
     drawn = {}
 
-    def record(batch, n, sampler, generator, noise):  # what the sampler would draw first: the latents
-        drawn[len(drawn)] = noise((n, 1, 4, 8), torch.float32, "cpu")
+    def record(batch, n, sampler, generator, bands):  # what the sampler would draw first: the latents
+        drawn[len(drawn)] = bands.noise(generator)((n, 1, 4, 8), torch.float32, "cpu")
         return torch.zeros((1, n, 1, 4, 8))
 
     trainer.step = 1  # trained: emulate samples instead of answering with persistence
     trainer.sample = record
-    for j0 in (0, 4):
-        engine = Engine(trainer, BoxPartition(8, 8, 0, j0, 8, 4), np.ones((8, 8)), True)
+    layout = BandLayout(8, 8, [(0, 4), (4, 4)], (4, 8))
+    for rank, j0 in enumerate((0, 4)):
+        engine = Engine(trainer, BoxPartition(8, 8, 0, j0, 8, 4), np.ones((8, 8)), True,
+                        bands=RankBand(layout, rank, timeout_s=1.0))
         engine.emulate(np.zeros((1, 4, 8)), np.ones(1), 2, 4, seed=11)
     whole = torch.randn((2, 1, 8, 8), generator=torch.Generator().manual_seed(11))
     assert torch.equal(drawn[0], whole[..., :4, :]) and torch.equal(drawn[1], whole[..., 4:, :])
