@@ -47,13 +47,13 @@ $(STAMPS)/apt:
 	fi
 	@touch $@
 
-# --- Python virtual environment (torch CPU build first, then the project) ---
+# --- Python virtual environment (torch CPU build first, then the project with its ml and test extras) ---
 venv: $(STAMPS)/venv
 $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	@mkdir -p $(STAMPS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[ml,test]"
 	@touch $@
 
 # --- Fortran: the bridge library and every Fortran program built on it -----

@@ -96,7 +96,7 @@ class Study:
 # ----------------------------------------------------------------------------- design
 def held_out(study: Study) -> dict[str, np.ndarray]:
     """Validation and test θ inside the prior box, from a hypercube of their own (never the training design)."""
-    from models.designs import latin_hypercube
+    from bridge.deploy.ensemble import latin_hypercube
     lo, hi = (np.array([b[i] for b in BOX.values()]) for i in (0, 1))
     held = lo + latin_hypercube(study.n_val + study.n_test, len(BOX), np.random.default_rng(17)) * (hi - lo)
     return {"val": held[:study.n_val], "test": held[study.n_val:]}

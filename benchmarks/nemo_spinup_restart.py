@@ -856,7 +856,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def DESIGNS_draw(args) -> np.ndarray:  # noqa: N802
     """The members' unit draws exactly as preprod makes them (bridge.deploy.ensemble.draw_parameters)."""
-    from models.designs import DESIGNS
+    from bridge.deploy.ensemble import DESIGNS
     rng = np.random.default_rng(0)
     return DESIGNS["lhs"](args.members, 1, rng)[:, 0]
 

@@ -43,15 +43,17 @@ def Component(name: str, *, backend: str = "mpi", **options):  # noqa: N802 - a 
 
     options: ``timeout`` (seconds for every blocking wait), ``nan_policy``
     ('error', 'warn' or 'off') for NaN/Inf in puts, ``put_mode`` (MPI backend:
-    'copy', the default, returns once the data is copied; 'direct' sends from
-    the caller's array and returns once the receivers have it; default
-    $OBRIDGE_PUT_MODE). Under 'error' (the MPI
+    'copy' returns once the data is copied; 'direct' sends from
+    the caller's array and returns once the receivers have it). Under 'error' (the MPI
     backend) a put holding NaN/Inf still completes its message, flagged as
     rejected, then raises FieldValueError; the receiver's get raises
     FieldValueError naming the field, step, sending rank and the count, and
-    its array is undefined. The MPI backend also reads
-    $OBRIDGE_TIMEOUT, $OBRIDGE_RING, $OBRIDGE_PUT_MODE and $OBRIDGE_WAIT (auto|spin|yield, see
-    bridge.transport.wait); a malformed value is an error naming it."""
+    its array is undefined. The MPI backend takes the defaults of ``timeout``,
+    ``nan_policy`` and ``put_mode`` from $OBRIDGE_TIMEOUT, $OBRIDGE_NAN_POLICY and
+    $OBRIDGE_PUT_MODE, and also reads $OBRIDGE_RING and $OBRIDGE_WAIT (auto|spin|yield, see
+    bridge.transport.wait): ``oceanbridge launch`` sets them all from the deploy config's
+    ``[run]`` keys (timeout, nan_policy, put_mode, put_ring, wait_mode); unset, each is the
+    default of bridge.transport.env. A malformed value is an error naming it."""
     abort_job_on_error_if_mpi_runs(name)  # first: nothing below may raise into MPI_Finalize
     if backend == "mpi":
         from .transport.mpi import MpiComponent

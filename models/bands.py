@@ -134,16 +134,16 @@ class HaloExchange:
         return ext
 
     def _wait(self, work, peer: int, a: int, b: int, verb: str) -> None:
-        """Every blocking wait has a bound: [run] timeout, naming both ranks and the rows."""
+        """Every blocking wait has a bound: [run] ranks_timeout, naming both ranks and the rows."""
         try:
             ok = work.wait(datetime.timedelta(seconds=self.timeout_s))
         except RuntimeError as err:
             raise TimeoutError(f"halo exchange: worker rank {self.rank} could not {verb} rows {a}..{b - 1} "
                                f"{'to' if verb == 'send' else 'from'} worker rank {peer} within "
-                               f"{self.timeout_s:g} s ([run] timeout): {err}") from err
+                               f"{self.timeout_s:g} s ([run] ranks_timeout): {err}") from err
         if ok is False:
             raise TimeoutError(f"halo exchange: worker rank {self.rank}: {verb} of rows {a}..{b - 1} with worker "
-                               f"rank {peer} did not complete within {self.timeout_s:g} s ([run] timeout)")
+                               f"rank {peer} did not complete within {self.timeout_s:g} s ([run] ranks_timeout)")
 
 
 class BandTiledDenoiser(nn.Module):

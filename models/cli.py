@@ -25,13 +25,15 @@ from .sampling import SamplerConfig
 from .surrogate import SurrogateConfig, Surrogate
 from .train import TrainConfig, Trainer
 
-__all__ = ["train_main", "sample_main", "evaluate_main"]
+__all__ = ["cli_verb", "train_main", "sample_main", "evaluate_main"]
 
 log = logging.getLogger("oceanbridge")
 
 
-def _cli(func):
-    """Bad input ends with one clear line on stderr and exit code 2, not a traceback."""
+def cli_verb(func):
+    """A verb's entry point ``<verb>_main(argv)``: bad input (ValueError, FileNotFoundError, OSError) ends
+    with one clear line on stderr and exit code 2, not a traceback.  Public: the worker's ``infer`` verb
+    (bridge/worker/infer.py) uses it too."""
     @functools.wraps(func)
     def wrapper(argv=None) -> int:
         try:
@@ -103,7 +105,7 @@ def _train_parser() -> argparse.ArgumentParser:
     return p
 
 
-@_cli
+@cli_verb
 def train_main(argv) -> int:
     args = _train_parser().parse_args(argv)
     _setup(args)
@@ -176,7 +178,7 @@ def _theta(member, overrides: list[str]) -> torch.Tensor:
     return torch.tensor([list(theta.values())], dtype=torch.float32)
 
 
-@_cli
+@cli_verb
 def sample_main(argv) -> int:
     args = _sample_parser().parse_args(argv)
     _setup(args)
@@ -263,7 +265,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     return p
 
 
-@_cli
+@cli_verb
 def evaluate_main(argv) -> int:
     args = _evaluate_parser().parse_args(argv)
     samples = read_samples(args.samples)

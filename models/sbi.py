@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .designs import latin_hypercube
 from .normalize import Normalizer
 from .posterior_net import FieldSummary, MixtureDensity, VectorSummary
 
@@ -78,10 +77,14 @@ class BoxUniform:
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.low + (self.high - self.low) * torch.rand(n, self.dim, generator=generator, dtype=torch.float64)
 
-    def lhs(self, n: int, seed: int = 0) -> torch.Tensor:
-        """Latin hypercube design of ``n`` points in the box."""
-        unit = latin_hypercube(n, self.dim, np.random.default_rng(seed))
-        return self.low + (self.high - self.low) * torch.from_numpy(unit)
+    def from_unit(self, unit) -> torch.Tensor:
+        """Points ``unit`` of [0, 1)^dim, shape ``(n, dim)``, mapped into the box: a space-filling design
+        drawn by the caller (e.g. the Latin hypercube of ``bridge.deploy.ensemble``, which preprod draws the
+        members' θ with; this package draws no designs, so that deployment does not need it)."""
+        unit = torch.as_tensor(np.asarray(unit, dtype=float), dtype=torch.float64)
+        if unit.ndim != 2 or unit.shape[1] != self.dim:
+            raise ValueError(f"BoxUniform.from_unit: points of shape {tuple(unit.shape)}, expected (n, {self.dim})")
+        return self.low + (self.high - self.low) * unit
 
     def contains(self, theta: torch.Tensor) -> torch.Tensor:
         return ((theta >= self.low) & (theta <= self.high)).all(-1)

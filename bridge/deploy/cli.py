@@ -11,7 +11,8 @@ import shlex
 import sys
 
 from bridge.deploy.config import DeployConfig, load_config
-from bridge.deploy.launch import LAUNCHERS, build_command, default_launcher, preflight, require_ready, run_job
+from bridge.deploy.launch import (LAUNCHERS, build_command, default_launcher, preflight, record_launch, require_ready,
+                                  run_job)
 from bridge.deploy.launch import PreflightError
 from bridge.deploy.mpmd import job_env
 from bridge.deploy.namcouple import NamcoupleError
@@ -20,7 +21,6 @@ from bridge.deploy.preprod import PreprodError, preprod
 from bridge.deploy.runlock import RunFolderLocked, lock_holder, run_folder_lock
 from bridge.deploy.settings import ConfigError
 from bridge.deploy.slurm import write_slurm
-from bridge.worker.settings import worker_settings
 
 INVALID = (ConfigError, PreprodError, NamelistError, NamcoupleError, OSError)
 NOT_READY = (PreflightError, RunFolderLocked)
@@ -40,6 +40,7 @@ def _fail(verb: str, err: Exception, status: int) -> int:
 def load_checked(path: str) -> DeployConfig:
     """The config with every section validated: the deploy layer's own, then the worker's ([worker.*],
     [model]; no torch is imported), so that a typo there stops preprod/launch before any rank starts."""
+    from bridge.worker.settings import worker_settings  # (here: importing deployment needs no worker package)
     cfg = load_config(path)
     worker_settings(cfg)
     return cfg
@@ -91,13 +92,16 @@ def launch_main(argv: list[str]) -> int:
 
 
 def launch_job(cfg: DeployConfig, launcher: str, command: str, *, prepare: bool = False) -> int:
-    """Under the run-folder lock, held for the whole job: preprod (with ``prepare``), the checks, then the MPMD job;
-    its exit status. ``command`` is what the lock file names as its holder."""
+    """Under the run-folder lock, held for the whole job: preprod (with ``prepare``), the checks, the launch record
+    (``<run_dir>/oceanbridge.launches.jsonl``), then the MPMD job; its exit status. ``command`` is what the lock file
+    names as its holder."""
     with run_folder_lock(cfg.run.run_dir, command):
         if prepare:
             preprod(cfg)
         require_ready(cfg, launcher)
-        return run_job(build_command(cfg, launcher), cfg.run.run_dir, job_env(cfg))
+        cmd = build_command(cfg, launcher)
+        record_launch(cfg, launcher, cmd, command)
+        return run_job(cmd, cfg.run.run_dir, job_env(cfg))
 
 
 def _report(cfg, launcher: str, *, print_command: bool) -> int:

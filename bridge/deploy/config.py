@@ -21,6 +21,7 @@ from bridge.deploy.naming import check_field, member_component, member_oasis_nam
 from bridge.deploy.rules import check_config
 from bridge.deploy.settings import (MISSING, ConfigError, control_char, from_table, markdown_table,
                                     passthrough, setting, settings_of, validate_section)
+from bridge.transport.env import NAN_POLICY, PUT_MODE, PUT_RING, TIMEOUT, WAIT_MODE
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,34 @@ class RunSection(Section):
                         "namelist variable for it)", gt=0)
     nit000: int = setting(1, "index of the first ocean time step", ge=0)
     steps: int = setting(MISSING, "number of ocean time steps of the run", ge=1)
-    timeout: float = setting(300.0, "seconds a blocking receive waits (`rn_obr_timeout`)", gt=0)
+    # the coupling settings: `oceanbridge launch` writes each into the job's environment as its $OBRIDGE_*
+    # variable (bridge.transport.env.COUPLING, which holds their defaults) and into the launch record
+    timeout: float = setting(TIMEOUT.default, "seconds any blocking exchange between the ocean and the worker "
+                             "waits before it fails naming the field, step and peer, on both sides: the ocean's "
+                             "(`rn_obr_timeout`) and the worker's receives, sends and end of definitions; the "
+                             "worker drops a silent member after half of it with `[ocean] required = false` and "
+                             "several members (`$OBRIDGE_TIMEOUT`)", gt=0)
+    result_timeout: float | None = setting(None, "seconds the worker waits for its own model (the training "
+                                           "thread) to deliver an emulated state the ocean asks for "
+                                           "(default: `timeout`)", gt=0)
+    ranks_timeout: float | None = setting(None, "seconds a worker rank waits for the other worker ranks in "
+                                          "their collectives: torch.distributed (gradient averaging) and the "
+                                          "band sampling's halo exchange (default: `timeout`)", gt=0)
+    put_mode: str = setting(PUT_MODE.default, "how a put sends, on both sides: `copy` copies the data and returns "
+                            "at once; `direct` sends from the array and returns once the receivers have it (MPI "
+                            "backend; puts of contiguous arrays whose routes span whole rows, the others copy; "
+                            "`$OBRIDGE_PUT_MODE`)", choices=PUT_MODE.choices)
+    put_ring: int = setting(PUT_RING.default, "puts of a field that may be in flight (copy mode) before a put "
+                            "waits for the receiver (`$OBRIDGE_RING`)", ge=1)
+    wait_mode: str = setting(WAIT_MODE.default, "how blocking waits poll: `spin` without pause, `yield` yields "
+                             "the core and then sleeps up to 1 ms, `auto` spins when the job's processes on the "
+                             "node fit the cores their affinity allows (the worker yields while it trains; "
+                             "`$OBRIDGE_WAIT`)", choices=WAIT_MODE.choices)
+    nan_policy: str = setting(NAN_POLICY.default, "what a put does with NaN/Inf values: `error` refuses the state "
+                              "(the receiver's get fails naming field, step and rank), `warn` sends it with a "
+                              "warning, `off` does not look; a host's own choice wins (NEMO, and gyre with "
+                              "`nn_ctl = 1`, turn it off: their own checks stop on NaN; "
+                              "`$OBRIDGE_NAN_POLICY`)", choices=NAN_POLICY.choices)
     stop_grace: int = setting(10, "seconds the worker gets to write its checkpoint when Open MPI stops the job "
                               "(a rank died, MPI_Abort, SIGTERM to mpirun): its processes get SIGTERM this long "
                               "after the stop and SIGKILL as long again after that (`odls_base_sigkill_timeout`); "
@@ -58,6 +86,16 @@ class RunSection(Section):
     mpirun_args: tuple[str, ...] = setting((), "extra launcher options placed before the first program, "
                                            "e.g. `[\"--mca\", \"mca_base_env_list\", \"LD_LIBRARY_PATH\"]` "
                                            "(Open MPI: a `-x` there reaches only the first program)")
+
+    @property
+    def result_timeout_s(self) -> float:
+        """The worker's wait for its own emulated state: ``result_timeout``, or ``timeout`` when not given."""
+        return self.timeout if self.result_timeout is None else self.result_timeout
+
+    @property
+    def ranks_timeout_s(self) -> float:
+        """A worker rank's wait for the other worker ranks: ``ranks_timeout``, or ``timeout`` when not given."""
+        return self.timeout if self.ranks_timeout is None else self.ranks_timeout
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,6 +3,11 @@
 The draw is a pure function of the config (design, seed, bounds, K), so the
 worker can recompute the θ of every member instead of trusting a file; preprod
 still writes ``parameters.csv`` for people and post-processing.
+
+The space-filling designs of [0, 1)^dims (``[ensemble] design``) live here, numpy
+only: deployment needs neither torch nor the ML package ``models``, which does
+not import ``bridge``; a prior box there maps such points into itself
+(``models.sbi.BoxUniform.from_unit``).
 """
 from __future__ import annotations
 
@@ -13,10 +18,22 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.designs import DESIGNS
-
 if TYPE_CHECKING:
     from bridge.deploy.config import DeployConfig
+
+
+def latin_hypercube(n: int, dims: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n, dims)`` points in [0, 1): each column has exactly one point per stratum [i/n, (i+1)/n)."""
+    strata = np.array([rng.permutation(n) for _ in range(dims)], dtype=float).reshape(dims, n).T
+    return (strata + rng.random((n, dims))) / n
+
+
+def uniform_design(n: int, dims: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n, dims)`` independent uniform points in [0, 1)."""
+    return rng.random((n, dims))
+
+
+DESIGNS = {"lhs": latin_hypercube, "uniform": uniform_design}  # [ensemble] design
 
 
 def draw_parameters(cfg: "DeployConfig") -> np.ndarray:

@@ -6,17 +6,20 @@ on a batch node.  Problems are collected and reported together.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bridge.deploy.config import TO_WORKER
 from bridge.deploy.croco_param import croco_rank_problems
-from bridge.deploy.mpmd import (job_env, mpirun_command, srun_hetjob_command, srun_multiprog_command, worker_argv,
-                                write_multiprog)
+from bridge.deploy.mpmd import (job_env, job_settings, mpirun_command, srun_hetjob_command, srun_multiprog_command,
+                                worker_argv, write_multiprog)
 from bridge.deploy.namcouple import check_namcouple, restart_name
 from bridge.deploy.oasis_env import HOW_TO, oasis_problems
 from bridge.deploy.preprod import check_members
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 LAUNCHERS = ("mpirun", "srun")
+LAUNCH_RECORD = "oceanbridge.launches.jsonl"  # in run_dir: one JSON line per launch, appended
 
 
 class PreflightError(RuntimeError):
@@ -36,6 +40,7 @@ class PreflightError(RuntimeError):
 def preflight(cfg: "DeployConfig", launcher: str = "mpirun") -> list[str]:
     """Every problem that would stop or corrupt the run, as one line each."""
     problems = _check_program(cfg.ocean.executable, "[ocean] executable")
+    problems += shell_env_problems(cfg, os.environ)
     problems += _check_worker_python(cfg)
     problems += check_members(cfg)
     problems += croco_rank_problems(cfg)
@@ -46,6 +51,50 @@ def preflight(cfg: "DeployConfig", launcher: str = "mpirun") -> list[str]:
     if shutil.which(tool) is None:
         problems.append(f"launcher '{tool}' not found on PATH")
     return problems
+
+
+def shell_env_problems(cfg: "DeployConfig", environ) -> list[str]:
+    """A variable the launcher sets from the config (``mpmd.job_env``) that ``environ`` (the launching shell)
+    holds with another value: the job would get the config's value, not the one the user exported, so the
+    launch stops and names both instead of choosing silently.  The same value (``" Direct"`` for ``direct``,
+    ``300`` for ``300.0``) is no problem."""
+    problems = []
+    for var, key, ours in job_settings(cfg):
+        theirs = environ.get(var)
+        if theirs is not None and not _same_setting(theirs, ours):
+            problems.append(f"${var}={theirs!r} is set in this environment but the config gives [run] {key} = "
+                            f"{getattr(cfg.run, key)!r}, which the launcher writes into the job as {var}={ours}: "
+                            f"unset {var} (the config is the way to set it), or set [run] {key} in {cfg.source}")
+    return problems
+
+
+def _same_setting(theirs: str, ours: str) -> bool:
+    try:
+        return float(theirs) == float(ours)
+    except ValueError:
+        return theirs.strip().lower() == ours.strip().lower()
+
+
+def launch_record(cfg: "DeployConfig", launcher: str, cmd: list[str], command: str) -> dict:
+    """What ``record_launch`` writes: who launched what, and every setting the job runs with: the coupling
+    and timeout keys of ``[run]`` (the two worker waits resolved) and the environment the job gets."""
+    run = cfg.run
+    settings = {key: getattr(run, key) for key in ("backend", "dt", "nit000", "steps", "timeout")}
+    settings.update(result_timeout=run.result_timeout_s, ranks_timeout=run.ranks_timeout_s,
+                    stop_grace=run.stop_grace, put_mode=run.put_mode, put_ring=run.put_ring,
+                    wait_mode=run.wait_mode, nan_policy=run.nan_policy)
+    return {"started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "host": socket.gethostname(), "pid": os.getpid(),
+            "config": str(cfg.source), "command": command, "launcher": launcher, "job_command": cmd,
+            "run": settings, "environment": job_env(cfg)}
+
+
+def record_launch(cfg: "DeployConfig", launcher: str, cmd: list[str], command: str) -> Path:
+    """Append this launch's record (``launch_record``) as one JSON line to ``<run_dir>/oceanbridge.launches.jsonl``;
+    a relaunch (resume) adds a line, so the file keeps the settings of every launch of the run folder."""
+    path = cfg.run.run_dir / LAUNCH_RECORD
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(launch_record(cfg, launcher, cmd, command)) + "\n")
+    return path
 
 
 def _check_program(path: Path, key: str) -> list[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bridge.mpirun import mpirun_prefix
+from bridge.transport.env import COUPLING
 
 if TYPE_CHECKING:
     from bridge.deploy.config import DeployConfig
@@ -52,14 +53,23 @@ def mpmd_apps(cfg: "DeployConfig") -> list[App]:
     return apps
 
 
+def job_settings(cfg: "DeployConfig") -> list[tuple[str, str, str]]:
+    """``(variable, [run] key, value)`` of every variable the job's environment gets from the config."""
+    rows = [(s.var, s.key, s.text(getattr(cfg.run, s.key))) for s in COUPLING]
+    if cfg.run.backend == "oasis":
+        rows += [("OBRIDGE_DT", "dt", f"{cfg.run.dt:g}"), ("OBRIDGE_NIT000", "nit000", str(cfg.run.nit000))]
+    return rows
+
+
 def job_env(cfg: "DeployConfig") -> dict[str, str]:
-    """Environment every program of the job gets: with OASIS, the time axis
-    (``OBRIDGE_DT``, ``OBRIDGE_NIT000``), so the Fortran bridge and the pyoasis
-    transport turn steps into OASIS seconds even where the host does not call
-    ``obr_def_time`` (a host's own call wins)."""
-    if cfg.run.backend != "oasis":
-        return {}
-    return {"OBRIDGE_DT": f"{cfg.run.dt:g}", "OBRIDGE_NIT000": str(cfg.run.nit000)}
+    """Environment every program of the job gets, from ``[run]``: the coupling settings ($OBRIDGE_TIMEOUT,
+    $OBRIDGE_PUT_MODE, $OBRIDGE_RING, $OBRIDGE_WAIT, $OBRIDGE_NAN_POLICY: bridge.transport.env.COUPLING),
+    which both sides read before they join, and with OASIS the time axis (``OBRIDGE_DT``,
+    ``OBRIDGE_NIT000``), so the Fortran bridge and the pyoasis transport turn steps into OASIS seconds even
+    where the host does not call ``obr_def_time`` (a host's own call wins).  The config is the source of
+    truth: these replace the launching shell's values, and ``launch`` refuses a shell whose value of one
+    differs (``launch.shell_env_problems``)."""
+    return {var: value for var, _, value in job_settings(cfg)}
 
 
 def total_ranks(cfg: "DeployConfig") -> int:

@@ -6,8 +6,9 @@ same table validates values on creation, rejects unknown keys naming them, and
 renders the key reference in ``deploy/README.md`` (so docs cannot drift).
 
 Only plain types are supported on purpose: ``str``, ``int``, ``float``,
-``bool``, ``Path``, ``Path | None``, ``tuple[str, ...]`` and ``tuple[float, ...]`` -- what TOML can
-express without a conversion layer that users would have to learn.
+``bool``, ``Path``, ``Path | None``, ``float | None``, ``tuple[str, ...]`` and ``tuple[float, ...]`` --
+what TOML can express without a conversion layer that users would have to learn (TOML has no null:
+``None``, a default only, means "not given", and the key's meaning says what applies then).
 """
 from __future__ import annotations
 
@@ -116,7 +117,7 @@ def expand_path(value: str | Path, base_dir: Path) -> Path:
 def type_name(hint) -> str:
     """Short type name for the docs table."""
     return {str: "string", int: "integer", float: "float", bool: "boolean", Path: "path",
-            Path | None: "path", tuple[str, ...]: "list of strings",
+            Path | None: "path", float | None: "float", tuple[str, ...]: "list of strings",
             tuple[Path, ...]: "list of paths", tuple[float, ...]: "list of floats"}[hint]
 
 
@@ -130,7 +131,7 @@ def _coerce(value: Any, hint, base_dir: Path) -> Any:
         return tuple(value)
     if hint == tuple[float, ...] and isinstance(value, list):
         return tuple(float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+    if hint in (float, float | None) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
 
@@ -147,6 +148,8 @@ def _check_value(f: dataclasses.Field, hint, value: Any) -> None:
         if item not in choices:
             allowed = ", ".join(repr(c) for c in choices)
             raise ConfigError(f"key '{f.name}' has invalid value {item!r} (allowed: {allowed})")
+    if value is None:  # a `float | None` left unset: no bound applies
+        return
     if meta.get("ge") is not None and value < meta["ge"]:
         raise ConfigError(f"key '{f.name}' must be >= {meta['ge']}, got {value!r}")
     if meta.get("gt") is not None and value <= meta["gt"]:
@@ -166,6 +169,8 @@ def _has_type(value: Any, hint) -> bool:
         return isinstance(value, Path)
     if hint == Path | None:
         return value is None or isinstance(value, Path)
+    if hint == float | None:
+        return value is None or isinstance(value, float) and math.isfinite(value)
     if hint == tuple[str, ...]:
         return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
     if hint == tuple[Path, ...]:

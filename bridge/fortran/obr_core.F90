@@ -44,6 +44,11 @@ module obr_core
    end interface
    integer(c_int), parameter :: PRIO_PROCESS = 0, LOWEST_PRIORITY = 19
 
+   ! The five settings below are the deploy config's [run] timeout, nan_policy, put_mode, put_ring and wait_mode:
+   ! `oceanbridge launch` writes them as $OBRIDGE_TIMEOUT, _NAN_POLICY, _PUT_MODE, _RING, _WAIT (core_read_env).
+   ! These initial values are the fallbacks when a variable is unset and must equal the defaults of the Python
+   ! declaration, bridge/transport/env.py (TIMEOUT, NAN_POLICY, PUT_MODE, PUT_RING, WAIT_MODE), which
+   ! bridge/deploy/config.py's RunSection takes; tests/deploy/test_deploy_coupling_keys.py compares them.
    real(dp) :: core_timeout = 300._dp                  !< seconds for every blocking wait
    integer :: core_nan_policy = OBR_NAN_ERROR          !< what a put does with NaN/Inf
    logical :: core_put_direct = .false.                !< put sends from the caller's array and waits (no copy)
@@ -65,7 +70,8 @@ contains
       ignored = c_setpriority(PRIO_PROCESS, 0_c_int, LOWEST_PRIORITY)   ! a refusal changes nothing: ignored
    end subroutine core_leave_cores
 
-   !> Take defaults from OBRIDGE_TIMEOUT, OBRIDGE_PUT_MODE, OBRIDGE_NAN_POLICY, OBRIDGE_RING, OBRIDGE_WAIT,
+   !> Take defaults from OBRIDGE_TIMEOUT, OBRIDGE_PUT_MODE, OBRIDGE_NAN_POLICY, OBRIDGE_RING, OBRIDGE_WAIT
+   !! (set by `oceanbridge launch` from the deploy config's [run] keys; unset, the initial values above stay),
    !! and the OASIS time axis from OBRIDGE_NIT000 / OBRIDGE_DT (for hosts that do not call obr_def_time).
    !! A value that is set but malformed is an error naming the variable and the value, never ignored.
    subroutine core_read_env(kinfo)

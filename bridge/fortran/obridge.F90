@@ -245,7 +245,8 @@ contains
       call core_abort(msg)
    end subroutine obr_abort
 
-   !> Seconds any blocking wait may last before it fails (default 300, or $OBRIDGE_TIMEOUT).
+   !> Seconds any blocking wait may last before it fails (default $OBRIDGE_TIMEOUT, [run] timeout in a deploy
+   !! config; unset, core_timeout's initial value, obr_core.F90).
    subroutine obr_set_timeout(seconds)
       real(dp), intent(in) :: seconds            !< the timeout, > 0
       if (seconds > 0) core_timeout = seconds

@@ -19,10 +19,10 @@ int64 (step, tag, NaN/Inf values in the put, rejected 0/1), all with the
 coupling index as tag; MPI's non-overtaking order keeps chunks and trailer
 paired. In the ``copy`` put mode (the default, as the Fortran side) puts are
 non-blocking and copy the data: the sender copies and checks chunk k while MPI
-moves chunk k-1, and a ring of ``RING`` buffers per field ($OBRIDGE_RING,
-default 4) lets it run that many puts ahead of a busy receiver. In the
-``direct`` mode ($OBRIDGE_PUT_MODE, or ``put_mode``) a put whose routes span
-whole rows of a C-contiguous array sends straight from it, checking each chunk
+moves chunk k-1, and a ring of ``RING`` buffers per field ($OBRIDGE_RING, set from
+``[run] put_ring`` by ``oceanbridge launch``) lets it run that many puts ahead of a busy
+receiver. In the ``direct`` mode ($OBRIDGE_PUT_MODE from ``[run] put_mode``, or ``put_mode``)
+a put whose routes span whole rows of a C-contiguous array sends straight from it, checking each chunk
 while it is sent, and returns once the receivers have it (no copy; the sender
 waits for them).
 """
@@ -40,45 +40,57 @@ from ..errors import BridgeError, BridgeTimeout, DefinitionError, FieldValueErro
 from ..partition import BoxPartition
 from ..routing import Route, routes
 from . import wait
-from .env import env_choice
+from .env import NAN_POLICY, PUT_MODE, PUT_RING, TIMEOUT, env_word
 from .wait import wait_all
 
 log = logging.getLogger(__name__)
 
-NAN_POLICIES = ("error", "warn", "off")
-PUT_MODES = ("copy", "direct")
+NAN_POLICIES = NAN_POLICY.choices
+PUT_MODES = PUT_MODE.choices
+
+# The $OBRIDGE_* defaults below are those of env.py's table, which the deploy config's [run] keys
+# (timeout, put_ring, put_mode, nan_policy, wait_mode) declare too; `oceanbridge launch` sets them all.
 
 
 def _default_timeout() -> float:
-    """$OBRIDGE_TIMEOUT (default 300 s), as the Fortran side; a bad value is named, not guessed."""
-    text = os.environ.get("OBRIDGE_TIMEOUT", "300")
+    """$OBRIDGE_TIMEOUT ([run] timeout, default env.TIMEOUT), as the Fortran side; a bad value is named, not
+    guessed."""
+    text = os.environ.get(TIMEOUT.var, TIMEOUT.text(TIMEOUT.default))
     try:
         seconds = float(text)
     except ValueError:
         seconds = float("nan")
     if not (math.isfinite(seconds) and seconds > 0):
-        raise BridgeError(f"OBRIDGE_TIMEOUT={text!r}: must be a number of seconds > 0")
+        raise BridgeError(f"{TIMEOUT.var}={text!r}: must be a number of seconds > 0")
     return seconds
 
 
 def _ring_depth() -> int:
-    """$OBRIDGE_RING (default 4): puts a field may have in flight; a bad value is named, not guessed."""
-    text = os.environ.get("OBRIDGE_RING", "4")
+    """$OBRIDGE_RING ([run] put_ring, default env.PUT_RING): puts a field may have in flight; a bad value is
+    named, not guessed."""
+    text = os.environ.get(PUT_RING.var, PUT_RING.text(PUT_RING.default))
     if not text.strip().isdigit() or int(text) < 1:
-        raise BridgeError(f"OBRIDGE_RING={text!r}: the put ring depth must be a whole number >= 1")
+        raise BridgeError(f"{PUT_RING.var}={text!r}: the put ring depth must be a whole number >= 1")
     return int(text)
 
 
 def _default_put_mode() -> str:
-    """$OBRIDGE_PUT_MODE (default copy), as the Fortran side; a bad value is named, not guessed."""
-    return env_choice("OBRIDGE_PUT_MODE", "copy", PUT_MODES, "put mode")
+    """$OBRIDGE_PUT_MODE ([run] put_mode, default env.PUT_MODE), as the Fortran side; a bad value is named."""
+    return env_word(PUT_MODE, "put mode")
+
+
+def _default_nan_policy() -> str:
+    """$OBRIDGE_NAN_POLICY ([run] nan_policy, default env.NAN_POLICY), as the Fortran side; a bad value is
+    named."""
+    return env_word(NAN_POLICY, "NaN policy")
 
 
 RING = _ring_depth()
 DEFAULT_PUT_MODE = _default_put_mode()
+DEFAULT_NAN_POLICY = _default_nan_policy()
 STOP_BARRIER_LIMIT = 5.0  # seconds a rank waits for the others before stopping on a protocol mismatch
 DEFAULT_TIMEOUT = _default_timeout()
-wait.wait_mode()  # a bad $OBRIDGE_WAIT is named at import, as the two above
+wait.wait_mode()  # a bad $OBRIDGE_WAIT is named at import, as the ones above
 
 
 def _count_bad(values: np.ndarray) -> int:
@@ -120,7 +132,7 @@ def _abort_job_on_uncaught_exception(component: str, rank: int) -> None:
 class MpiComponent:
     """One component (a set of ranks sharing a name) of the coupled MPMD job."""
 
-    def __init__(self, name: str, *, timeout: float = DEFAULT_TIMEOUT, nan_policy: str = "error",
+    def __init__(self, name: str, *, timeout: float = DEFAULT_TIMEOUT, nan_policy: str = DEFAULT_NAN_POLICY,
                  put_mode: str = DEFAULT_PUT_MODE, world=None):
         MPI = _mpi()
         world = MPI.COMM_WORLD if world is None else world

@@ -3,7 +3,7 @@
 ``OasisComponent`` wraps ``pyoasis.Component``; ``def_partition`` declares a
 ``pyoasis.BoxPartition`` (offset ``j0*nx + i0``), ``def_field`` one
 ``pyoasis.Var`` per field (a bundle of ``nlev`` levels) named as the namcouple
-of ``oceanbridge preprod`` names it (``bridge.deploy.naming.oasis_name``), or by
+of ``oceanbridge preprod`` names it (``bridge.transport.naming.oasis_name``), or by
 the name given to ``def_field(..., oasis_name=)`` (``[[fields]] oasis_name``).
 
 Layout without copies: a field is float64 ``(nlev, nj, ni)`` C-order here, the
@@ -26,7 +26,7 @@ process), so ``timeout`` is accepted for API compatibility and not applied.
 A dead peer ends the job through mpirun; a silent one hangs until the batch limit.
 
 pyoasis is imported only when an ``OasisComponent`` is made
-(``bridge.deploy.oasis_env.require_pyoasis``: a missing or wrong ``pyoasis``
+(``bridge.transport.oasis_env.require_pyoasis``: a missing or wrong ``pyoasis``
 raises an error naming pyoasis, OASIS_DIR, PYTHONPATH and LD_LIBRARY_PATH).
 """
 from __future__ import annotations
@@ -37,10 +37,10 @@ import os
 
 import numpy as np
 
-from ..deploy.naming import check_oasis_name, oasis_name
 from ..errors import BridgeError, DefinitionError, FieldValueError
 from ..partition import BoxPartition
 from .mpi import MpiComponent  # no MPI at import: mpi4py is imported when an MpiComponent is made
+from .naming import check_oasis_name, oasis_name
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class OasisComponent:
             # interpreter's exit would wait in MPI_Finalize while the Fortran ranks spin in oasis_init_comp: the
             # job-abort hook is installed before anything that can raise, and again once the import has run.
             from ..component import abort_job_on_error_if_mpi_runs
-            from ..deploy.oasis_env import require_pyoasis
+            from .oasis_env import require_pyoasis
             abort_job_on_error_if_mpi_runs(name)
             try:
                 pyoasis = require_pyoasis(name)

@@ -1,6 +1,7 @@
 """Waiting on MPI requests with a deadline, so no exchange hangs silently.
 
-Two ways to wait, chosen by ``$OBRIDGE_WAIT`` (``auto`` by default):
+Two ways to wait, chosen by ``$OBRIDGE_WAIT`` (``oceanbridge launch`` sets it from ``[run] wait_mode``;
+when unset, ``env.WAIT_MODE``):
 
 - ``spin``: poll without pause, as MPI's own Wait does; fastest when every
   process of the node has a core of its own.
@@ -23,19 +24,20 @@ import time
 from typing import Callable, Sequence
 
 from ..errors import BridgeTimeout
-from .env import env_choice
+from .env import WAIT_MODE, env_word
 
 MAX_SLEEP = 1e-3
 SPIN_WINDOW = 2e-3  # seconds of yield-polling before backing off to sleeps
-WAIT_MODES = ("auto", "spin", "yield")
+WAIT_MODES = WAIT_MODE.choices
 AFFINITY_WORDS = 16  # a glibc cpu_set_t: 1024 bits, as the Fortran side reads it
 
 _spin = False  # the mode in force: set by configure(), yield until then
 
 
 def wait_mode() -> str:
-    """$OBRIDGE_WAIT (default auto), validated: an unknown value is named, not guessed."""
-    return env_choice("OBRIDGE_WAIT", "auto", WAIT_MODES, "wait mode")
+    """$OBRIDGE_WAIT ([run] wait_mode, default env.WAIT_MODE), validated: an unknown value is named, not
+    guessed."""
+    return env_word(WAIT_MODE, "wait mode")
 
 
 def affinity_mask() -> "np.ndarray":

@@ -105,7 +105,7 @@ def rank_band(cfg, rank: int, size: int):
     log.info("sampling: %d bands of rows %s, tiles %s overlapping by %d rows/columns; this rank reads rows %d..%d",
              size, [(b.j0, b.j0 + b.nj - 1) for b in boxes], layout.tile, layout.overlap, layout.reads(rank)[0],
              layout.reads(rank)[1] - 1)
-    return RankBand(layout, rank, cfg.run.timeout)
+    return RankBand(layout, rank, cfg.run.ranks_timeout_s)
 
 
 def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels, on_coupled=lambda: None) -> dict:
@@ -152,7 +152,7 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels, 
         counters = Counters.from_dict(restore(load_checkpoint(ckpt), trainer, buffer, inference, parts))
         log.info("resumed from %s: train step %d, buffer %d sample(s) (n_put %d, n_got %d), counters %s", ckpt,
                  trainer.step, len(buffer), buffer.n_put, buffer.n_got, counters.as_dict())
-    ddp = DataParallel(tunnel.local_comm, trainer.device, cfg.run.timeout)
+    ddp = DataParallel(tunnel.local_comm, trainer.device, cfg.run.ranks_timeout_s)
     ddp.attach(trainer.model)
     engine = Engine(trainer, tunnel.box, mask, use_position=size > 1, inference=inference, baseline=baseline,
                     bands=rank_band(cfg, rank, size) if ddp.active else None)

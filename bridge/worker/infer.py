@@ -24,7 +24,7 @@ import torch
 
 from bridge.partition import BoxPartition
 from bridge.worker.output import rank_path
-from models.cli import _cli
+from models.cli import cli_verb
 from models.ncio import atomic_write
 from models.sbi import NPE, BoxUniform, NPEConfig
 
@@ -267,7 +267,7 @@ def _simulations(files, variables, names, skip: int) -> tuple[np.ndarray, np.nda
     return np.concatenate(thetas), np.concatenate(states), first.mask, first.channels
 
 
-@_cli
+@cli_verb
 def infer_main(argv) -> int:
     """``oceanbridge infer``: exit code 0, or 2 with one line naming what is wrong."""
     args = _infer_parser().parse_args(argv)

@@ -179,7 +179,7 @@ class Runtime:
                 raise RuntimeError(f"member '{member}' step {kt}: the ocean asks for an emulated state but the "
                                    f"worker has no valid state to start from")
         else:
-            samples = self.learner.result((member, kt), timeout=self.tunnel.timeout)
+            samples = self.learner.result((member, kt), timeout=self.cfg.run.result_timeout_s)
             sent = samples[0]
             spread = samples.std(0) if len(samples) > 1 else np.zeros_like(sent)
             if ocean is not None and np.isfinite(ocean).all():

@@ -5,8 +5,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.deploy.ensemble import draw_parameters, parameters_csv, read_parameters_csv
-from models.designs import latin_hypercube, uniform_design
+from bridge.deploy.ensemble import (draw_parameters, latin_hypercube, parameters_csv, read_parameters_csv,
+                                     uniform_design)
 from deploy_fixtures import PARAMETERS
 
 

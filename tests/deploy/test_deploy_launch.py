@@ -34,13 +34,19 @@ def _flags(ranks: int, cores: int) -> list[str]:
     return mpirun_prefix(ranks, cores=cores, stop_grace=10)[1:]
 
 
+# the [run] coupling settings of the fixtures (timeout 60 s, the other keys at their defaults), as every program
+# of the job gets them (tests/deploy/test_deploy_coupling_keys.py checks each key)
+SETTINGS = ["-x", "OBRIDGE_TIMEOUT=60.0", "-x", "OBRIDGE_PUT_MODE=copy", "-x", "OBRIDGE_RING=4",
+            "-x", "OBRIDGE_WAIT=auto", "-x", "OBRIDGE_NAN_POLICY=error"]
+
+
 def test_mpirun_command_for_members_and_workers(ens, tree):
     run, exe = tree / "run", str(tree / "bin" / "gyre.exe")
     assert mpirun_command(ens, cores=64) == [
         "mpirun", *_flags(8, 64),
-        "-np", "3", "-wdir", str(run / "member_1"), exe, ":",
-        "-np", "3", "-wdir", str(run / "member_2"), exe, ":",
-        "-np", "2", "-wdir", str(run), *_worker(tree)]
+        "-np", "3", *SETTINGS, "-wdir", str(run / "member_1"), exe, ":",
+        "-np", "3", *SETTINGS, "-wdir", str(run / "member_2"), exe, ":",
+        "-np", "2", *SETTINGS, "-wdir", str(run), *_worker(tree)]
 
 
 def test_mpirun_flags_only_when_needed(ens):
@@ -110,6 +116,11 @@ def test_slurm_script_multiprog(ens, tree):
 #SBATCH --cpus-per-task=4
 #SBATCH --gpus=2
 
+export OBRIDGE_TIMEOUT=60.0
+export OBRIDGE_PUT_MODE=copy
+export OBRIDGE_RING=4
+export OBRIDGE_WAIT=auto
+export OBRIDGE_NAN_POLICY=error
 set -euo pipefail
 cd {run}
 
@@ -186,7 +197,7 @@ def test_oasis_job_gets_the_time_axis(make_config, tree):
     assert cmd.count("OBRIDGE_DT=1200") == cmd.count("-np") == 2
     script = render_script(cfg)
     assert "export OBRIDGE_DT=1200\nexport OBRIDGE_NIT000=721\n" in script
-    assert not any("OBRIDGE_" in arg for arg in mpirun_command(make_config(), cores=64))
+    assert not any("OBRIDGE_DT" in arg or "OBRIDGE_NIT000" in arg for arg in mpirun_command(make_config(), cores=64))
 
 
 def test_mpi_backend_never_touches_pyoasis(make_config, monkeypatch):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.designs import latin_hypercube
+from bridge.deploy.ensemble import latin_hypercube
 from models.sbi import NPE, BoxUniform, GaussianPrior, NPEConfig
 
 A = torch.tensor([[1.0, 0.5], [-0.3, 1.2], [0.8, -0.7]], dtype=torch.float64)
@@ -71,7 +71,7 @@ def test_uniform_box_is_never_left():
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(3)
     prior = BoxUniform([-0.3, 0.0], [0.3, 0.2], names=("a", "b"), units=("m", "s"))
-    theta = prior.lhs(600, seed=3)
+    theta = prior.from_unit(latin_hypercube(600, prior.dim, np.random.default_rng(3)))
     npe = NPE(prior, NPEConfig(max_epochs=15, batch_size=64)).append_simulations(theta, simulate(theta, g))
     post = npe.train().build_posterior()
     x_far = torch.tensor([5.0, 5.0, 5.0])  # far outside what the box can produce
@@ -173,9 +173,15 @@ def test_online_steps_and_state_round_trip():
         NPE(prior, NPEConfig(components=3)).load_state_dict(npe.state_dict())
 
 
-def test_latin_hypercube_fills_every_slice():
-    u = latin_hypercube(10, 3, np.random.default_rng(0))
-    assert all(sorted(np.floor(u[:, d] * 10).astype(int)) == list(range(10)) for d in range(3))
+def test_from_unit_maps_the_unit_box_into_the_prior_box():
+    """The design itself is the deploy side's (tests/deploy/test_deploy_ensemble.py checks its strata)."""
+    prior = BoxUniform([-1.0, 10.0], [1.0, 30.0])
+    theta = prior.from_unit(np.array([[0.0, 0.0], [0.5, 0.25], [0.999, 0.999]]))
+    assert theta.dtype == torch.float64 and torch.allclose(theta[:2], torch.tensor([[-1.0, 10.0], [0.0, 15.0]],
+                                                                                   dtype=torch.float64))
+    assert bool(prior.contains(theta).all())
+    with pytest.raises(ValueError, match=r"expected \(n, 2\)"):
+        prior.from_unit(np.zeros((4, 3)))
 
 
 @pytest.mark.gpu

@@ -31,4 +31,4 @@ def test_a_missing_rank_ends_the_exchange_with_a_message():
     res = run_mpmd([(2, [PYTHON, JOB, "--stall"])], timeout=120, env={"OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stdout
     assert re.search(r"STALLED rank=0: halo exchange: worker rank 0 could not (send|receive) rows \d+\.\.\d+ "
-                     r"(to|from) worker rank 1 within 3 s \(\[run\] timeout\)", res.stdout), res.stdout
+                     r"(to|from) worker rank 1 within 3 s \(\[run\] ranks_timeout\)", res.stdout), res.stdout
