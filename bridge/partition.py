@@ -38,7 +38,7 @@ class BoxPartition:
                 f"lies outside the global grid {self.nx}x{self.ny}")
 
     @classmethod
-    def whole(cls, nx: int, ny: int) -> "BoxPartition":
+    def whole(cls, nx: int, ny: int) -> BoxPartition:
         """The whole domain on one rank."""
         return cls(nx, ny, 0, 0, nx, ny)
 
@@ -46,7 +46,7 @@ class BoxPartition:
     def size(self) -> int:
         return self.ni * self.nj
 
-    def intersect(self, other: "BoxPartition") -> "BoxPartition | None":
+    def intersect(self, other: BoxPartition) -> BoxPartition | None:
         """The overlap of two boxes of the same global grid, or None."""
         i0, j0 = max(self.i0, other.i0), max(self.j0, other.j0)
         i1 = min(self.i0 + self.ni, other.i0 + other.ni)
@@ -55,7 +55,7 @@ class BoxPartition:
             return None
         return BoxPartition(self.nx, self.ny, i0, j0, i1 - i0, j1 - j0)
 
-    def local_slices(self, sub: "BoxPartition") -> tuple[slice, slice]:
+    def local_slices(self, sub: BoxPartition) -> tuple[slice, slice]:
         """Slices ``(j, i)`` that select ``sub`` inside this box's local array."""
         return (slice(sub.j0 - self.j0, sub.j0 - self.j0 + sub.nj),
                 slice(sub.i0 - self.i0, sub.i0 - self.i0 + sub.ni))

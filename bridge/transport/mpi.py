@@ -167,7 +167,7 @@ class MpiComponent:
         self._require_defining("def_partition")
         self._box = box
 
-    def def_field(self, name: str, direction: str, nlev: int = 1, peer: str = "") -> "MpiField":
+    def def_field(self, name: str, direction: str, nlev: int = 1, peer: str = "") -> MpiField:
         self._require_defining("def_field")
         if direction not in handshake.DIRECTIONS:
             raise BridgeError(f"field '{name}': direction {direction!r} must be 'in' or 'out'")
@@ -232,7 +232,7 @@ class MpiComponent:
             raise BridgeError(f"component '{self.name}': {what} after enddef")
 
     # -- run time ------------------------------------------------------------
-    def field(self, name: str, peer: str = "") -> "MpiField":
+    def field(self, name: str, peer: str = "") -> MpiField:
         try:
             return self._fields[(name, peer)]
         except KeyError:

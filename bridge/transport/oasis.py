@@ -135,7 +135,7 @@ class OasisComponent:
         self._partition = self._oasis.BoxPartition(box_offset(box), box.ni, box.nj, box.nx)
 
     def def_field(self, name: str, direction: str, nlev: int = 1, peer: str = "",
-                  oasis_name: str | None = None) -> "OasisField":
+                  oasis_name: str | None = None) -> OasisField:
         """Declare field ``name`` (towards ``peer``) as an OASIS variable.  Its OASIS name is
         ``UPPER(<component>_<peer>_<name>)`` as preprod's namcouple names it, or ``oasis_name`` when given
         (a namcouple with fixed names; the deploy config's ``[[fields]] oasis_name``,
@@ -176,7 +176,7 @@ class OasisComponent:
     # -- run time ------------------------------------------------------------
     field = MpiComponent.field  # the same lookup and message: fields are keyed (name, peer) in both
 
-    def _check_schedule(self, current: "OasisField", step: int, tsec: int) -> None:
+    def _check_schedule(self, current: OasisField, step: int, tsec: int) -> None:
         """OASIS aborts ('coupling skipped at earlier time, potential deadlock') when a field acts at t
         while another missed a coupling time before t; say so first, naming the field (as obr_oasis.F90)."""
         if current.period is None or tsec % current.period:

@@ -21,10 +21,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import BridgeTimeout
 from .env import WAIT_MODE, env_word
+
+if TYPE_CHECKING:  # numpy is imported where the mask is built, not with the transport
+    import numpy as np
 
 MAX_SLEEP = 1e-3
 SPIN_WINDOW = 2e-3  # seconds of yield-polling before backing off to sleeps
@@ -40,7 +44,7 @@ def wait_mode() -> str:
     return env_word(WAIT_MODE, "wait mode")
 
 
-def affinity_mask() -> "np.ndarray":
+def affinity_mask() -> np.ndarray:
     """This process's CPU affinity as AFFINITY_WORDS 64-bit words (bit c = CPU c)."""
     import numpy as np
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bridge.worker.samples import BufferedSample
 from models.ncio import atomic_write
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def checkpoint_path(run_dir: Path, name: str, rank: int, size: int) -> Path:
 def save_checkpoint(path: Path, trainer, buffer, counters: dict, inference=None, parts=None) -> Path:
     """``parts``: {name: object with state_dict()} beside the trainer (the generate mode's baseline and
     equilibrium watch); ``restore`` gives them back by the same names."""
-    state = {"format": FORMAT, "trainer": trainer.state_dict(), "buffer": buffer.state_dict(),
+    state = {"format": FORMAT, "trainer": trainer.state_dict(), "buffer": _plain_items(buffer.state_dict()),
              "counters": dict(counters)}
     if inference is not None:
         state["inference"] = inference.state_dict()
@@ -49,6 +50,12 @@ def save_checkpoint(path: Path, trainer, buffer, counters: dict, inference=None,
     log.info("checkpoint %s: train step %d, buffer %d sample(s) (n_put %d)", path, trainer.step,
              len(buffer), buffer.n_put)
     return path
+
+
+def _plain_items(buffer_state: dict) -> dict:
+    """The buffer's state with its samples as plain data (the safe loader accepts no class of ours)."""
+    items = [s.as_plain() if isinstance(s, BufferedSample) else s for s in buffer_state["items"]]
+    return {**buffer_state, "items": items}
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -71,7 +78,9 @@ def restore(state: dict, trainer, buffer, inference=None, parts=None) -> dict:
     """Load trainer, buffer (and the posterior estimator) from ``state``; return the runtime counters.
     The buffer keeps its own configuration: a capacity changed since the checkpoint applies."""
     trainer.load_state_dict(state["trainer"])
-    buffer.load_state_dict(state["buffer"], config=buffer.config)
+    saved = state["buffer"]
+    buffer.load_state_dict({**saved, "items": [BufferedSample.from_plain(s) for s in saved["items"]]},
+                           config=buffer.config)
     if inference is not None and "inference" in state:
         inference.load_state_dict(state["inference"])
     elif inference is not None:

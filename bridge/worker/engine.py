@@ -16,10 +16,11 @@ import math
 import numpy as np
 import torch
 
+from bridge.worker.samples import BufferedSample
 from models.data import Batch, DataSpec, grid_position
 from models.sampling import SamplerConfig
 from models.surrogate import Surrogate, SurrogateConfig
-from models.train import Trainer, TrainConfig
+from models.train import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,13 @@ class Engine:
         return self.trainer.step > 0
 
     def batch(self, samples) -> Batch:
-        """A physical batch from buffered samples ``(member, θ, x_t, x_next)``; x_t is None for the generate
-        mode's ``(member, θ, None, x_eq)``."""
-        theta = torch.as_tensor(np.stack([s[1] for s in samples]), dtype=torch.float32)
-        state = None if samples[0][2] is None else torch.as_tensor(np.stack([s[2] for s in samples]),
-                                                                    dtype=torch.float32)
-        target = torch.as_tensor(np.stack([s[3] for s in samples]), dtype=torch.float32)
+        """A physical batch from buffered samples (``BufferedSample``); their state is None in the generate
+        mode, whose target is x_eq."""
+        samples = [BufferedSample.of(s) for s in samples]
+        theta = torch.as_tensor(np.stack([s.theta for s in samples]), dtype=torch.float32)
+        state = None if samples[0].state is None else torch.as_tensor(np.stack([s.state for s in samples]),
+                                                                       dtype=torch.float32)
+        target = torch.as_tensor(np.stack([s.target for s in samples]), dtype=torch.float32)
         return Batch(target=target, state=state, theta=theta, mask=self.mask, pos=self.pos).to(self.device)
 
     def train(self, samples) -> dict | None:

@@ -24,6 +24,7 @@ import torch
 
 from bridge.partition import BoxPartition
 from bridge.worker.output import rank_path
+from bridge.worker.samples import BufferedSample
 from models.cli import cli_verb
 from models.ncio import atomic_write
 from models.sbi import NPE, BoxUniform, NPEConfig
@@ -93,9 +94,10 @@ class Inference:
         self.observed, self.truth = read_observation(s.observation, self.channels, s.record, box, self.prior.names)
 
     def train_step(self, samples) -> float | None:
-        """One step on buffered items ``(member, θ, x_t, x_{t+Δ})``: both states are simulations of θ."""
-        theta = np.stack([s[1] for s in samples] * 2)
-        x = np.concatenate([np.stack([s[2] for s in samples]), np.stack([s[3] for s in samples])])
+        """One step on buffered samples: x_t and x_{t+Δ} are both simulations of θ."""
+        samples = [BufferedSample.of(s) for s in samples]
+        theta = np.stack([s.theta for s in samples] * 2)
+        x = np.concatenate([np.stack([s.state for s in samples]), np.stack([s.target for s in samples])])
         return self.npe.train_step(theta.astype(np.float64), x)
 
     def finish(self, rank: int, size: int) -> dict | None:
@@ -257,7 +259,8 @@ def _simulations(files, variables, names, skip: int) -> tuple[np.ndarray, np.nda
         m = read_member(f, variables)
         missing = [n for n in names if n not in m.params]
         if missing:
-            raise ValueError(f"data file {f}: no value of parameter(s) {missing} (its 'parameters' are {list(m.params)})")
+            raise ValueError(f"data file {f}: no value of parameter(s) {missing} "
+                             f"(its 'parameters' are {list(m.params)})")
         if first is not None:
             first.spec.check_matches(m.spec, f"data file {first.path}", f"data file {f}")
         first = first or m

@@ -78,7 +78,8 @@ def write_ensemble_stats(path: Path, channels, steps, states: np.ndarray, quanti
                      {"units": a["units"], "long_name": f"ensemble standard deviation of {a['long_name']}",
                       "cell_methods": "realization: standard_deviation"})
                 _var(ds, f"{name}_quantile", ("quantile", "time", "y", "x"), quant,
-                     {**cf, "long_name": f"ensemble quantiles of {a['long_name']}", "cell_methods": "realization: quantile"})
+                     {**cf, "long_name": f"ensemble quantiles of {a['long_name']}",
+                      "cell_methods": "realization: quantile"})
             members = np.isfinite(states).all(axis=(2, 3, 4)).sum(1)
             _var(ds, "members", ("time",), members,
                  {"long_name": "members with a valid state (lost or rejected ones are left out)", "units": "1"}, "i4")

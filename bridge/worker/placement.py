@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 from collections import defaultdict
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 

@@ -20,7 +20,7 @@ class Counters:
         return dict(self.__dict__)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Counters":
+    def from_dict(cls, d: dict) -> Counters:
         return cls(**{k: int(v) for k, v in d.items() if k in cls.__dataclass_fields__})
 
 

@@ -24,8 +24,9 @@ import numpy as np
 from bridge.errors import BridgeError
 from bridge.worker.checkpoint import save_checkpoint
 from bridge.worker.output import rank_path, write_emulation, write_ensemble_stats
-from bridge.worker.records import Counters, EmulationRecord, EnsembleRecord
 from bridge.worker.process import Stopped
+from bridge.worker.records import Counters, EmulationRecord, EnsembleRecord
+from bridge.worker.samples import BufferedSample
 from bridge.worker.tunnel import Schedule
 from models.metrics import crps_fair_pointwise
 
@@ -149,12 +150,12 @@ class Runtime:
             return
         if self.watch is not None:
             if self.watch.add(member, kt, x):  # an equilibrated state: a sample of p(x_eq | θ)
-                self.buffer.put((k, self.theta[member], None, x.astype(np.float32)))
+                self.buffer.put(BufferedSample(k, self.theta[member], None, x.astype(np.float32)))
                 self.counters.pairs += 1
             return
         start = self.actual[member]
         if start is not None and "train" in self.modes:
-            self.buffer.put((k, self.theta[member], start.astype(np.float32), x.astype(np.float32)))
+            self.buffer.put(BufferedSample(k, self.theta[member], start.astype(np.float32), x.astype(np.float32)))
             self.counters.pairs += 1
         if not emulating:
             self.actual[member] = x

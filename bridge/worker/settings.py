@@ -9,9 +9,10 @@ and the key, and ``markdown_table`` renders the reference in the README.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from bridge.deploy.config import Section
 from bridge.deploy.settings import ConfigError, from_table, markdown_table, setting
@@ -174,7 +175,7 @@ class InferencePlan:
     plot: Path | None
 
     @classmethod
-    def from_config(cls, cfg, infer: InferSettings) -> "InferencePlan":
+    def from_config(cls, cfg, infer: InferSettings) -> InferencePlan:
         src, ps = cfg.source, cfg.parameters
         if "train" not in cfg.worker.modes:
             raise ConfigError(f"{src}: [worker] modes has 'infer' but not 'train': the posterior learns from the "

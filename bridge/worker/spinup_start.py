@@ -195,7 +195,8 @@ def report(cfg, control: tuple[dict, np.ndarray] | None = None, control_path: Pa
             raise StartError(f"member '{comp}' wrote no fields output {fields}")
         run = evaluate_file(fields, METRICS)
         out = write_metrics(run_dir / f"metrics_{comp}.nc", run,
-                            title=f"oceanbridge {VERB}: physical metrics of member {comp} started from a generated state")
+                            title=f"oceanbridge {VERB}: physical metrics of member {comp} started from a "
+                                  "generated state")
         seconds = run.time * seconds_per_unit(run.time_units)
         series[comp], times[comp] = run.series, (seconds - seconds[0]) / YEAR
         starts[comp], ends[comp] = read_state(fields, 0), read_state(fields, -1)

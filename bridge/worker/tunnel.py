@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bridge.component import Component
-from bridge.errors import BridgeError
 from bridge.deploy.config import TO_WORKER, DeployConfig
+from bridge.errors import BridgeError
 from bridge.partition import BoxPartition, decompose
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class Schedule:
     initial_emu: bool = False  # <name>_emu fields also at nit000-1, discarded by the ocean (OASIS: t = 0)
 
     @classmethod
-    def from_config(cls, cfg: DeployConfig) -> "Schedule":
+    def from_config(cls, cfg: DeployConfig) -> Schedule:
         states, emu = cfg.fields_with_role("state"), cfg.fields_with_role("emulated")
         # OASIS couples every field at every period from t = 0 (obridge.F90, obr_needs_initial_exchange)
         return cls(cfg.run.nit000, cfg.run.nit000 + cfg.run.steps - 1, states[0].freq,
