@@ -4,6 +4,8 @@
 class BridgeError(RuntimeError):
     """Base class of every error the bridge raises."""
 
+    reported = False  # True once printed where it was raised: the job-abort hook (transport.mpi) prints it no more
+
 
 class DefinitionError(BridgeError):
     """Inconsistent definitions found at end of definitions (shapes, partitions, peers)."""

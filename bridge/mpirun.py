@@ -164,14 +164,14 @@ class JobProcesses:
     def ends(self) -> str:
         """Which processes ended early and when (s after the wait began), e.g. 'world rank 2 (python w.py, in /run)
         ended at 1.2 s, 9.8 s before the last process; the others ended at 11.0 s'."""
-        ended = sorted((p for p in self.procs.values() if p.ended is not None), key=lambda p: p.ended)
+        ended = sorted(((p.ended, p) for p in self.procs.values() if p.ended is not None), key=lambda tp: tp[0])
         if not ended:
             return "no process of the job was seen"
-        last = ended[-1].ended
-        early = [p for p in ended if last - p.ended > EARLY]
-        rest = [p.ended for p in ended if last - p.ended <= EARLY]
-        named = "; ".join(f"{p.describe()} ended at {p.ended:.1f} s, {last - p.ended:.1f} s before the last process"
-                          for p in early)
+        last = ended[-1][0]
+        early = [(t, p) for t, p in ended if last - t > EARLY]
+        rest = [t for t, _ in ended if last - t <= EARLY]
+        named = "; ".join(f"{p.describe()} ended at {t:.1f} s, {last - t:.1f} s before the last process"
+                          for t, p in early)
         span = f"{rest[0]:.1f} s" if rest[0] == last else f"{rest[0]:.1f}-{last:.1f} s"
         others = f"the {'others' if early else f'{len(rest)} processes'} ended at {span}"
         return f"{named}; {others}" if early else others
@@ -232,11 +232,13 @@ def watch_mpirun(proc: subprocess.Popen, timeout: float | None = None,
     stop_by = orphan_since = None
     while proc.poll() is None:
         if t_end is not None and time.monotonic() > t_end:
+            assert timeout is not None  # t_end is set only with a timeout
             _stop(proc, job)
             raise subprocess.TimeoutExpired(proc.args, timeout)
         if stop is not None and len(stop.received) > stop.handled:
             stop_by = _on_signal(proc, job, stop) or stop_by
         if stop_by is not None and time.monotonic() > stop_by:
+            assert stop is not None  # stop_by is set only on a signal received through stop
             _kill(proc, job)
             return _stopped(stop, job, f"mpirun had not ended {_stop_wait(proc):g} s after it was told to stop: "
                                        "killed it")
@@ -285,7 +287,7 @@ def _on_signal(proc: subprocess.Popen, job: JobProcesses, stop: StopSignals) -> 
 
 def _stop_wait(proc: subprocess.Popen) -> float:
     """How long mpirun may take to end a job it was told to stop: its two steps, and a margin."""
-    args = proc.args if isinstance(proc.args, list) else []
+    args = [str(a) for a in proc.args] if isinstance(proc.args, list) else []  # (launchers pass str arguments)
     return 2 * stop_grace_of(args) + STOP_MARGIN
 
 

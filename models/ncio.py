@@ -58,8 +58,8 @@ LOW_SPACE = 1 << 20  # bytes: a write that failed with less free space than this
 _HOST = socket.gethostname().split(".")[0]  # pids are per host: a shared run folder may hold others' temps
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then move the finished file onto ``path`` atomically."""
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
+    """Call ``write(tmp_path)`` (its result is ignored) then move the finished file onto ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
 from bridge.deploy.config import DeployConfig, load_config
 from bridge.deploy.launch import (LAUNCHERS, build_command, default_launcher, preflight, record_launch, require_ready,
@@ -37,7 +38,7 @@ def _fail(verb: str, err: Exception, status: int) -> int:
     return status
 
 
-def load_checked(path: str) -> DeployConfig:
+def load_checked(path: str | Path) -> DeployConfig:
     """The config with every section validated: the deploy layer's own, then the worker's ([worker.*],
     [model]; no torch is imported), so that a typo there stops preprod/launch before any rank starts."""
     from bridge.worker.settings import worker_settings  # (here: importing deployment needs no worker package)

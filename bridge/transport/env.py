@@ -50,4 +50,5 @@ def env_choice(name: str, default: str, choices: tuple[str, ...], what: str) -> 
 
 def env_word(setting: EnvSetting, what: str) -> str:
     """The word setting ``setting`` from the environment (its default when unset), validated."""
+    assert isinstance(setting.default, str), f"{setting.var} is not a word setting"  # (the table's rows with choices)
     return env_choice(setting.var, setting.default, setting.choices, what)

@@ -114,19 +114,27 @@ def _abort_job_on_uncaught_exception(component: str, rank: int) -> None:
     previous = sys.excepthook
     if getattr(previous, "_oceanbridge", False):
         return
+    sys.excepthook = _AbortingHook(component, rank, previous)
 
-    def hook(exc_type, exc, tb):
+
+class _AbortingHook:
+    """``sys.excepthook`` that prints the error (a BridgeError once, naming the component) and aborts the job;
+    ``_oceanbridge`` marks it installed."""
+
+    _oceanbridge = True
+
+    def __init__(self, component: str, rank: int, previous) -> None:
+        self.component, self.rank, self.previous = component, rank, previous
+
+    def __call__(self, exc_type, exc, tb) -> None:
         if isinstance(exc, BridgeError):
-            if not getattr(exc, "reported", False):
-                print(f"oceanbridge ERROR (component '{component}', world rank {rank}): {exc}",
+            if not exc.reported:
+                print(f"oceanbridge ERROR (component '{self.component}', world rank {self.rank}): {exc}",
                       file=sys.stderr, flush=True)
         else:
-            previous(exc_type, exc, tb)
+            self.previous(exc_type, exc, tb)
         sys.stderr.flush()
         _mpi().COMM_WORLD.Abort(1)
-
-    hook._oceanbridge = True
-    sys.excepthook = hook
 
 
 class MpiComponent:
@@ -184,7 +192,7 @@ class MpiComponent:
         self._require_defining("enddef")
         if self._box is None:
             raise BridgeError(f"component '{self.name}' rank {self.world_rank}: enddef before def_partition")
-        defs = self._gather_definitions()
+        defs = self._gather_definitions(self._box)
         try:
             couplings = handshake.validate(defs)
         except DefinitionError as err:
@@ -202,22 +210,24 @@ class MpiComponent:
         """Let every side print its message before anyone aborts; bounded, since a peer of an
         older protocol (maybe_old_peer) found nothing wrong and never joins (as obr_mpi.F90)."""
         try:
-            wait_all([self._comm.Ibarrier()], min(self.timeout, STOP_BARRIER_LIMIT) if maybe_old_peer else self.timeout,
+            barrier = self._bridge_comm("end of definitions").Ibarrier()
+            wait_all([barrier], min(self.timeout, STOP_BARRIER_LIMIT) if maybe_old_peer else self.timeout,
                      lambda _: "end of definitions: the other side did not stop with this one")
         except BridgeTimeout:
             pass
 
-    def _gather_definitions(self) -> list[handshake.RankDefs]:
+    def _gather_definitions(self, box: BoxPartition) -> list[handshake.RankDefs]:
         MPI = _mpi()
-        mine = handshake.encode(self.name, self._box, [f.fdef for f in self._fields.values()])
-        size = self._comm.Get_size()
+        comm = self._bridge_comm("enddef")
+        mine = handshake.encode(self.name, box, [f.fdef for f in self._fields.values()])
+        size = comm.Get_size()
         counts = np.empty(size, dtype=np.int32)
         mylen = np.array([len(mine)], dtype=np.int32)
-        self._wait_collective(self._comm.Iallgather([mylen, MPI.INTEGER], [counts, MPI.INTEGER]))
+        self._wait_collective(comm.Iallgather([mylen, MPI.INTEGER], [counts, MPI.INTEGER]))
         displs = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
         allrecs = np.empty(int(counts.sum()), dtype="S1")
-        self._wait_collective(self._comm.Iallgatherv([np.frombuffer(mine, dtype="S1"), MPI.CHARACTER],
-                                                     [allrecs, (counts, displs), MPI.CHARACTER]))
+        self._wait_collective(comm.Iallgatherv([np.frombuffer(mine, dtype="S1"), MPI.CHARACTER],
+                                               [allrecs, (counts, displs), MPI.CHARACTER]))
         raw = allrecs.tobytes()
         return [handshake.decode(r, raw[displs[r]:displs[r] + counts[r]]) for r in range(size)]
 
@@ -230,6 +240,18 @@ class MpiComponent:
     def _require_defining(self, what: str) -> None:
         if self._ended:
             raise BridgeError(f"component '{self.name}': {what} after enddef")
+
+    def _defined_box(self, what: str) -> BoxPartition:
+        """The partition (def_partition), which ``what`` needs."""
+        if self._box is None:
+            raise BridgeError(f"component '{self.name}' rank {self.world_rank}: {what} before def_partition")
+        return self._box
+
+    def _bridge_comm(self, what: str):
+        """The bridge's communicator, which ``what`` needs; finalize frees it."""
+        if self._comm is None:
+            raise BridgeError(f"component '{self.name}' rank {self.world_rank}: {what} after finalize")
+        return self._comm
 
     # -- run time ------------------------------------------------------------
     def field(self, name: str, peer: str = "") -> MpiField:
@@ -271,13 +293,13 @@ class MpiField:
         self.tag = -1
         self.rejected = 0  # puts refused for NaN/Inf
         self._ring: list[tuple] = [() for _ in range(RING)]
-        self._ring_steps = [None] * RING
+        self._ring_steps: list[int | None] = [None] * RING
         self._next = 0
         self._stage: dict[tuple, np.ndarray] = {}  # buffers kept between calls, see _staging
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        box = self.component._box
+        box = self.component._defined_box(f"the shape of field '{self.name}'")
         return (self.nlev, box.nj, box.ni)
 
     def _connect(self, couplings: list[handshake.Coupling], defs: list[handshake.RankDefs]) -> None:
@@ -287,8 +309,9 @@ class MpiField:
         self.tag = coupling.tag
         self.peer_component = coupling.dst if side == "src" else coupling.src
         peer_boxes = {d.rank: d.box for d in defs if d.component == self.peer_component}
-        self.routes = routes(self.component._box, peer_boxes)
-        self._slices = [self.component._box.local_slices(r.box) for r in self.routes]
+        box = self.component._defined_box("enddef")
+        self.routes = routes(box, peer_boxes)
+        self._slices = [box.local_slices(r.box) for r in self.routes]
         self._chunks = [handshake.chunks(r.box, self.nlev) for r in self.routes]
 
     def _chunk_index(self, k: int, chunk: handshake.Chunk) -> tuple:
@@ -318,9 +341,9 @@ class MpiField:
         MPI = _mpi()
         slot = self._next
         self._wait_slot(slot)
-        comm, reqs, req_route = self.component._comm, [], []
+        comm, reqs, req_route = self.component._bridge_comm(f"field '{self.name}': put"), [], []
         check = self.component.nan_policy != "off"
-        packed = None if direct else [self._staging(("put", slot), k, (r.box.size * self.nlev,))
+        packed = [] if direct else [self._staging(("put", slot), k, (r.box.size * self.nlev,))
                                       for k, r in enumerate(self.routes)]
         nbad = 0
         for k, chunk in self._sending_order():
@@ -349,7 +372,8 @@ class MpiField:
 
     def _runs_of(self, data: np.ndarray) -> bool:
         """True when every chunk is one run of ``data``: C-contiguous, and every route spans whole rows."""
-        return data.flags.c_contiguous and all(r.box.ni == self.component._box.ni for r in self.routes)
+        ni = self.component._defined_box("put").ni
+        return data.flags.c_contiguous and all(r.box.ni == ni for r in self.routes)
 
     def _as_field_array(self, array) -> np.ndarray:
         data = np.asarray(array, dtype=np.float64)
@@ -398,7 +422,7 @@ class MpiField:
             out = np.empty(self.shape, dtype=np.float64)
         elif out.shape != self.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
             raise BridgeError(f"field '{self.name}': get needs a C-contiguous float64 array of shape {self.shape}")
-        comm = self.component._comm
+        comm = self.component._bridge_comm(f"field '{self.name}': get")
         trailers = np.zeros((len(self.routes), handshake.TRAILER), dtype=np.int64)
         reqs, staged, req_route = [], [], []
         for k, route in enumerate(self.routes):

@@ -112,6 +112,8 @@ class OasisComponent:
         self.world_rank = 0
         if real:
             from mpi4py import MPI
+
+            from ..component import abort_job_on_error_if_mpi_runs  # (imported above already: a lookup)
             self.world_rank = MPI.COMM_WORLD.Get_rank()
             abort_job_on_error_if_mpi_runs(name)  # (a pyoasis that left MPI to oasis_init_comp)
         self._box: BoxPartition | None = None
@@ -230,6 +232,7 @@ class OasisField:
     @property
     def shape(self) -> tuple[int, int, int]:
         box = self.component._box
+        assert box is not None  # fields are declared (def_field) after def_partition, which sets it
         return (self.nlev, box.nj, box.ni)
 
     @functools.cached_property
@@ -240,8 +243,10 @@ class OasisField:
         return int(freqs[0]) if freqs is not None and len(freqs) and freqs[0] > 0 else None
 
     def _seconds(self, step: int) -> int:
+        dt = self.component.dt
+        assert dt is not None  # put/get run after enddef, which requires it
         try:
-            tsec = oasis_seconds(step, self.component.nit000, self.component.dt)
+            tsec = oasis_seconds(step, self.component.nit000, dt)
         except BridgeError as err:
             raise BridgeError(f"field '{self.name}' of {self.component.where()}: {err}") from None
         self.component._check_schedule(self, step, tsec)

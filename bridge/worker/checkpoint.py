@@ -68,7 +68,7 @@ def load_checkpoint(path: Path) -> dict:
         raise RuntimeError(f"{path} is not an oceanbridge worker checkpoint (format {FORMAT}); "
                            f"remove it to start afresh")
     try:
-        return decode_numpy(state)
+        return {key: decode_numpy(value) for key, value in state.items()}  # (the checkpoint is a dict)
     except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise RuntimeError(f"worker checkpoint {path} holds a damaged array ({err}); remove it to start afresh") \
             from None

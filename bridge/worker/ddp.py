@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import logging
 import socket
+from typing import cast
 
 import torch
 import torch.distributed as dist
@@ -66,16 +67,19 @@ class DataParallel:
         for norm in module.modules():
             if not all(hasattr(norm, a) for a in ("count", "running_mean", "m2")):
                 continue
-            parts = [torch.stack([norm.count, norm.running_mean, norm.m2])]
+            # the normalizer's buffers (tensors; torch types nn.Module.__getattr__ as Tensor | Module)
+            count, running_mean, norm_m2 = (cast(torch.Tensor, getattr(norm, a))
+                                            for a in ("count", "running_mean", "m2"))
+            parts = [torch.stack([count, running_mean, norm_m2])]
             gathered = [torch.empty_like(parts[0]) for _ in range(self.size)]
             dist.all_gather(gathered, parts[0].contiguous())
             stats = torch.stack(gathered)  # (ranks, 3, channels)
             n, mean, m2 = stats[:, 0], stats[:, 1], stats[:, 2]
             total = n.sum(0)
             pooled = (n * mean).sum(0) / total.clamp_min(1)
-            norm.m2.copy_((m2 + n * (mean - pooled) ** 2).sum(0))
-            norm.running_mean.copy_(pooled)
-            norm.count.copy_(total)
+            norm_m2.copy_((m2 + n * (mean - pooled) ** 2).sum(0))
+            running_mean.copy_(pooled)
+            count.copy_(total)
 
     def agree(self, ready: bool, stop: bool, surrogate: bool = True,
               pending: int = 0) -> tuple[bool, bool, bool, int]:

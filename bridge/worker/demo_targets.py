@@ -61,17 +61,18 @@ def condition(target: Target, row: dict | None = None) -> str:
     each score's value follows its name (``crps_diffusion 0.0123 < crps_mse 0.015``)."""
     def name(key: str) -> str:
         return key if row is None else f"{key} {fmt(row.get(key))}"
-    low = "" if target.low is None else (f"{target.low} <= " if _number(target.low) else f"{name(target.low)} < ")
-    high = "" if target.high is None else (
-        f" <= {target.high}" if _number(target.high) else f" < {name(target.high)}")
+    low = "" if target.low is None else (f"{name(target.low)} < " if isinstance(target.low, str)
+                                         else f"{target.low} <= ")
+    high = "" if target.high is None else (f" < {name(target.high)}" if isinstance(target.high, str)
+                                           else f" <= {target.high}")
     return f"{low}{name(target.score)}{high}"
 
 
 def check(target: Target, row: dict) -> dict:
     """One target on one variable's scores: the value, the bounds as numbers, PASS or FAIL."""
     value, low, high = row.get(target.score), _bound(target.low, row), _bound(target.high, row)
-    missing = value is None or (target.low is not None and low is None) or (target.high is not None and high is None)
-    ok = not missing and _meets(value, low, target.low, below=False) and _meets(value, high, target.high, below=True)
+    ok = value is not None and _meets(value, low, target.low, below=False) and _meets(value, high, target.high,
+                                                                                       below=True)
     return {"score": target.score, "condition": condition(target), "measured": condition(target, row),
             "value": value, "low": low, "high": high, "result": PASS if ok else FAIL}
 
@@ -116,6 +117,8 @@ def _meets(value: float, bound: float | None, spec, below: bool) -> bool:
     """``value`` on the right side of one bound: inclusive for a number, strict for another score."""
     if spec is None:
         return True
+    if bound is None:  # a score that was not measured fails its target
+        return False
     if _number(spec):
         return value <= bound if below else value >= bound
     return value < bound if below else value > bound

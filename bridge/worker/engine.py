@@ -16,7 +16,7 @@ import math
 import numpy as np
 import torch
 
-from bridge.worker.samples import BufferedSample
+from bridge.worker.samples import BufferedSample, stacked_states
 from models.data import Batch, DataSpec, grid_position
 from models.sampling import SamplerConfig
 from models.surrogate import Surrogate, SurrogateConfig
@@ -63,7 +63,7 @@ class Engine:
             if use_position else None
         self.inference = inference
         if inference is not None:
-            self.inference.attach(box, self.mask)
+            inference.attach(box, self.mask)
 
     @property
     def trained(self) -> bool:
@@ -74,8 +74,8 @@ class Engine:
         mode, whose target is x_eq."""
         samples = [BufferedSample.of(s) for s in samples]
         theta = torch.as_tensor(np.stack([s.theta for s in samples]), dtype=torch.float32)
-        state = None if samples[0].state is None else torch.as_tensor(np.stack([s.state for s in samples]),
-                                                                       dtype=torch.float32)
+        states = stacked_states(samples)
+        state = None if states is None else torch.as_tensor(states, dtype=torch.float32)
         target = torch.as_tensor(np.stack([s.target for s in samples]), dtype=torch.float32)
         return Batch(target=target, state=state, theta=theta, mask=self.mask, pos=self.pos).to(self.device)
 
@@ -88,6 +88,7 @@ class Engine:
 
     def infer_step(self, samples) -> float | None:
         """One step of the posterior estimator on the same buffered samples (infer mode)."""
+        assert self.inference is not None  # called in the infer mode only (Learner._inference_wants)
         return self.inference.train_step(samples)
 
     def loss(self, samples) -> float:

@@ -100,6 +100,7 @@ class EquilibriumWatch:
         return [float(out[n][0]) for n in self.names]
 
     def _close_year(self, member: str, rec: MemberRecord) -> None:
+        assert rec.year is not None  # observe closes a year it began
         rec.years.append(rec.year)
         rec.means.append([s / rec.count for s in rec.sums])
         if rec.qualified is not None or len(rec.means) < self.config.window_years:

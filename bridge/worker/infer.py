@@ -24,7 +24,7 @@ import torch
 
 from bridge.partition import BoxPartition
 from bridge.worker.output import rank_path
-from bridge.worker.samples import BufferedSample
+from bridge.worker.samples import BufferedSample, stacked_states
 from models.cli import cli_verb
 from models.ncio import atomic_write
 from models.sbi import NPE, BoxUniform, NPEConfig
@@ -97,7 +97,9 @@ class Inference:
         """One step on buffered samples: x_t and x_{t+Δ} are both simulations of θ."""
         samples = [BufferedSample.of(s) for s in samples]
         theta = np.stack([s.theta for s in samples] * 2)
-        x = np.concatenate([np.stack([s.state for s in samples]), np.stack([s.target for s in samples])])
+        states = stacked_states(samples)
+        assert states is not None  # the infer mode runs with 'train', never with 'generate': every sample has x_t
+        x = np.concatenate([states, np.stack([s.target for s in samples])])
         return self.npe.train_step(theta.astype(np.float64), x)
 
     def finish(self, rank: int, size: int) -> dict | None:
@@ -107,6 +109,7 @@ class Inference:
                       "no %s written", self.plan.output.name)
             return None
         s, plot = self.plan.settings, self.plan.plot
+        assert self.observed is not None  # attach (Engine's init, before any step) reads it
         return posterior_products(self.npe, self.observed, self.truth, s.samples, s.levels,
                                   rank_path(self.plan.output, rank, size),
                                   None if plot is None else rank_path(plot, rank, size),
@@ -267,6 +270,8 @@ def _simulations(files, variables, names, skip: int) -> tuple[np.ndarray, np.nda
         x = m.fields[skip:]
         states.append(x)
         thetas.append(np.repeat(np.array([[m.theta[m.params.index(n)] for n in names]]), len(x), axis=0))
+    if first is None:
+        raise ValueError("no data file given")  # (argparse's nargs='+' asks for one)
     return np.concatenate(thetas), np.concatenate(states), first.mask, first.channels
 
 

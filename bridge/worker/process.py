@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import traceback
+from typing import NoReturn
 
 from bridge.deploy.settings import ConfigError
 from bridge.errors import BridgeError
@@ -66,7 +67,7 @@ class WorkerProcess:
         """The end of definitions is behind: from now on errors follow ``[ocean] required``."""
         self.coupled, self.required = True, required
 
-    def end(self, err: BaseException) -> None:
+    def end(self, err: BaseException) -> NoReturn:
         """Say why the worker stops, then leave as the module docstring says.  Never returns."""
         if isinstance(err, Stopped):
             log.warning("worker (world rank %d): %s; final checkpoint written, stopping", self.rank, err)
@@ -89,7 +90,7 @@ class WorkerProcess:
         self._exit(1)  # not reached
 
     @staticmethod
-    def _exit(status: int) -> None:
+    def _exit(status: int) -> NoReturn:
         """Leave without MPI_Finalize (it would wait for ranks that are gone or still running)."""
         logging.shutdown()
         sys.stdout.flush()

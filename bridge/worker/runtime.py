@@ -18,6 +18,7 @@ import logging
 import time
 import zlib
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -75,7 +76,7 @@ class Runtime:
         except Stopped as stop:
             self._stop(stop, "while training on the buffer after the ocean's last step", t0)
 
-    def _stop(self, stop: Stopped, when: str, t0: float) -> None:
+    def _stop(self, stop: Stopped, when: str, t0: float) -> NoReturn:
         log.warning("%s %s; writing the final checkpoint and outputs", stop, when)
         self._finish(time.perf_counter() - t0, stream_ended=False, join_timeout=STOP_JOIN_S)
         raise stop
@@ -200,6 +201,8 @@ class Runtime:
 
     def _send_initial(self, kt: int) -> None:
         from bridge.worker.engine import generate_state  # torch, only in this mode
+        # the config's '<name>_init' fields come with mode 'spinup' (bridge/deploy/rules.py), which loads it (cli.py)
+        assert self.generator is not None
         states = []
         for member in self.members:  # before the first receive: no member is lost yet
             state = generate_state(self.generator, self.theta[member], self.engine, self.settings.spinup.num_steps,
@@ -246,24 +249,24 @@ class Runtime:
             path.write_text(json.dumps(summary, indent=2))
         return summary
 
-    def _write_generators(self) -> None:
+    def _write_generators(self, watch) -> None:
         """The generate mode's surrogate and baseline as standalone checkpoints ([worker.spinup] checkpoint), and
-        the members' annual means with the year each qualified."""
+        the members' annual means with the year each qualified (``watch``, its equilibrium detector)."""
         g, run_dir = self.settings.generate, self.cfg.run.run_dir
-        self.watch.write(run_dir / g.equilibrium_output)
+        watch.write(run_dir / g.equilibrium_output)
         if self.engine.trainer.step == 0:
             log.warning("no member reached equilibrium with a full batch: no generator written (equilibrium: %s)",
-                        self.watch.qualified())
+                        watch.qualified())
             return
         self.engine.trainer.save(run_dir / g.output)
         if self.engine.baseline is not None:
             self.engine.baseline.save(run_dir / g.baseline_output)
         log.info("generator written to %s (%d steps on %d equilibrated state(s)); members qualified at model year %s",
-                 run_dir / g.output, self.engine.trainer.step, self.buffer.n_put, self.watch.qualified())
+                 run_dir / g.output, self.engine.trainer.step, self.buffer.n_put, watch.qualified())
 
     def _write_outputs(self) -> None:
         if self.watch is not None:
-            self._write_generators()
+            self._write_generators(self.watch)
         m, box, run_dir = self.settings.model, self.tunnel.box, self.cfg.run.run_dir
         rank, size, dt = self.tunnel.rank, self.tunnel.size, self.cfg.run.dt
         mask = self.engine.mask[0, 0].cpu().numpy().astype("i1")

@@ -32,3 +32,15 @@ class BufferedSample:
     def from_plain(cls, item):
         """The inverse of ``as_plain``; any other item is returned as it is."""
         return cls(*item[PLAIN_KEY]) if isinstance(item, dict) and PLAIN_KEY in item else item
+
+
+def stacked_states(samples: list[BufferedSample]) -> np.ndarray | None:
+    """The samples' x_t stacked, (N, C, nj, ni); None for the generate mode's samples, which have none (the modes
+    never share a run, so a batch never mixes the two)."""
+    states = [s.state for s in samples if s.state is not None]
+    if not states:
+        return None
+    if len(states) != len(samples):
+        raise ValueError(f"{len(samples) - len(states)} of {len(samples)} samples have no x_t (generate-mode "
+                         "samples mixed with others)")
+    return np.stack(states)

@@ -114,7 +114,7 @@ class GenerateSettings(Section):
         return EquilibriumConfig(self.window_years, self.horizon_years, self.factor, self.persist_years)
 
 
-class _Quantiles:
+class _Quantiles(Section):
     """A ``quantiles`` key: comma-separated levels in [0, 1], read through ``levels``."""
     quantiles: str
 

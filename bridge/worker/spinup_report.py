@@ -68,7 +68,8 @@ def plot_states(path: Path, control: np.ndarray, generated: dict[str, np.ndarray
             ax.imshow(state[r], origin="lower", cmap="RdBu_r" if field != "temp" else "viridis",
                       vmin=-lim if field != "temp" else np.nanmin(control[r]), vmax=lim if field != "temp"
                       else np.nanmax(control[r]))
-            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_xticks([])
+            ax.set_yticks([])
             if r == 0:
                 ax.set_title(name, fontsize=9)
             if c == 0:

@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     from bridge.deploy.cli import INVALID, NOT_READY, load_checked
     from bridge.deploy.launch import LAUNCHERS, default_launcher
     from bridge.worker.settings import worker_settings
-    p = argparse.ArgumentParser(prog=f"oceanbridge {VERB}", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog=f"oceanbridge {VERB}", description=(__doc__ or "").split("\n\n")[0],
                                 epilog="Example: deploy/gyre/spinup_start.toml")
     p.add_argument("config", type=Path, help="deploy config (TOML) with the spinup mode")
     p.add_argument("--years", type=float, help="model years to run from the generated state (default: [run] steps)")

@@ -137,7 +137,8 @@ class Tunnel:
         if not self.lost:
             self.comp.finalize()
             return
-        self.comp.timeout = min(self.comp.timeout, LOST_PEER_WAIT_S)
+        timeout = self.comp.timeout  # (None: an OASIS component without one, which OASIS does not apply anyway)
+        self.comp.timeout = LOST_PEER_WAIT_S if timeout is None else min(timeout, LOST_PEER_WAIT_S)
         try:
             self.comp.finalize()
         except BridgeError as err:
