@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -90,6 +91,10 @@ class Trainer:
         self.rejected = 0
         self.samples_seen = 0
         self.throughput = float("nan")  # training samples/s of the last fit()
+        # Called with the model when its normalizers freeze, before that step's loss: several data-parallel
+        # ranks pool the statistics of their tiles here (bridge/worker/ddp.py), so every rank, and the EMA
+        # copy of the next update, normalizes with the statistics of the whole grid.
+        self.on_freeze: Callable[[torch.nn.Module], None] | None = None
 
     @property
     def spec(self) -> DataSpec:
@@ -114,6 +119,8 @@ class Trainer:
         if self.step + 1 >= self.config.norm_warmup_steps:
             for norm in self.model.normalizers:
                 norm.freeze()
+            if self.on_freeze is not None:
+                self.on_freeze(self.model)
 
     def _lr(self) -> float:
         return self.config.lr * min(1.0, (self.step + 1) / max(self.config.lr_warmup_steps, 1))

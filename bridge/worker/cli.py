@@ -154,6 +154,7 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels, 
                  trainer.step, len(buffer), buffer.n_put, buffer.n_got, counters.as_dict())
     ddp = DataParallel(tunnel.local_comm, trainer.device, cfg.run.ranks_timeout_s)
     ddp.attach(trainer.model)
+    trainer.on_freeze = ddp.pool_statistics  # the tiles' statistics pooled when the normalizers freeze
     engine = Engine(trainer, tunnel.box, mask, use_position=size > 1, inference=inference, baseline=baseline,
                     bands=rank_band(cfg, rank, size) if ddp.active else None)
     generator = Trainer.load(settings.spinup.checkpoint, device=device) if "spinup" in cfg.worker.modes else None

@@ -172,10 +172,6 @@ class Learner(threading.Thread):
                 nll = self.engine.infer_step(samples)
                 if nll is not None:
                     self.infer_history.append((self.engine.inference.step, nll))
-            if surrogate and trainer.step == max(self.train_cfg.norm_warmup_steps, 1):  # the normalizers just froze
-                self.ddp.pool_statistics(trainer.model)
-                for b_ema, b in zip(trainer.ema.buffers(), trainer.model.buffers()):
-                    b_ema.copy_(b)
         self.train_s += time.perf_counter() - t
         if stats is None:
             return

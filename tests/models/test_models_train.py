@@ -113,6 +113,24 @@ def test_online_steps_screen_nan_and_freeze_statistics(dataset, caplog):
     assert trainer.train_step(batch) is None and trainer.rejected == 5
 
 
+def test_on_freeze_runs_once_before_the_freezing_steps_loss_and_reaches_the_ema(dataset):
+    """Data-parallel ranks pool their statistics in this hook: the step that freezes them, and the EMA
+    the samples come from, must already use what the hook left."""
+    trainer = make_trainer(dataset.spec, norm_warmup_steps=2)
+    calls = []
+
+    def pooled(model):
+        calls.append(trainer.step)
+        model.norm_x.running_mean.fill_(3.0)  # stands in for the statistics of every rank's tile
+
+    trainer.on_freeze = pooled
+    for k in range(4):
+        trainer.train_step(dataset.batch(torch.arange(4 * k, 4 * k + 4)))
+    assert calls == [1]  # at the second step (step + 1 >= norm_warmup_steps), once
+    assert torch.all(trainer.model.norm_x.running_mean == 3.0)
+    assert torch.all(trainer.ema.norm_x.running_mean == 3.0)
+
+
 def test_mse_training_reduces_loss(dataset):
     torch.manual_seed(0)
     trainer = make_trainer(dataset.spec, objective="mse", lr=3e-3, lr_warmup_steps=5)
