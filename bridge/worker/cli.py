@@ -120,7 +120,7 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels, 
     from bridge.worker.learner import Learner
     from bridge.worker.placement import device_for_rank, placement_report
     from bridge.worker.records import Counters
-    from bridge.worker.runtime import Runtime
+    from bridge.worker.runtime import Runtime, WorkerParts
     from models.buffers import BufferConfig, make_buffer
     from models.data import DataSpec
     from models.train import Trainer
@@ -160,8 +160,8 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels, 
     generator = Trainer.load(settings.spinup.checkpoint, device=device) if "spinup" in cfg.worker.modes else None
     learner = Learner(engine, buffer, ddp, settings.train, settings.emulate,
                       training=bool({"train", "generate"} & set(cfg.worker.modes)))
-    runtime = Runtime(cfg, settings, tunnel, engine, buffer, learner, counters, member_parameters(cfg), channels,
-                      ckpt, generator, watch, parts)
+    runtime = Runtime(WorkerParts(cfg, settings, tunnel, engine, buffer, learner, counters, member_parameters(cfg),
+                                  channels, ckpt, generator, watch, parts))
     tunnel.connect()
     on_coupled()
     bar = tqdm(total=len(runtime.schedule.steps), desc="worker: ocean steps", unit="step", file=sys.stderr,

@@ -17,8 +17,9 @@ import json
 import logging
 import time
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -29,23 +30,50 @@ from bridge.worker.process import Stopped
 from bridge.worker.records import Counters, EmulationRecord, EnsembleRecord
 from bridge.worker.samples import BufferedSample
 from bridge.worker.tunnel import Schedule
+
+if TYPE_CHECKING:  # annotations only: the parts are built in cli.py
+    from bridge.deploy.config import DeployConfig
+    from bridge.worker.engine import Engine
+    from bridge.worker.equilibrium import EquilibriumWatch
+    from bridge.worker.learner import Learner
+    from bridge.worker.settings import WorkerSettings
+    from bridge.worker.tunnel import Tunnel
+    from models.buffers import Buffer
+    from models.train import Trainer
 from models.metrics import crps_fair_pointwise
 
 log = logging.getLogger(__name__)
 STOP_JOIN_S = 5.0  # s the training thread may take to finish its step on a stop signal (within [run] stop_grace)
 
 
+@dataclass(frozen=True)
+class WorkerParts:
+    """What ``cli.run_worker`` builds for the runtime, by name and type."""
+
+    cfg: DeployConfig
+    settings: WorkerSettings
+    tunnel: Tunnel
+    engine: Engine  # the trainer, this rank's tile and band, the posterior estimator
+    buffer: Buffer  # of BufferedSample
+    learner: Learner  # the training thread
+    counters: Counters
+    theta: dict[str, np.ndarray]  # member -> its parameters
+    channels: tuple[str, ...]
+    checkpoint: Path
+    generator: Trainer | None = None  # the spinup mode's 'generate' surrogate
+    watch: EquilibriumWatch | None = None  # the generate mode's equilibrium detector (bridge/worker/equilibrium.py)
+    parts: dict[str, Any] = field(default_factory=dict)  # what the checkpoint holds beside the trainer, by name
+
+
 class Runtime:
-    def __init__(self, cfg, settings, tunnel, engine, buffer, learner, counters: Counters, theta: dict,
-                 channels: tuple[str, ...], checkpoint: Path, generator=None, watch=None, parts=None):
-        self.cfg, self.settings, self.tunnel, self.engine = cfg, settings, tunnel, engine
-        self.buffer, self.learner, self.counters, self.theta = buffer, learner, counters, theta
-        self.channels, self.checkpoint, self.generator = channels, checkpoint, generator
-        self.watch = watch  # the generate mode's equilibrium detector (bridge/worker/equilibrium.py)
-        self.parts = parts or {}  # what the checkpoint holds beside the trainer, by name (as cli.py restores them)
-        self.schedule = Schedule.from_config(cfg)
-        self.modes = set(cfg.worker.modes)
-        self.members = cfg.components
+    def __init__(self, p: WorkerParts):
+        self.cfg, self.settings, self.tunnel, self.engine = p.cfg, p.settings, p.tunnel, p.engine
+        self.buffer, self.learner, self.counters, self.theta = p.buffer, p.learner, p.counters, p.theta
+        self.channels, self.checkpoint, self.generator = p.channels, p.checkpoint, p.generator
+        self.watch, self.parts = p.watch, p.parts
+        self.schedule = Schedule.from_config(self.cfg)
+        self.modes = set(self.cfg.worker.modes)
+        self.members = self.cfg.components
         self.actual: dict[str, np.ndarray | None] = {m: None for m in self.members}
         self.pending: dict[str, tuple] = {}
         self.ensemble = EnsembleRecord(self.members)
