@@ -27,7 +27,7 @@ UNKNOWN, UNDEFINED = object(), object()
 ASSUMED = {"MPI": "", "OBRIDGE": ""}  # defined in every CROCO built with the bridge (croco_patches)
 PARAMETER = re.compile(r"\s*parameter\s*\(\s*NP_XI\s*=\s*(\w+)\s*,\s*NP_ETA\s*=\s*(\w+)", re.IGNORECASE)
 DIRECTIVE = re.compile(r"\s*#\s*(\w+)\s*(.*)")
-TOKEN = r"defined\s*\(\s*\w+\s*\)|defined\s+\w+|\w+|&&|\|\||!|\(|\)"
+TOKEN = r"defined\s*\(\s*\w+\s*\)|defined\s+\w+\b|\w+\b|&&|\|\||!|\(|\)"  # \b: a word is one token (no backtracking)
 
 
 class _Undetermined(Exception):

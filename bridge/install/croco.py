@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 PATCH_DIR = REPO / "croco_patches"
 FORTRAN_DIR = REPO / "bridge" / "fortran"
-BRIDGE_SOURCES = ("obr_core.F90", "obr_mpi_defs.F90", "obr_mpi_wait.F90", "obr_mpi.F90", "obridge.F90")
+BRIDGE_SOURCES = ("obr_core.F90", "obr_mpi_defs.F90", "obr_mpi_wait.F90", "obr_mpi.F90", "obridge.F90",
+                  "obr_host_nml.F90", "obr_host.F90")
 OASIS_SOURCE = "obr_oasis.F90"
 ADAPTER_SOURCES = ("obr_croco_nml.F90", "obr_croco_cpl.F90", "obr_croco.F", "obr_croco_state.F")
 NAMELIST = "namelist_obridge"

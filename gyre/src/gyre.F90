@@ -11,7 +11,7 @@ program gyre
    use gyre_sbc,  only: sbc_init, tstar
    use gyre_oce,  only: oce_alloc, xn, xmsk
    use gyre_ctl,  only: ctl_cfl, stp_ctl, rcfl_max, ncfl_max
-   use gyre_cpl,  only: cpl_init, cpl_define, cpl_spinup, cpl_send, cpl_finalize, rcpl_time
+   use gyre_cpl,  only: cpl_init, cpl_define, cpl_spinup, cpl_step, cpl_finalize, cpl_time
    use gyre_diag, only: dia_init, dia_step, dia_close
    use gyre_io,   only: io_init, io_write, io_close
    use gyre_rst,  only: rst_read
@@ -64,11 +64,11 @@ contains
       if (nitend < nit000 - 1) call ctl_stop('&namrun: nn_itend is before the restart step; nothing to do')
       call ctl_cfl(xn)
       call cpl_define()
-      call cpl_spinup(xn, xmsk)
+      call cpl_spinup()
       call stp_ctl(nit000 - 1, xn, 'initial state')
       call io_init()
       call dia_init()
-      call cpl_send(nit000 - 1, xn)
+      if (cpl_step(nit000 - 1)) continue       ! the initial state; nothing is applied at nit000-1
       if (.not. ln_rstart) then
          call dia_step(nit000 - 1, xn, nn_print > 0)
          call io_write(nit000 - 1, xn)
@@ -90,8 +90,8 @@ contains
          write(*, '(a,f0.3,a)') ' gyre: processor time of rank 0 in the time loop: ', pcpu, ' s'
          write(*, '(a,f5.3,a,i0,a)') ' gyre: largest CFL number of the flow: ', rcfl_max, ' (step ', ncfl_max, &
             & '; checked every nn_ctl steps, stable below 1)'
-         if (ln_obridge) write(*, '(a,f0.3,a,f0.2,a)') ' gyre: coupling calls in the time loop: ', rcpl_time, &
-            & ' s on rank 0 (', 100._wp * rcpl_time / max(ptime, 1.e-9_wp), '% of the loop)'
+         if (ln_obridge) write(*, '(a,f0.3,a,f0.2,a)') ' gyre: coupling calls in the time loop: ', cpl_time(), &
+            & ' s on rank 0 (', 100._wp * cpl_time() / max(ptime, 1.e-9_wp), '% of the loop)'
          write(*, '(a)') ' gyre: normal end'
          flush(6)
       end if

@@ -3,17 +3,19 @@
 !>
 !> An unknown block or variable, a bad value or an invalid switch value is reported naming the file, the block
 !> and the variable. Reading happens before MPI is up, so errors are returned as a message and raised by the
-!> caller with ctl_stop once the communicator exists.
+!> caller with ctl_stop once the communicator exists. &namobridge is read and checked by the bridge's host
+!> layer (obr_host_nml), in the same order: namelist_ref, then namelist_cfg.
 module gyre_nml
    use gyre_par
+   use obr_host_nml, only: obr_nml_defaults, obr_nml_read, obr_nml_check, obr_nml_write
    implicit none
    private
 
-   public :: nml_read, nml_print, nml_field_index, nml_is_mask
+   public :: nml_read, nml_print, nml_field_index
 
    character(len=*), parameter :: cp_ref = 'namelist_ref'   ! reference namelist
    character(len=*), parameter :: cp_cfg = 'namelist_cfg'   ! configuration namelist
-   character(len=*), parameter :: cp_unset = '?unset?'      ! marks list entries that namelist_cfg does not set
+   character(len=1024) :: cerr = ''                         ! the error found by obr_nml_check
    integer, parameter :: jpblk = 6
    character(len=12), parameter :: cp_blocks(jpblk) = [character(len=12) :: 'namrun', 'namdom', 'namphys', 'nammask', &
       &                                                 'namctl', 'namobridge']   ! known blocks
@@ -26,8 +28,6 @@ module gyre_nml
       &               rn_tnorth
    namelist /nammask/ cn_mask_file, cn_mask_var, rn_island
    namelist /namctl/ nn_ctl, rn_umax, rn_hmin, rn_tmax, rn_cflmax
-   namelist /namobridge/ ln_obridge, cn_obr_name, nn_obr_freq, cn_obr_send, ln_obr_emulator, cn_obr_emu_mode, nn_obr_emu_freq, &
-      &                  ln_obr_spinup, ln_obr_required, rn_obr_timeout
 
 contains
 
@@ -36,8 +36,8 @@ contains
       character(len=*), intent(out) :: cd_err   !< first error found (file, block, variable), '' if none
       integer :: jf
       character(len=12) :: clf(2)
-      character(len=len(cn_obr_send)) :: clsend(jp_maxsend)
       cd_err = ''
+      call obr_nml_defaults('gyre', 60._wp, jp_maxsend)
       clf = [character(len=12) :: cp_ref, cp_cfg]
       do jf = 1, 2
          call check_blocks(trim(clf(jf)), cd_err) ; if (cd_err /= '') return
@@ -46,31 +46,11 @@ contains
          call read_one(trim(clf(jf)), 'namphys', cd_err)    ; if (cd_err /= '') return
          call read_one(trim(clf(jf)), 'nammask', cd_err)    ; if (cd_err /= '') return
          call read_one(trim(clf(jf)), 'namctl', cd_err)     ; if (cd_err /= '') return
-         if (jf == 2) call list_begin(clsend)
-         call read_one(trim(clf(jf)), 'namobridge', cd_err) ; if (cd_err /= '') return
-         if (jf == 2) call list_end(clsend)
+         call obr_nml_read(trim(clf(jf)), cd_err, ld_newlist = jf == 2) ; if (cd_err /= '') return
       end do
       call validate(cd_err)
       rgfac = grav / rn_gprime
    end subroutine nml_read
-
-   !> Before namelist_cfg's &namobridge: keep the reference list cn_obr_send and mark every entry unset.
-   subroutine list_begin(cd_save)
-      character(len=*), intent(out) :: cd_save(:)   !< cn_obr_send of namelist_ref
-      cd_save = cn_obr_send
-      cn_obr_send = cp_unset
-   end subroutine list_begin
-
-   !> After namelist_cfg's &namobridge: a cn_obr_send = 'a','b' there replaces the whole reference list (the entries
-   !> it does not give are empty); entries set by index only, e.g. cn_obr_send(3) = 'v', change only those.
-   subroutine list_end(cd_save)
-      character(len=*), intent(in) :: cd_save(:)    !< cn_obr_send of namelist_ref
-      if (cn_obr_send(1) /= cp_unset) then
-         where (cn_obr_send == cp_unset) cn_obr_send = ''
-      else
-         where (cn_obr_send == cp_unset) cn_obr_send = cd_save
-      end if
-   end subroutine list_end
 
    !> Stop at any block in a namelist file that the model does not know.
    subroutine check_blocks(cd_file, cd_err)
@@ -120,7 +100,6 @@ contains
       case ('namphys')    ; read(inum, nml=namphys,    iostat=ios, iomsg=clmsg)
       case ('nammask')    ; read(inum, nml=nammask,    iostat=ios, iomsg=clmsg)
       case ('namctl')     ; read(inum, nml=namctl,     iostat=ios, iomsg=clmsg)
-      case ('namobridge') ; read(inum, nml=namobridge, iostat=ios, iomsg=clmsg)
       end select
       close(inum)
       if (ios < 0 .and. block_present(cd_file, cd_blk)) then
@@ -182,67 +161,22 @@ contains
       if (rn_shlat < 0._wp)      cd_err = '&namphys: rn_shlat must be >= 0 (0 free slip, 2 no slip)'
       if (nn_ctl < 1)            cd_err = '&namctl: nn_ctl must be >= 1'
       if (rn_cflmax <= 0._wp)    cd_err = '&namctl: rn_cflmax must be > 0 (1: the RK3 stability limit)'
-      if (nn_obr_freq < 1)       cd_err = '&namobridge: nn_obr_freq must be >= 1'
-      if (nn_obr_emu_freq < 1)   cd_err = '&namobridge: nn_obr_emu_freq must be >= 1'
-      if (rn_obr_timeout <= 0._wp) cd_err = '&namobridge: rn_obr_timeout must be > 0 (seconds)'
-      if (cn_obr_emu_mode /= 'replace' .and. cn_obr_emu_mode /= 'increment') &
-         & cd_err = '&namobridge: cn_obr_emu_mode = '''//trim(cn_obr_emu_mode)//''' is neither ''replace'' nor ''increment'''
-      call validate_name(cd_err)
-      call validate_send(cd_err)
-      if (ln_obridge .and. (ln_obr_emulator .or. ln_obr_spinup) .and. count(nml_field_index(cn_obr_send) > 0) == 0) &
-         & cd_err = '&namobridge: ln_obr_emulator and ln_obr_spinup act on the state fields of cn_obr_send '// &
-         &          '(ssh, u, v, temp), and it lists none'
+      cerr = cd_err
+      call obr_nml_check(field_code, 'a gyre field (ssh, u, v, temp or its alias sst, or mask)', keep_error)
+      cd_err = cerr
    end subroutine validate
 
-   !> cn_obr_name: 1..jp_namelen characters, no blanks (it is the bridge's component name).
-   subroutine validate_name(cd_err)
-      character(len=*), intent(inout) :: cd_err    !< error message ('' if fine)
-      character(len=lc) :: cl
-      integer :: ilen
-      ilen = len_trim(cn_obr_name)
-      if (ilen == 0) then
-         cd_err = '&namobridge: cn_obr_name is empty (the bridge component name of this run, e.g. ''gyre'' or ''gyre_1'')'
-      else if (ilen > jp_namelen) then
-         write(cl, '(a,i0,a,i0,a)') '&namobridge: cn_obr_name has ', ilen, ' characters, more than the ', jp_namelen, &
-            &                       ' of a bridge component name'
-         cd_err = trim(cl)
-      else if (scan(cn_obr_name(1:ilen), ' '//achar(9)) > 0) then
-         cd_err = '&namobridge: cn_obr_name = '''//cn_obr_name(1:ilen)//''' contains a blank (a bridge component name '// &
-            &     'has none)'
-      end if
-   end subroutine validate_name
+   !> Keep an invalid &namobridge switch as the error (the last one found wins, as for the other blocks).
+   subroutine keep_error(cd_msg)
+      character(len=*), intent(in) :: cd_msg    !< 'invalid <switch>: <why>'
+      cerr = '&namobridge: '//cd_msg
+   end subroutine keep_error
 
-   !> cn_obr_send: known names (a state field, its alias, or 'mask'), each at most once.
-   subroutine validate_send(cd_err)
-      character(len=*), intent(inout) :: cd_err    !< error message ('' if fine)
-      integer :: jf, jg
-      character(len=lc) :: cl
-      do jf = 1, jp_maxsend
-         if (len_trim(cn_obr_send(jf)) == 0) cycle
-         if (nml_field_index(cn_obr_send(jf)) == 0 .and. .not. nml_is_mask(cn_obr_send(jf))) then
-            write(cl, '(a,i0,a)') '&namobridge: cn_obr_send(', jf, ') = '''//trim(cn_obr_send(jf))// &
-               &                  ''' is not a gyre field (ssh, u, v, temp or its alias sst, or mask)'
-            cd_err = trim(cl)
-         end if
-         do jg = 1, jf - 1
-            if (same_field(cn_obr_send(jg), cn_obr_send(jf))) &
-               & cd_err = '&namobridge: cn_obr_send lists '''//trim(cn_obr_send(jf))//''' twice'
-         end do
-      end do
-   end subroutine validate_send
-
-   !> Two entries of cn_obr_send that name the same field ('sst' and 'temp' are one).
-   pure logical function same_field(cd_a, cd_b)
-      character(len=*), intent(in) :: cd_a, cd_b   !< entries of cn_obr_send
-      same_field = (nml_field_index(cd_a) > 0 .and. nml_field_index(cd_a) == nml_field_index(cd_b)) .or. &
-         &         (nml_is_mask(cd_a) .and. nml_is_mask(cd_b))
-   end function same_field
-
-   !> .true. for 'mask' in cn_obr_send: the T mask, sent once at step nit000-1.
-   elemental logical function nml_is_mask(cd_name)
-      character(len=*), intent(in) :: cd_name   !< field name as written in cn_obr_send
-      nml_is_mask = trim(lower(cd_name)) == 'mask'
-   end function nml_is_mask
+   !> The state index (jp_ssh...) of an entry of cn_obr_send, 0 if none: the host layer's field code.
+   integer function field_code(cd_name)
+      character(len=*), intent(in) :: cd_name   !< an entry of cn_obr_send
+      field_code = nml_field_index(cd_name)
+   end function field_code
 
    !> Index (jp_ssh...) of a field name, 0 if unknown; 'sst' is an alias of 'temp'.
    elemental integer function nml_field_index(cd_name)
@@ -264,7 +198,7 @@ contains
       write(kunit, nml=namphys)
       write(kunit, nml=nammask)
       write(kunit, nml=namctl)
-      write(kunit, nml=namobridge)
+      call obr_nml_write(kunit)
    end subroutine nml_print
 
    !> Lower-case copy of a string.

@@ -5,6 +5,8 @@
 !> cn_ character). gyre_nml fills them from namelist_ref then namelist_cfg; all other modules only read them.
 module gyre_par
    use, intrinsic :: iso_fortran_env, only: real64, int64
+   use obr_host_nml, only: ln_obridge, cn_obr_name, nn_obr_freq, cn_obr_send, ln_obr_emulator, cn_obr_emu_mode, &
+      &                    nn_obr_emu_freq, ln_obr_spinup, ln_obr_required, rn_obr_timeout   ! &namobridge
    implicit none
    public
 
@@ -17,7 +19,6 @@ module gyre_par
    integer,  parameter :: jp_maxsend = 8       !< max entries of cn_obr_send
    integer,  parameter :: jp_maxisl = 16       !< max land boxes in &nammask
    integer,  parameter :: lc = 256             !< length of path / message strings
-   integer,  parameter :: jp_namelen = 64      !< longest bridge component name (obridge's OBR_NAME_LEN)
 
    real(wp), parameter :: rpi = 3.141592653589793238462643383279_wp   !< pi
    real(wp), parameter :: grav = 9.81_wp       !< gravity (m s-2)
@@ -79,17 +80,8 @@ module gyre_par
    real(wp) :: rn_tmax = 100._wp               !< blow-up threshold on |temp| (degC)
    real(wp) :: rn_cflmax = 1._wp               !< stop when the flow's CFL number (advection + gravity waves) exceeds it
 
-   ! ---------------- &namobridge: coupling to the oceanbridge worker (same block as NEMO and CROCO) ----------------
-   logical  :: ln_obridge = .false.            !< master switch
-   character(len=lc) :: cn_obr_name = 'gyre'   !< bridge component name of this run (ensemble member k: '<model>_<k>')
-   integer  :: nn_obr_freq = 1                 !< send the state every nn_obr_freq steps
-   character(len=16) :: cn_obr_send(jp_maxsend) = ''   !< fields to send: 'ssh','u','v','temp' (alias 'sst'), 'mask' (once)
-   logical  :: ln_obr_emulator = .false.       !< receive emulated states and apply them
-   character(len=16) :: cn_obr_emu_mode = 'replace'    !< 'replace' or 'increment'
-   integer  :: nn_obr_emu_freq = 1             !< ask for an emulated state every nn_obr_emu_freq steps
-   logical  :: ln_obr_spinup = .false.         !< at start, replace the initial state by a received one
-   logical  :: ln_obr_required = .true.        !< stop if the worker is absent or dies (else continue uncoupled)
-   real(wp) :: rn_obr_timeout = 60._wp         !< seconds for every blocking wait of the bridge
+   ! &namobridge (coupling to the oceanbridge worker, same group as NEMO and CROCO): the switches live in the
+   ! bridge's host layer, obr_host_nml (ln_obridge, cn_obr_name, nn_obr_freq, cn_obr_send, ...), used above.
 
    ! ---------------- derived run quantities (set at initialisation) ----------------
    integer  :: nit000 = 1                      !< first step of this run segment

@@ -13,7 +13,7 @@ module gyre_stp
    use gyre_ldf,  only: ldf_tend
    use gyre_tra,  only: tra_tend
    use gyre_ctl,  only: stp_ctl
-   use gyre_cpl,  only: cpl_send, cpl_emulate
+   use gyre_cpl,  only: cpl_step
    use gyre_diag, only: dia_step
    use gyre_io,   only: io_write
    use gyre_rst,  only: rst_write, rst_due
@@ -30,8 +30,7 @@ contains
       logical :: llprt
       call rk3()
       if (mod(kt, nn_ctl) == 0) call stp_ctl(kt, xn, 'after the dynamics')
-      call cpl_send(kt, xn)
-      if (cpl_emulate(kt, xn, xmsk)) call stp_ctl(kt, xn, 'after applying the emulated state')
+      if (cpl_step(kt)) call stp_ctl(kt, xn, 'after applying the emulated state')
       llprt = .false.
       if (nn_print > 0) llprt = mod(kt, nn_print) == 0 .or. kt == nitend
       call dia_step(kt, xn, llprt)

@@ -156,3 +156,13 @@ def test_croco_param_h_unknown_says_nothing(croco, param_h):
 ])
 def test_param_h_decomposition(text, expected):
     assert decomposition(text) == expected
+
+
+@pytest.mark.timeout(20)
+def test_param_h_condition_with_long_names_and_an_unknown_operator_is_fast():
+    """A word must be one token: CROCO's real BASIN param.h has '#if' lines with long macro names and
+    operators outside the supported set (==, >), on which the earlier token pattern backtracked for ever
+    and hung `oceanbridge launch` in its preflight (found on the real CROCO v2.1.3 build)."""
+    text = ("#if defined(AAAAAAAAAAAAAAAAAAAAAAAA) && BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB == 1\n"
+            "      parameter (NP_XI=3, NP_ETA=2)\n#endif\n")
+    assert decomposition(text) is None  # an unknown condition: nothing is claimed

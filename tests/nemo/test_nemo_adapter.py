@@ -20,7 +20,7 @@ import nemo_run as nr
 HERE = Path(__file__).resolve().parent
 SOURCES = [HERE / "stubs" / "nemo_standins.F90"] + \
     [nr.REPO / "bridge" / "fortran" / f for f in ("obr_core.F90", "obr_mpi_defs.F90", "obr_mpi_wait.F90", "obr_mpi.F90",
-                                                     "obridge.F90")] + \
+                                                     "obridge.F90", "obr_host_nml.F90", "obr_host.F90")] + \
     [nr.REPO / "nemo_patches" / f for f in ("obridge_nemo_nml.F90", "obridge_nemo.F90")] + \
     [HERE / "stubs" / "standin_ocean.F90"]
 NX, NY, NZ, ITEND = 12, 10, 3, 4
@@ -57,7 +57,7 @@ def test_oasis_path_of_the_adapter_compiles(tmp_path):
     oasis = Path(os.environ["OASIS_DIR"])
     sources = SOURCES[:1] + [HERE / "stubs" / "cpl_oasis3_standin.F90"] + \
         [nr.REPO / "bridge" / "fortran" / f for f in ("obr_core.F90", "obr_mpi_defs.F90", "obr_oasis.F90",
-                                                       "obridge.F90")] + SOURCES[-3:-1]
+                                                       "obridge.F90", "obr_host_nml.F90", "obr_host.F90")] + SOURCES[-3:-1]
     incs = tuple(f"-I{p}" for p in (oasis / "build/lib/psmile.MPI1", oasis / "build/lib/mct", oasis / "include"))
     compile_like_makenemo(sources, tmp_path, ["key_obridge", "key_obridge_oasis", "key_oasis3", "key_RK3"], incs)
     assert (tmp_path / "obridge_nemo.o").is_file()
