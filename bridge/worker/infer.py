@@ -1,9 +1,10 @@
 """The worker's ``infer`` mode: a posterior over the members' parameters θ.
 
 While the ocean runs, every optimizer step of the surrogate also gives the
-posterior estimator (``models.sbi.NPE``, a mixture density over the prior box
-conditioned on a masked CNN summary of the state) one step on the same buffered
-items: x = the member's states (x_t and x_{t+Δ}), θ = its parameters.  At the
+posterior estimator (``models.sbi.NPE``: sbi's neural spline flow over the prior
+box, or its NPSE / FMPE posteriors, or our mixture density, conditioned on a
+masked CNN summary of the state) one step on the same buffered items: x = the
+member's states (x_t and x_{t+Δ}), θ = its parameters.  At the
 end the posterior is sampled for the observed state of ``[worker.infer]
 observation`` and written as ``posterior.nc`` (CF: one variable per parameter,
 with units from ``[[parameters]]``, plus mean, std and quantiles) and a PNG
@@ -72,8 +73,9 @@ class Inference:
         s = plan.settings
         self.plan, self.channels = plan, tuple(channels)
         self.prior = BoxUniform(plan.low, plan.high, names=plan.names, units=plan.units)
-        config = NPEConfig(components=s.components, hidden=s.hidden, summary_width=s.summary_width, lr=s.lr,
-                           norm_warmup_steps=s.norm_warmup_steps)
+        # the estimator: sbi's NSF unless the settings name another ("npse", "fmpe", "mixture")
+        config = NPEConfig(estimator=getattr(s, "estimator", "nsf"), components=s.components, hidden=s.hidden,
+                           summary_width=s.summary_width, lr=s.lr, norm_warmup_steps=s.norm_warmup_steps)
         self.npe = NPE(self.prior, config, x_shape=(len(self.channels), *tile_shape), device=device)
         self.observed: np.ndarray | None = None
         self.truth: dict[str, float] = {}
@@ -243,7 +245,11 @@ def _infer_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=200, help="training epochs at most (early stopping)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--components", type=int, default=4, help="Gaussians of the mixture density")
+    p.add_argument("--estimator", choices=("nsf", "npse", "fmpe", "mixture"), default="nsf",
+                   help="sbi's neural spline flow (default), score-based (npse) or flow-matching (fmpe) posterior, "
+                   "or our mixture density network")
+    p.add_argument("--components", type=int, default=4, help="Gaussians of the mixture density (--estimator "
+                   "mixture)")
     p.add_argument("--samples", type=int, default=2000)
     p.add_argument("--quantiles", type=lambda t: tuple(float(q) for q in t.split(",")),
                    default=(0.025, 0.16, 0.5, 0.84, 0.975))
@@ -283,8 +289,8 @@ def infer_main(argv) -> int:
     names, low, high, units = zip(*args.prior)
     prior = BoxUniform(low, high, names=names, units=units)
     theta, x, mask, channels = _simulations(args.data, args.variables, names, args.skip)
-    npe = NPE(prior, NPEConfig(components=args.components, max_epochs=args.epochs, batch_size=args.batch_size,
-                                 lr=args.lr, seed=args.seed), mask=mask)
+    npe = NPE(prior, NPEConfig(estimator=args.estimator, components=args.components, max_epochs=args.epochs,
+                               batch_size=args.batch_size, lr=args.lr, seed=args.seed), mask=mask)
     npe.append_simulations(theta, x).train(progress=not args.no_progress)
     box = BoxPartition.whole(x.shape[-1], x.shape[-2])
     observed, truth = read_observation(args.observation, channels, args.record, box, names)

@@ -32,7 +32,10 @@ def posterior():
     g = torch.Generator().manual_seed(0)
     prior = GaussianPrior(np.zeros(2), np.eye(2), names=("a", "b"))
     theta = prior.sample(3000, g)
-    config = NPEConfig(components=2, max_epochs=60, patience=60, lr=2e-3, batch_size=64)
+    # the hand-written mixture (exact for this problem); sbi's NSF, the default, is checked against the closed
+    # form by tests/models/test_models_sbi_analytic.py (C2ST, coverage): at these 3000 simulations its stds are
+    # 10-25 % too wide, outside the 15 % below
+    config = NPEConfig(estimator="mixture", components=2, max_epochs=60, patience=60, lr=2e-3, batch_size=64)
     return NPE(prior, config).append_simulations(theta, simulate(theta, g)).train().build_posterior()
 
 
