@@ -73,8 +73,7 @@ class Inference:
         s = plan.settings
         self.plan, self.channels = plan, tuple(channels)
         self.prior = BoxUniform(plan.low, plan.high, names=plan.names, units=plan.units)
-        # the estimator: sbi's NSF unless the settings name another ("npse", "fmpe", "mixture")
-        config = NPEConfig(estimator=getattr(s, "estimator", "nsf"), components=s.components, hidden=s.hidden,
+        config = NPEConfig(estimator=s.estimator, components=s.components, hidden=s.hidden,
                            summary_width=s.summary_width, lr=s.lr, norm_warmup_steps=s.norm_warmup_steps)
         self.npe = NPE(self.prior, config, x_shape=(len(self.channels), *tile_shape), device=device)
         self.observed: np.ndarray | None = None

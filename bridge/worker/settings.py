@@ -155,8 +155,12 @@ class InferSettings(_Quantiles, Section):
                              "each follows a surrogate step on the same buffered samples", ge=0)
     min_steps: int = setting(0, "after the ocean's last step, keep training the posterior on the buffer until "
                              "this many steps", ge=0)
-    components: int = setting(4, "Gaussians of the mixture density over θ given the state (models/sbi.py)", ge=1)
-    hidden: int = setting(64, "width of the mixture network", ge=1)
+    estimator: str = setting("nsf", "posterior estimator (models/sbi_estimators.py): sbi's neural spline flow "
+                             "`nsf`, score-based `npse`, flow matching `fmpe`, or the hand-written mixture density "
+                             "`mixture`", choices=("nsf", "npse", "fmpe", "mixture"))
+    components: int = setting(4, "Gaussians of the mixture density over θ given the state (`estimator = "
+                              "\"mixture\"`, models/sbi.py)", ge=1)
+    hidden: int = setting(64, "width of the density network", ge=1)
     summary_width: int = setting(16, "channels of the CNN that summarises the state", ge=1)
     lr: float = setting(1e-3, "Adam learning rate of the posterior estimator", gt=0)
     norm_warmup_steps: int = setting(20, "steps during which the state normalizer learns, then frozen", ge=1)

@@ -189,3 +189,14 @@ def test_emulator_tiles_of_a_decomposed_grid_share_one_noise_field():
         engine.emulate(np.zeros((1, 4, 8)), np.ones(1), 2, 4, seed=11)
     whole = torch.randn((2, 1, 8, 8), generator=torch.Generator().manual_seed(11))
     assert torch.equal(drawn[0], whole[..., :4, :]) and torch.equal(drawn[1], whole[..., 4:, :])
+
+
+def test_infer_estimator_key_is_checked(tmp_path):
+    from bridge.deploy.settings import from_table
+    from bridge.worker.settings import InferSettings
+
+    assert InferSettings().estimator == "nsf"
+    where = {"where": "x.toml: [worker.infer]", "base_dir": tmp_path}
+    assert from_table(InferSettings, {"estimator": "mixture"}, **where).estimator == "mixture"
+    with pytest.raises(ConfigError, match=r"\[worker.infer\] key 'estimator' has invalid value 'flow'"):
+        from_table(InferSettings, {"estimator": "flow"}, **where)
