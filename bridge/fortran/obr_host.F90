@@ -190,7 +190,8 @@ contains
       do jf = 1, jp_obr_maxfld
          if (len_trim(cn_obr_send(jf)) == 0) cycle
          do jr = 1, nreg
-            if (.not. any(lower(reg(jr)%alias) == lower(cn_obr_send(jf)) .and. len_trim(reg(jr)%alias) > 0)) cycle
+            if (.not. any(obr_lower(adjustl(reg(jr)%alias)) == obr_lower(adjustl(cn_obr_send(jf))) &
+                          .and. len_trim(reg(jr)%alias) > 0)) cycle
             nfld = nfld + 1
             fld(nfld) = reg(jr)
             fld(nfld)%name = cn_obr_send(jf)
@@ -366,17 +367,5 @@ contains
       end if
       call MPI_Finalize(ierr)
    end subroutine obr_host_finalize
-
-   !> Lower-case copy of a string, blanks trimmed.
-   elemental function lower(cd) result(cl)
-      character(len=*), intent(in) :: cd        !< input string
-      character(len=len(cd)) :: cl
-      integer :: jc, ic
-      cl = adjustl(cd)
-      do jc = 1, len(cd)
-         ic = iachar(cl(jc:jc))
-         if (ic >= iachar('A') .and. ic <= iachar('Z')) cl(jc:jc) = achar(ic + 32)
-      end do
-   end function lower
 
 end module obr_host

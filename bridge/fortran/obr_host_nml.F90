@@ -12,6 +12,7 @@ module obr_host_nml
    private
 
    public :: obr_nml_defaults, obr_nml_read, obr_nml_check, obr_nml_write, obr_nml_is_mask, obr_nml_nstate
+   public :: obr_lower
    public :: obr_field_code_iface, obr_nml_report_iface
 
    integer, parameter, public :: jp_obr_maxfld = 16     !< most entries of cn_obr_send any host allows
@@ -131,7 +132,7 @@ contains
          cl = adjustl(cl)
          if (cl(1:1) /= '&') cycle
          ie = scan(cl(2:), ' /!,') ; if (ie == 0) ie = len_trim(cl)
-         if (lower(cl(2:ie)) == 'namobridge') group_present = .true.
+         if (obr_lower(cl(2:ie)) == 'namobridge') group_present = .true.
       end do
       close(inum)
    end function group_present
@@ -233,11 +234,11 @@ contains
    !> .true. for the entry 'mask' (any case) of cn_obr_send: the host's mask, sent once at step nit000-1.
    elemental logical function obr_nml_is_mask(cd_name)
       character(len=*), intent(in) :: cd_name   !< an entry of cn_obr_send
-      obr_nml_is_mask = trim(adjustl(lower(cd_name))) == 'mask'
+      obr_nml_is_mask = trim(adjustl(obr_lower(cd_name))) == 'mask'
    end function obr_nml_is_mask
 
-   !> Lower-case copy of a string.
-   pure function lower(cd) result(cl)
+   !> Lower-case copy of a string (the hosts' one case-folding of switch, block and field names).
+   elemental function obr_lower(cd) result(cl)
       character(len=*), intent(in) :: cd        !< input string
       character(len=len(cd)) :: cl
       integer :: jc, ic
@@ -246,6 +247,6 @@ contains
          ic = iachar(cd(jc:jc))
          if (ic >= iachar('A') .and. ic <= iachar('Z')) cl(jc:jc) = achar(ic + 32)
       end do
-   end function lower
+   end function obr_lower
 
 end module obr_host_nml

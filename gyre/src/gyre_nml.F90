@@ -7,7 +7,7 @@
 !> layer (obr_host_nml), in the same order: namelist_ref, then namelist_cfg.
 module gyre_nml
    use gyre_par
-   use obr_host_nml, only: obr_nml_defaults, obr_nml_read, obr_nml_check, obr_nml_write
+   use obr_host_nml, only: obr_nml_defaults, obr_nml_read, obr_nml_check, obr_nml_write, obr_lower
    implicit none
    private
 
@@ -71,7 +71,7 @@ contains
          ie = scan(cl(2:), ' /!,') ; if (ie == 0) ie = len_trim(cl)
          llok = .false.
          do ib = 1, jpblk
-            if (lower(cl(2:ie)) == trim(cp_blocks(ib))) llok = .true.
+            if (obr_lower(cl(2:ie)) == trim(cp_blocks(ib))) llok = .true.
          end do
          if (.not. llok) then
             cd_err = cd_file//': unknown namelist block &'//trim(cl(2:ie))//' (known: &namrun &namdom &namphys '// &
@@ -131,7 +131,7 @@ contains
          cl = adjustl(cl)
          if (cl(1:1) /= '&') cycle
          ie = scan(cl(2:), ' /!,') ; if (ie == 0) ie = len_trim(cl)
-         if (lower(cl(2:ie)) == cd_blk) block_present = .true.
+         if (obr_lower(cl(2:ie)) == cd_blk) block_present = .true.
       end do
       close(inum)
    end function block_present
@@ -181,7 +181,7 @@ contains
    !> Index (jp_ssh...) of a field name, 0 if unknown; 'sst' is an alias of 'temp'.
    elemental integer function nml_field_index(cd_name)
       character(len=*), intent(in) :: cd_name   !< field name as written in cn_obr_send
-      select case (trim(lower(cd_name)))
+      select case (trim(obr_lower(cd_name)))
       case ('ssh')          ; nml_field_index = jp_ssh
       case ('u')            ; nml_field_index = jp_u
       case ('v')            ; nml_field_index = jp_v
@@ -200,17 +200,5 @@ contains
       write(kunit, nml=namctl)
       call obr_nml_write(kunit)
    end subroutine nml_print
-
-   !> Lower-case copy of a string.
-   pure function lower(cd) result(cl)
-      character(len=*), intent(in) :: cd        !< input string
-      character(len=len(cd)) :: cl
-      integer :: jc, ic
-      cl = cd
-      do jc = 1, len(cd)
-         ic = iachar(cd(jc:jc))
-         if (ic >= iachar('A') .and. ic <= iachar('Z')) cl(jc:jc) = achar(ic + 32)
-      end do
-   end function lower
 
 end module gyre_nml
