@@ -63,7 +63,7 @@ def one_run(src: Path, run: Path, mode: str, steps: int, freq: int) -> dict:
         apps.append((1, [sys.executable, __file__, "--receiver", str(steps), str(freq)]))
     elif mode == "on-train":
         cfg = deploy_config(run, steps, freq, ranks)
-        apps.append((1, [sys.executable, "-m", "bridge.cli", "worker", "--config", str(cfg), "--no-progress"]))
+        apps.append((1, [sys.executable, "-m", "deploy.cli", "worker", "--config", str(cfg), "--no-progress"]))
     cmd = mpirun_prefix(sum(n for n, _ in apps))
     for k, (n, argv) in enumerate(apps):
         cmd += ([":"] if k else []) + ["-np", str(n)] + argv

@@ -73,7 +73,7 @@ def run_case(case: str, folder: Path, steps: int, ranks: int, device: str) -> tu
     else:
         fields = "".join(f'\n[[fields]]\nname = "{n}"\ndirection = "ocean_to_worker"\nfreq = 1\n' for n in SEND)
         (folder / "train.toml").write_text(TRAIN_TOML.format(steps=steps, ranks=ranks, device=device) + fields)
-        cli = [sys.executable, "-m", "bridge.cli"]
+        cli = [sys.executable, "-m", "deploy.cli"]
         subprocess.run(cli + ["preprod", "train.toml"], cwd=folder, check=True, capture_output=True,
                        env={**os.environ, "PYTHONPATH": str(REPO)})
         res = nr.launch(cli + ["launch", "train.toml"], folder, timeout=1200)

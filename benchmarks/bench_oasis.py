@@ -53,7 +53,7 @@ def build(oasis) -> dict[str, Path]:
 
 def pair(progs: dict, side: str, backend: str, args: list[str]) -> tuple[list[str], list[str], tuple | None]:
     """(ocean argv, worker argv, namcouple pair or None) of one job."""
-    from bridge.deploy.naming import oasis_name
+    from bridge.transport.naming import oasis_name
     ocean = [str(progs[backend]), "ocean", *args]
     if side == "Fortran":
         worker = [str(progs[backend]), "worker", *args]
@@ -67,8 +67,9 @@ def pair(progs: dict, side: str, backend: str, args: list[str]) -> tuple[list[st
 
 def run_job(progs, side, backend, n, m, nx, ny, nlev, iters, reps) -> list[float]:
     """Seconds of each repetition (worker rank 0) of one job."""
-    from bridge.mpirun import mpirun_prefix
     from oasis_jobs import namcouple_text
+
+    from bridge.mpirun import mpirun_prefix
 
     ocean, worker, names = pair(progs, side, backend, [str(nx), str(ny), str(nlev), str(iters), str(reps)])
     cmd = mpirun_prefix(n + m) + ["-np", str(n), *ocean, ":", "-np", str(m), *worker]
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
     parser.add_argument("--iters", type=int, default=5, help="exchanges per repetition (default 5)")
     parser.add_argument("--quick", action="store_true", help="small grids, one round (a smoke test)")
     args = parser.parse_args(argv)
-    from bridge.deploy.oasis_fortran import find_oasis_fortran
+    from deploy.oasis_fortran import find_oasis_fortran
     try:
         oasis = find_oasis_fortran()
     except ValueError as err:

@@ -29,11 +29,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "worker"))  # the small deploy configs of the worker tests
 sys.path.insert(0, str(REPO))
 
-from bridge.deploy.config import load_config  # noqa: E402
-from bridge.deploy.namelist import patch_namelist  # noqa: E402
-from bridge.deploy.preprod import preprod  # noqa: E402
-from bridge.mpirun import mpirun_prefix  # noqa: E402
 from worker_fixtures import launch, write_config  # noqa: E402
+
+from bridge.config.config import load_config  # noqa: E402
+from bridge.config.namelist import patch_namelist  # noqa: E402
+from bridge.mpirun import mpirun_prefix  # noqa: E402
+from deploy.preprod import preprod  # noqa: E402
 
 LOOP = re.compile(r"time loop of (\d+) steps in ([0-9.]+) s")
 COUPLING = re.compile(r"coupling calls in the time loop: ([0-9.]+) s")

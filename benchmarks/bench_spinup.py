@@ -32,7 +32,6 @@ import concurrent.futures as futures
 import json
 import logging
 import math
-import re
 import shutil
 import sys
 import time
@@ -47,9 +46,18 @@ sys.path.insert(0, str(REPO / "gyre" / "tools"))
 sys.path.insert(0, str(REPO))
 
 import gyrerun  # noqa: E402
-from bridge.worker.spinup_report import FIELDS, METRICS, WITHIN, annual, judge, plot_metrics, plot_states  # noqa: E402
+
 from bridge.worker.engine import with_rest_volume  # noqa: E402
-from bridge.worker.spinup_report import read_state  # noqa: E402
+from bridge.worker.spinup_report import (  # noqa: E402
+    FIELDS,
+    METRICS,
+    WITHIN,
+    annual,
+    judge,
+    plot_metrics,
+    plot_states,
+    read_state,  # noqa: E402
+)
 from models.equilibrium import EquilibriumConfig, first_equilibrated  # noqa: E402
 from models.ocean_metrics import YEAR  # noqa: E402
 
@@ -96,7 +104,7 @@ class Study:
 # ----------------------------------------------------------------------------- design
 def held_out(study: Study) -> dict[str, np.ndarray]:
     """Validation and test θ inside the prior box, from a hypercube of their own (never the training design)."""
-    from bridge.deploy.ensemble import latin_hypercube
+    from bridge.config.ensemble import latin_hypercube
     lo, hi = (np.array([b[i] for b in BOX.values()]) for i in (0, 1))
     held = lo + latin_hypercube(study.n_val + study.n_test, len(BOX), np.random.default_rng(17)) * (hi - lo)
     return {"val": held[:study.n_val], "test": held[study.n_val:]}
@@ -175,11 +183,11 @@ dy = {nml['namdom']['rn_dy']}
 
 def train_in_situ(study: Study) -> dict:
     """Run the training launch; its wall time, the members' θ and the worker's summary."""
-    from bridge.deploy.config import load_config
-    from bridge.deploy.ensemble import draw_parameters
-    from bridge.deploy.launch import build_command
-    from bridge.deploy.preprod import preprod
+    from bridge.config.config import load_config
+    from bridge.config.ensemble import draw_parameters
     from bridge.mpirun import run_mpirun
+    from deploy.launch import build_command
+    from deploy.preprod import preprod
     cfg = load_config(deploy_config(study))
     preprod(cfg)
     t0 = time.perf_counter()
@@ -244,8 +252,8 @@ def reused_run(study: Study, name: str, theta: np.ndarray, years: int, restart: 
 
 def reused_training(study: Study) -> dict:
     """The training launch of an earlier invocation (its wall time from train/launch.json)."""
-    from bridge.deploy.config import load_config
-    from bridge.deploy.ensemble import draw_parameters
+    from bridge.config.config import load_config
+    from bridge.config.ensemble import draw_parameters
     run = study.out / "train"
     summary = json.loads((run / "worker_summary.json").read_text())
     wall = json.loads((run / "launch.json").read_text())["wall_s"]

@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -77,7 +76,9 @@ def train(args, files: list[Path]) -> Path:
     checkpoint = args.out / "emulator.pt"
     data = PairDataset([str(f) for f in files], CHANNELS)
     config = SurrogateConfig(data.spec, use_position=True, **MODEL)
-    train_cfg = TrainConfig(batch_size=8, lr=2e-3, seed=0, tile=TILE)
+    # the warm-up and EMA its figures (bridge/worker/README.md) were measured with
+    train_cfg = TrainConfig(batch_size=8, lr=2e-3, seed=0, tile=TILE, lr_warmup_steps=200, ema_halflife_steps=200.0,
+                            norm_warmup_steps=100)
     if args.reuse and checkpoint.exists():
         trainer = Trainer.load(checkpoint)
         if (trainer.model.config.to_dict(), asdict(trainer.config)) == (config.to_dict(), asdict(train_cfg)) \

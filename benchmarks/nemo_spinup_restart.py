@@ -233,6 +233,7 @@ def stage_control(args, nemo_dir: Path, out: Path, theta: float) -> dict:
 def write_mask(folder: Path, path: Path) -> None:
     """The surface T mask (y, x) of NEMO's mesh_mask, the worker's [model] mask_file."""
     import nemo_run as nr
+
     from models.ncio import atomic_write
     mesh = nr.global_fields(sorted(folder.glob("mesh_mask*.nc")), ["tmask", "e1t", "e2t"])
     mask = mesh["tmask"][0]
@@ -255,9 +256,9 @@ def write_mask(folder: Path, path: Path) -> None:
 def stage_train(args, nemo_dir: Path, out: Path) -> dict:
     """The in-situ training launch: preprod writes the members' folders, then one MPMD job with this
     script's worker rank (``--peer``), which is oceanbridge worker's runtime in generate mode."""
-    from bridge.deploy.config import load_config
-    from bridge.deploy.mpmd import mpirun_command, worker_argv
-    from bridge.deploy.preprod import preprod
+    from bridge.config.config import load_config
+    from deploy.mpmd import mpirun_command, worker_argv
+    from deploy.preprod import preprod
     folder = out / "train"
     steps = args.train_years * STEPS_PER_YEAR
     # members keep a restart at every model year (the nearest-member start reads the control's start date)
@@ -364,7 +365,7 @@ def _nemo_children(root: int, exe: str) -> list[int]:
 
 
 def _theta_table(folder: Path) -> dict[str, float]:
-    from bridge.deploy.ensemble import read_parameters_csv
+    from bridge.config.ensemble import read_parameters_csv
     return {c: v[THETA[0]] for c, v in read_parameters_csv(folder / "parameters.csv").items()}
 
 
@@ -381,7 +382,7 @@ def stage_spinup(args, nemo_dir: Path, out: Path, theta: float, start: str) -> d
                        modes='["spinup"]', freq=steps, init=True, worker=worker,
                        model=model_toml(out, args.channels))
     (folder / "spin.toml").write_text(toml)
-    cli = [sys.executable, "-m", "bridge.cli"]
+    cli = [sys.executable, "-m", "deploy.cli"]
     rc = run_logged(cli + ["preprod", "spin.toml"], folder, "preprod.log", 120)
     if rc == 0:
         rc = run_logged(cli + ["launch", "spin.toml"], folder, "launch.log", args.timeout)
@@ -493,7 +494,7 @@ def peer_main(config: Path) -> int:
 def _peer(config: Path, process) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     import bridge.worker.cli as wcli
-    from bridge.deploy.config import load_config
+    from bridge.config.config import load_config
     from bridge.worker.settings import worker_settings
     from bridge.worker.tunnel import Tunnel, channel_names
     cfg = load_config(config)
@@ -504,6 +505,7 @@ def _peer(config: Path, process) -> int:
     wcli.equilibrium_watch = lambda cfg_, settings_, channels_, mask_: CalendarWatch(
         cfg_.components, cfg_.run.dt, args.get("burn_in_days", 330.0), args.get("window_days", 30.0))
     import torch  # noqa: F401
+
     import models.train  # noqa: F401
     tunnel = Tunnel(cfg)
     summary = wcli.run_worker(cfg, settings, tunnel, fresh=True, progress=False, channels=channel_names(cfg),
@@ -855,8 +857,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def DESIGNS_draw(args) -> np.ndarray:  # noqa: N802
-    """The members' unit draws exactly as preprod makes them (bridge.deploy.ensemble.draw_parameters)."""
-    from bridge.deploy.ensemble import DESIGNS
+    """The members' unit draws exactly as preprod makes them (bridge.config.ensemble.draw_parameters)."""
+    from bridge.config.ensemble import DESIGNS
     rng = np.random.default_rng(0)
     return DESIGNS["lhs"](args.members, 1, rng)[:, 0]
 

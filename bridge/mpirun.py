@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # every process in steps odls_base_sigkill_timeout s apart: SIGTERM after one such wait, SIGKILL after a second
 # (measured: a rank trapping SIGTERM got it 3 s after mpirun did with a timeout of 3 s, and mpirun ended ~6 s after,
 # whenever its processes ended: it sleeps out both waits).  Its default, 1 s, kills a worker in the middle of its
-# checkpoint: a deploy launch passes ``[run] stop_grace`` (bridge.deploy.mpmd).  Jobs with no checkpoint to write
+# checkpoint: a deploy launch passes ``[run] stop_grace`` (deploy.mpmd).  Jobs with no checkpoint to write
 # (tests of the bridge, benchmarks) keep the default, so that their aborts stay quick.
 OPENMPI_STOP_GRACE = 1  # odls_base_sigkill_timeout's default
 
@@ -40,7 +40,7 @@ def mpirun_prefix(nprocs: int, *, cores: int | None = None, keep_going_on_failur
     (``ln_obr_required = .false.``); by default a death stops the whole job, so
     collectives of the host model can never wait on a dead rank.  ``stop_grace``
     (s) is the time between the steps of a stop (above).  Other MPIs
-    know none of these options (bridge.deploy.mpmd gives them none)."""
+    know none of these options (deploy.mpmd gives them none)."""
     exe = shutil.which("mpirun") or "mpirun"
     cmd = [exe, "--bind-to", "none"]
     if stop_grace is not None:

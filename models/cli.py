@@ -1,6 +1,6 @@
 """``oceanbridge train | sample | evaluate``: offline use of the surrogate on netCDF files.
 
-bridge/cli.py dispatches the verbs here by name; each returns an exit code
+deploy/cli.py dispatches the verbs here by name; each returns an exit code
 (0 ok, 2 bad input: the message names what did not match).
 """
 from __future__ import annotations
@@ -17,13 +17,22 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import (Batch, DataSpec, MissingVariableError, PairDataset, base_variables, describe_file, grid_position,
-                   read_member)
+from .config import OBJECTIVES, ModelConfig, TrainConfig, level_multipliers
+from .data import (
+    Batch,
+    DataSpec,
+    MissingVariableError,
+    PairDataset,
+    base_variables,
+    describe_file,
+    grid_position,
+    read_member,
+)
 from .evaluate import CHANNEL_ATTR, evaluate, read_samples, write_evaluation
 from .ncio import cf_attrs, write_ensemble
 from .sampling import SamplerConfig
-from .surrogate import SurrogateConfig, Surrogate
-from .train import TrainConfig, Trainer
+from .surrogate import Surrogate, SurrogateConfig
+from .train import Trainer
 
 __all__ = ["cli_verb", "train_main", "sample_main", "evaluate_main"]
 
@@ -32,8 +41,7 @@ log = logging.getLogger("oceanbridge")
 
 def cli_verb(func):
     """A verb's entry point ``<verb>_main(argv)``: bad input (ValueError, FileNotFoundError, OSError) ends
-    with one clear line on stderr and exit code 2, not a traceback.  Public: the worker's ``infer`` verb
-    (bridge/worker/infer.py) uses it too."""
+    with one clear line on stderr and exit code 2, not a traceback."""
     @functools.wraps(func)
     def wrapper(argv=None) -> int:
         try:
@@ -49,9 +57,9 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:1 ...")
+    p.add_argument("--device", default=TrainConfig.device, help="auto (cuda if present), cpu, cuda, cuda:1 ...")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -86,17 +94,18 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="fields to learn (default: ssh u v temp; on --resume: the checkpoint's)")
     p.add_argument("--out", required=True, help="checkpoint path (written atomically)")
     p.add_argument("--task", choices=["emulate", "generate"], default="emulate")
-    p.add_argument("--objective", choices=["diffusion", "mse"], default="diffusion")
+    p.add_argument("--objective", choices=OBJECTIVES, default=ModelConfig.objective)
     p.add_argument("--lag", type=int, default=1, help="records between x_t and x_{t+lag} (emulate)")
     p.add_argument("--skip", type=int, default=0, help="leading records not used as targets (spin-up)")
     p.add_argument("--cond-on-initial", action="store_true", help="generate: also condition on record 0")
     p.add_argument("--steps", type=int, default=1000, help="total optimizer steps (resume continues to it)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--channels", type=int, default=32, help="U-Net base channels")
-    p.add_argument("--channel-mult", type=_ints, default=(1, 2, 2), help="per-level multipliers, e.g. 1,2,2")
-    p.add_argument("--res-blocks", type=int, default=1)
-    p.add_argument("--whiten", type=float, default=0.0, metavar="EXPONENT",
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--channels", type=int, default=ModelConfig.model_channels, help="U-Net base channels")
+    p.add_argument("--channel-mult", type=_ints, default=level_multipliers(ModelConfig.levels),
+                   help="per-level multipliers, e.g. 1,2,2")
+    p.add_argument("--res-blocks", type=int, default=ModelConfig.num_res_blocks)
+    p.add_argument("--whiten", type=float, default=ModelConfig.spectral_whitening, metavar="EXPONENT",
                    help="spectral whitening exponent in [0, 1] (models/whiten.py; 0: off)")
     p.add_argument("--tile", type=int, default=None, help="train on random tiles of this size (adds position)")
     p.add_argument("--checkpoint-every", type=int, default=500)
@@ -151,7 +160,7 @@ def _sample_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", default="all", help="source records: 'all', 'a:b' or 'i,j,k' (emulate)")
     p.add_argument("--rollout", type=int, default=1, help="autoregressive steps from the first record")
     p.add_argument("--members", type=int, default=8)
-    p.add_argument("--num-steps", type=int, default=18, help="Heun steps (NFE = 2N - 1)")
+    p.add_argument("--num-steps", type=int, default=SamplerConfig.num_steps, help="Heun steps (NFE = 2N - 1)")
     p.add_argument("--churn", type=float, default=0.0, help="S_churn (0: deterministic Alg. 1)")
     p.add_argument("--theta", nargs="*", default=[], help="override parameters, e.g. tau0=0.12")
     p.add_argument("--chunk", type=int, default=64, help="samples per network call")
@@ -286,3 +295,91 @@ def _table(results: dict) -> str:
     lines += [f"{k}: {v:.4g}" for k, v in results["physics"].items()]
     return "\n".join(lines)
 
+
+# ----------------------------------------------------------------------------- oceanbridge infer
+
+
+def _prior_arg(text: str) -> tuple[str, float, float, str]:
+    """NAME=LOW:HIGH[:UNITS]"""
+    try:
+        name, rest = text.split("=", 1)
+        low, high, *units = rest.split(":")
+        return name, float(low), float(high), units[0] if units else "1"
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--prior {text!r}: expected NAME=LOW:HIGH[:UNITS], e.g. "
+                                         "tau0=0.05:0.2:N m-2") from None
+
+
+def _infer_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oceanbridge infer", description="Neural posterior estimation offline: train "
+                                "q(θ | state) on netCDF runs with known θ (one file per run, θ named in its "
+                                "'parameters' attribute, as `oceanbridge train` reads them), then sample the "
+                                "posterior of an observed state and write posterior.nc and a PNG.")
+    p.add_argument("--data", nargs="+", required=True, help="netCDF runs in the oceanbridge convention")
+    p.add_argument("--prior", nargs="+", required=True, type=_prior_arg, metavar="NAME=LOW:HIGH[:UNITS]",
+                   help="the uniform prior box, one per parameter (the order of the outputs)")
+    p.add_argument("--observation", required=True, type=Path, help="netCDF file of the observed state")
+    p.add_argument("--record", type=int, default=-1, help="time record of the observation (-1: the last)")
+    p.add_argument("--variables", nargs="+", default=["ssh", "u", "v", "temp"], help="state fields")
+    p.add_argument("--skip", type=int, default=0, help="leading records of each run not used (spin-up)")
+    p.add_argument("--epochs", type=int, default=200, help="training epochs at most (early stopping)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--estimator", choices=("nsf", "npse", "fmpe", "mixture"), default="nsf",
+                   help="sbi's neural spline flow (default), score-based (npse) or flow-matching (fmpe) posterior, "
+                   "or our mixture density network")
+    p.add_argument("--components", type=int, default=4, help="Gaussians of the mixture density (--estimator "
+                   "mixture)")
+    p.add_argument("--samples", type=int, default=2000)
+    p.add_argument("--quantiles", type=lambda t: tuple(float(q) for q in t.split(",")),
+                   default=(0.025, 0.16, 0.5, 0.84, 0.975))
+    p.add_argument("--out", type=Path, default=Path("posterior.nc"))
+    p.add_argument("--plot", default="posterior.png", help="figure ('' for none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _simulations(files, variables, names, skip: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+    """θ (N, D) in the order of ``names``, states (N, C, ny, nx), the mask and the channels of every run."""
+    thetas, states, first = [], [], None
+    for f in files:
+        m = read_member(f, variables)
+        missing = [n for n in names if n not in m.params]
+        if missing:
+            raise ValueError(f"data file {f}: no value of parameter(s) {missing} "
+                             f"(its 'parameters' are {list(m.params)})")
+        if first is not None:
+            first.spec.check_matches(m.spec, f"data file {first.path}", f"data file {f}")
+        first = first or m
+        x = m.fields[skip:]
+        states.append(x)
+        thetas.append(np.repeat(np.array([[m.theta[m.params.index(n)] for n in names]]), len(x), axis=0))
+    if first is None:
+        raise ValueError("no data file given")  # (argparse's nargs='+' asks for one)
+    return np.concatenate(thetas), np.concatenate(states), first.mask, first.channels
+
+
+@cli_verb
+def infer_main(argv) -> int:
+    """``oceanbridge infer``: exit code 0, or 2 with one line naming what is wrong."""
+    args = _infer_parser().parse_args(argv)
+    from .posterior_products import posterior_products, read_observation  # sbi: only this verb pays its import
+    from .sbi import NPE, BoxUniform, NPEConfig
+    torch.manual_seed(args.seed)
+    names, low, high, units = zip(*args.prior)
+    prior = BoxUniform(low, high, names=names, units=units)
+    theta, x, mask, channels = _simulations(args.data, args.variables, names, args.skip)
+    npe = NPE(prior, NPEConfig(estimator=args.estimator, components=args.components, max_epochs=args.epochs,
+                               batch_size=args.batch_size, lr=args.lr, seed=args.seed), mask=mask)
+    npe.append_simulations(theta, x).train(progress=not args.no_progress)
+    observed, truth = read_observation(args.observation, channels, args.record, names, x.shape[-2:])
+    stats = posterior_products(npe, observed, truth, args.samples, args.quantiles, args.out,
+                               Path(args.plot) if args.plot else None,
+                               {"observation": str(args.observation), "observation_record": args.record,
+                                "data": " ".join(map(str, args.data))})
+    for name, st in stats.items():
+        print(f"{name}: posterior mean {st['mean']:.6g}, std {st['std']:.6g}"
+              + ("" if st["truth"] is None else f", truth {st['truth']:.6g}"))
+    print(f"{npe.num_simulations} simulations ({npe.rejected} rejected, NaN/inf), {npe.step} steps -> {args.out}")
+    return 0

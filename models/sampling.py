@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .config import HEUN_STEPS
+
 __all__ = ["SamplerConfig", "sigma_steps", "edm_sampler", "heun_sampler", "churn_sampler", "nfe", "GridNoise",
            "white_noise", "tile_noise"]
 
@@ -18,7 +20,7 @@ __all__ = ["SamplerConfig", "sigma_steps", "edm_sampler", "heun_sampler", "churn
 class SamplerConfig:
     """Time discretization and churn settings (Table 1 / Alg. 2 names)."""
 
-    num_steps: int = 18
+    num_steps: int = HEUN_STEPS
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     rho: float = 7.0

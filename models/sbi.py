@@ -89,7 +89,7 @@ class BoxUniform:
 
     def from_unit(self, unit) -> torch.Tensor:
         """Points ``unit`` of [0, 1)^dim, shape ``(n, dim)``, mapped into the box: a space-filling design
-        drawn by the caller (e.g. the Latin hypercube of ``bridge.deploy.ensemble``, which preprod draws the
+        drawn by the caller (e.g. the Latin hypercube of ``bridge.config.ensemble``, which preprod draws the
         members' θ with; this package draws no designs, so that deployment does not need it)."""
         unit = _tensor(unit, torch.float64).cpu()
         if unit.ndim != 2 or unit.shape[1] != self.dim:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .config import ModelConfig, level_multipliers
 from .data import Batch, DataSpec
 from .loss import EDMLoss, MSELoss
 from .networks import Cond, UNet, UNetConfig
@@ -20,26 +21,23 @@ from .sampling import GridNoise, SamplerConfig, edm_sampler, white_noise
 from .tiling import TiledDenoiser
 from .whiten import SpectralWhitener
 
-__all__ = ["SurrogateConfig", "Surrogate"]
+__all__ = ["ModelConfig", "SurrogateConfig", "Surrogate", "level_multipliers"]
 
-OBJECTIVES = ("diffusion", "mse")
 TASKS = ("emulate", "generate")
 
 
 @dataclass(frozen=True)
-class SurrogateConfig:
-    """Everything needed to rebuild a surrogate from a checkpoint (plain values only)."""
+class SurrogateConfig(ModelConfig):
+    """Everything needed to rebuild a surrogate from a checkpoint (plain values only): the [model] keys
+    (keyword-only) and what the data and the run fix."""
 
     spec: DataSpec
     task: str = "emulate"
-    objective: str = "diffusion"
     cond_on_initial: bool = False  # generate: also condition on an initial state x_0
     predict_residual: bool | None = None  # None: True for 'emulate', False for 'generate'
     use_position: bool = False  # tile position channels (patch training)
     lag: int = 1  # records between x_t and the predicted x_{t+lag} (metadata for sampling)
-    model_channels: int = 32
-    channel_mult: tuple[int, ...] = (1, 2, 2)
-    num_res_blocks: int = 1
+    channel_mult: tuple[int, ...] | None = None  # finer than [model] levels; None: level_multipliers(levels)
     dropout: float = 0.0
     sigma_data: float = 1.0  # targets are normalized to unit variance
     # Training noise levels ln(sigma) ~ N(P_mean, P_std^2) (EDM Table 1). None: EDM's -1.2 for
@@ -49,18 +47,7 @@ class SurrogateConfig:
     P_mean: float | None = None
     P_std: float = 1.2
     fill_value: float = 0.0  # land value of decoded fields (physical units)
-    # Spectral whitening exponent of the target (models/whiten.py): 1 trains and samples
-    # where every scale has unit variance, 0 (default, the behaviour before the option) is
-    # off. On the gyre at 1000 steps, 1 brings the diffusion's DCT high-k ratio from 294 to
-    # 1.6 but costs RMSE/std (0.35 -> 0.48) and CRPS/std (0.155 -> 0.228).
-    spectral_whitening: float = 0.0
     whiten_floor: float = 1e-10  # the whitened spectrum is clipped at this fraction of its maximum
-    # Also whiten the conditioning state (with its own running spectrum, same exponent), so the
-    # network sees x_t's small scales at the unit scale of the whitened target it must predict
-    # from them. False (default) keeps the behaviour and the checkpoints before the option.
-    # On the gyre (bench_surrogate, 1000 steps, exponent 0.5 and whiten_state): DCT high-k 1.28
-    # (1.19 with S_churn 5), spread/skill 0.86 (0.81), CRPS/std 0.157 (0.164) against MSE 0.206.
-    whiten_state: bool = False
     # Whiten each (ky, kx) mode by its own power instead of the radial mean: ocean fields are
     # anisotropic (in the gyre, v's power at high ky is 1 % of that at the same high kx), and a
     # radial gain leaves the weak directions far below unit variance. False: radial (as before).
@@ -70,12 +57,11 @@ class SurrogateConfig:
     whiten_anisotropic: bool = False
 
     def __post_init__(self):
+        super().__post_init__()  # the [model] keys' rows
         if isinstance(self.spec, dict):
             object.__setattr__(self, "spec", DataSpec(**self.spec))
         if self.task not in TASKS:
             raise ValueError(f"SurrogateConfig.task must be one of {TASKS}, got {self.task!r}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"SurrogateConfig.objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.P_mean is None:
             object.__setattr__(self, "P_mean", 0.6 if self.task == "emulate" else -1.2)
         if self.predict_residual is None:
@@ -99,7 +85,10 @@ class SurrogateConfig:
             raise ValueError("SurrogateConfig.whiten_state needs spectral_whitening > 0 and a conditioning state "
                              f"(got spectral_whitening={self.spectral_whitening!r}, task {self.task!r}, "
                              f"cond_on_initial={self.cond_on_initial!r})")
+        if self.channel_mult is None:
+            object.__setattr__(self, "channel_mult", level_multipliers(self.levels))
         object.__setattr__(self, "channel_mult", tuple(self.channel_mult))
+        object.__setattr__(self, "levels", len(self.channel_mult))
         self.unet_config()  # validates the network sizes, naming the field
 
     @property

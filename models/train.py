@@ -10,12 +10,13 @@ import copy
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from .config import TrainConfig
 from .data import Batch, DataSpec, PairDataset, finite_rows
 from .ncio import atomic_write
 from .sampling import SamplerConfig
@@ -33,43 +34,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    batch_size: int = 16
-    lr: float = 1e-3
-    lr_warmup_steps: int = 200  # linear ramp, as EDM's lr_rampup: Adam is fragile at the start
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ema_halflife_steps: float = 200.0  # EMA weights are what samples come from
-    ema_rampup_ratio: float = 0.1  # early on the half-life is at most this fraction of steps
-    norm_warmup_steps: int = 100  # online: stats update on the first N steps, then freeze
-    tile: int | None = None  # random tile size for patch training (needs use_position)
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self):
-        positive = ("batch_size", "lr", "grad_clip", "ema_halflife_steps")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("lr_warmup_steps", "norm_warmup_steps", "weight_decay", "ema_rampup_ratio"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.tile is not None and self.tile < 1:
-            raise ValueError(f"TrainConfig.tile must be None or >= 1, got {self.tile!r}")
-        try:
-            resolve_device(self.device)
-        except RuntimeError as err:
-            raise ValueError(f"TrainConfig.device {self.device!r} is invalid: {err}") from None
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"TrainConfig has no field(s) {sorted(unknown)}")
-        return cls(**d)
-
-
 class Trainer:
     """Owns a surrogate, its EMA copy, the optimizer and the random streams.
 
@@ -77,7 +41,8 @@ class Trainer:
     for emulation, ``save(path)`` / ``Trainer.load(path)`` across restarts.
     """
 
-    def __init__(self, surrogate: Surrogate, config: TrainConfig = TrainConfig()):
+    def __init__(self, surrogate: Surrogate, config: TrainConfig | None = None):
+        config = TrainConfig() if config is None else config
         if config.tile is not None and not surrogate.config.use_position:
             raise ValueError("TrainConfig.tile needs a surrogate with use_position=True (tiles must know where they are)")
         self.config = config

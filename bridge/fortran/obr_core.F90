@@ -48,7 +48,7 @@ module obr_core
    ! `oceanbridge launch` writes them as $OBRIDGE_TIMEOUT, _NAN_POLICY, _PUT_MODE, _RING, _WAIT (core_read_env).
    ! These initial values are the fallbacks when a variable is unset and must equal the defaults of the Python
    ! declaration, bridge/transport/env.py (TIMEOUT, NAN_POLICY, PUT_MODE, PUT_RING, WAIT_MODE), which
-   ! bridge/deploy/config.py's RunSection takes; tests/deploy/test_deploy_coupling_keys.py compares them.
+   ! bridge/config/config.py's RunSection takes; tests/deploy/test_deploy_coupling_keys.py compares them.
    real(dp) :: core_timeout = 300._dp                  !< seconds for every blocking wait
    integer :: core_nan_policy = OBR_NAN_ERROR          !< what a put does with NaN/Inf
    logical :: core_put_direct = .false.                !< put sends from the caller's array and waits (no copy)

@@ -11,7 +11,7 @@
 !!           (obr_def_time: the state after step kt); OASIS decides from the
 !!           namcouple whether to act;
 !!   finalize: oasis_terminate unless the host owns the component.
-!! Wire names follow bridge/deploy/naming.py::oasis_name: UPPER(component_field).
+!! Wire names follow bridge/transport/naming.py::oasis_name: UPPER(component_field).
 !!
 !! OASIS has no receive timeout: oasis_get waits inside MPI until the data
 !! arrive, and a watchdog cannot return from inside MPI_Recv (only kill the
@@ -131,7 +131,7 @@ contains
       kinfo = OBR_OK
    end subroutine backend_def_field
 
-   !> The OASIS name of a field: UPPER(component[_peer]_field), as bridge.deploy.naming.oasis_name.
+   !> The OASIS name of a field: UPPER(component[_peer]_field), as bridge.transport.naming.oasis_name.
    pure function wire_name(comp, peer, field) result(wire)
       character(len=*), intent(in) :: comp, peer, field  !< component, peer ('' on the ocean), field
       character(len=WIRE_LEN) :: wire

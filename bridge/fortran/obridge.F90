@@ -27,7 +27,7 @@
 !!    $OBRIDGE_NIT000 / $OBRIDGE_DT (the MPI backend ignores both). t is a 32-bit
 !!    integer: about 68 simulated years per run segment.
 !!  - Names on the wire: UPPER(component_field), e.g. 'GYRE_1_SST' (as
-!!    bridge/deploy/naming.py::oasis_name and the namcouple of
+!!    bridge/transport/naming.py::oasis_name and the namcouple of
 !!    'oceanbridge preprod'). A field missing from the namcouple stops obr_enddef
 !!    with a message naming the field and its OASIS name.
 !!  - put/get may be called at any step; OASIS acts only at the namcouple's

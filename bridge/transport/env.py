@@ -1,10 +1,10 @@
 """$OBRIDGE_* settings read from the environment: a bad value is named, never guessed.
 
 Each coupling setting has one row below: the variable, the deploy config key that sets it
-(``[run] <key>``, declared in bridge/deploy/config.py with this row's default and choices) and its
+(``[run] <key>``, declared in bridge/config/config.py with this row's default and choices) and its
 default, the one both the Python readers (transport/mpi.py, transport/wait.py) and the config
 declaration take.  ``oceanbridge launch`` writes every row from the config into the job's
-environment (bridge/deploy/mpmd.py, ``job_env``); the variables are what the launcher sets, the
+environment (deploy/mpmd.py, ``job_env``); the variables are what the launcher sets, the
 config keys are the way to choose.  The Fortran side (bridge/fortran/obr_core.F90) reads the same
 variables; its fallbacks when one is unset are these defaults (tests/deploy/test_deploy_coupling_keys.py
 compares them).

@@ -3,7 +3,7 @@
 The Fortran side, the pyoasis transport, the namcouple writer and the launch
 checks must agree character for character, so they all call these functions.
 It lives in the coupling library, which the transport needs and deployment
-builds on (``bridge.deploy.naming`` re-exports it for the deploy modules).
+builds on (``bridge.transport.naming`` re-exports it for the deploy modules).
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ the PyPI package called ``pyoasis`` is unrelated, so we never install it and
 we reject a module that lacks the OASIS API.  Nothing here runs at import:
 pyoasis is imported only when a caller asks for the OASIS backend.  It lives in
 the coupling library, beside the transport that needs it; ``oceanbridge launch``
-uses it through ``bridge.deploy.oasis_env``, which re-exports it.
+uses it through ``bridge.transport.oasis_env``, which re-exports it.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``oceanbridge worker --config CONFIG``: join the MPMD job as the Python worker group.
 
-Launched by ``oceanbridge launch`` (see ``bridge.deploy.mpmd.worker_argv``), in
+Launched by ``oceanbridge launch`` (see ``deploy.mpmd.worker_argv``), in
 the run folder, once per worker rank.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ log = logging.getLogger("bridge.worker")
 def member_parameters(cfg) -> dict[str, np.ndarray]:
     """θ of every member, in the order of ``[[parameters]]``: from run_dir/parameters.csv
     (written by preprod), else recomputed from the config (the draw is a pure function of it)."""
-    from bridge.deploy.ensemble import draw_parameters, read_parameters_csv
+    from bridge.config.ensemble import draw_parameters, read_parameters_csv
     names = [p.name for p in cfg.parameters]
     csv = cfg.run.run_dir / "parameters.csv"
     if names and csv.is_file():
@@ -69,7 +69,7 @@ def _main(argv: list[str] | None, process) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
 
-    from bridge.deploy.config import load_config
+    from bridge.config.config import load_config
     from bridge.worker.settings import worker_settings
     from bridge.worker.tunnel import Tunnel, channel_names
 

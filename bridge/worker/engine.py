@@ -17,10 +17,12 @@ import numpy as np
 import torch
 
 from bridge.worker.samples import BufferedSample, stacked_states
+from models.config import ModelConfig, TrainConfig
 from models.data import Batch, DataSpec, grid_position
 from models.sampling import SamplerConfig
+from models.settings import values_of
 from models.surrogate import Surrogate, SurrogateConfig
-from models.train import TrainConfig, Trainer
+from models.train import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +30,9 @@ log = logging.getLogger(__name__)
 def build_trainer(spec: DataSpec, settings, device: str, use_position: bool, lag: int, task: str = "emulate",
                   objective: str | None = None) -> Trainer:
     """A fresh trainer from the [model] and [worker.train] settings (``objective``: [model] objective's override)."""
-    m, t = settings.model, settings.train
-    config = SurrogateConfig(spec, task=task, objective=objective or m.objective, use_position=use_position, lag=lag,
-                             model_channels=m.model_channels, channel_mult=m.channel_mult,
-                             num_res_blocks=m.num_res_blocks, spectral_whitening=m.spectral_whitening,
-                             whiten_state=m.whiten_state)
-    train = TrainConfig(batch_size=t.batch_size, lr=t.lr, lr_warmup_steps=t.lr_warmup_steps,
-                        norm_warmup_steps=t.norm_warmup_steps, ema_halflife_steps=t.ema_halflife_steps,
-                        seed=t.seed, device=device)
+    model = {**values_of(ModelConfig, settings.model), "objective": objective or settings.model.objective}
+    config = SurrogateConfig(spec, task=task, use_position=use_position, lag=lag, **model)
+    train = TrainConfig(**values_of(TrainConfig, settings.train), device=device)
     return Trainer(Surrogate(config), train)
 
 

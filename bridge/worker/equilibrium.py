@@ -33,7 +33,7 @@ PER_STATE_ONLY = ("eke",)  # needs a window of states around each one: not a per
 def gyre_setup(cfg, mask: np.ndarray) -> tuple[Grid, dict[str, Physics]]:
     """The grid (rn_dx, rn_dy, ``mask``) and each member's layer constants, read from the namelists the members
     run with (namelist_cfg over namelist_ref): θ may set any of them."""
-    from bridge.deploy.namelist import read_value
+    from bridge.config.namelist import read_value
 
     def value(k: int, group: str, var: str) -> float:
         for path in (cfg.member_namelist(k), cfg.ocean.namelist_ref):

@@ -1,6 +1,6 @@
 """Which device each worker rank uses: one GPU per rank, chosen by its node-local rank.
 
-``[worker] device`` (validated before launch in bridge/deploy/config.py):
+``[worker] device`` (validated before launch in bridge/config/config.py):
 
 - ``auto``: with CUDA, ``cuda:<local rank mod GPU count>``; without, the CPU;
 - ``cuda``: the same, but no CUDA device is an error;
@@ -10,7 +10,7 @@
 
 The local rank is the process's rank among the job's processes on its node, as the launcher
 exports it (``LOCAL_RANK_VARS``).  It counts the ocean ranks on the node too, but the worker group
-is the job's last program (bridge/deploy/mpmd.py), so the worker ranks of a node have consecutive
+is the job's last program (deploy/mpmd.py), so the worker ranks of a node have consecutive
 local ranks and land on distinct GPUs while a node has no more worker ranks than GPUs.
 ``placement_report`` warns when it has more.  Errors are ``ConfigError``s naming the setting: the
 worker prints them without a traceback and stops the job.
@@ -25,7 +25,7 @@ from collections.abc import Mapping
 
 import torch
 
-from bridge.deploy.settings import ConfigError
+from models.settings import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ import sys
 import traceback
 from typing import NoReturn
 
-from bridge.deploy.settings import ConfigError
 from bridge.errors import BridgeError
+from models.settings import ConfigError
 
 log = logging.getLogger("bridge.worker")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)

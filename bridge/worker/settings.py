@@ -14,27 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bridge.deploy.config import Section
-from bridge.deploy.settings import ConfigError, from_table, markdown_table, setting
+from models.config import HEUN_STEPS, ModelConfig, TrainConfig, level_multipliers
 from models.equilibrium import EquilibriumConfig
+from models.settings import ConfigError, Section, from_table, markdown_table, setting
 
 BUFFER_KINDS = ("fifo", "firo", "reservoir")
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainSettings(Section):
-    section: ClassVar[str] = "worker.train"
-    batch_size: int = setting(8, "samples per optimizer step (per worker rank)", ge=1)
-    lr: float = setting(1e-3, "Adam learning rate", gt=0)
-    lr_warmup_steps: int = setting(50, "linear learning-rate ramp, in optimizer steps", ge=0)
-    norm_warmup_steps: int = setting(20, "optimizer steps during which the normalizers learn from the "
-                                     "stream; frozen afterwards", ge=0)
-    ema_halflife_steps: float = setting(50.0, "half-life of the EMA weights that samples come from", gt=0)
+class TrainSettings(TrainConfig):
+    """``[worker.train]``: the models package's training keys (``models.train.TrainConfig``, declared there once)
+    and the worker loop's own."""
     max_steps: int = setting(0, "stop training after this many optimizer steps (0: train until the "
                              "ocean ends)", ge=0)
     min_steps: int = setting(0, "after the ocean's last step, keep training on the buffer until this many "
                              "optimizer steps (the ocean has finished, so this never slows it)", ge=0)
-    seed: int = setting(0, "seed of the noise and data streams", ge=0)
     log_every: int = setting(20, "log the loss every N optimizer steps", ge=1)
     nice: int = setting(10, "nice increment of the training thread (Linux), so the ocean ranks and the "
                         "receiving thread get the cores first; 0 keeps the process priority", ge=0)
@@ -53,9 +47,8 @@ class BufferSettings(Section):
 @dataclass(frozen=True, kw_only=True)
 class EmulateSettings(Section):
     section: ClassVar[str] = "worker.emulate"
-    # 18 steps (35 evaluations): on the gyre benchmark 6 steps left sampler noise in the small scales (DCT
-    # high-k ratio 3.6 against 1.08 at 18; models/README.md); the demo sets 6 for its time budget
-    num_steps: int = setting(18, "EDM Heun steps per sample (2 x steps - 1 network evaluations)", ge=1)
+    num_steps: int = setting(HEUN_STEPS, "EDM Heun steps per sample (2 x steps - 1 network evaluations)",
+                             ge=1)
     churn: float = setting(0.0, "EDM S_churn of the sampler (Alg. 2; 0: deterministic Heun); more churn "
                            "trades spread for spectrum (models/README.md, gyre benchmark)", ge=0)
     churn_sigma_min: float = setting(0.0, "EDM S_min: churn only at noise levels sigma >= this", ge=0)
@@ -78,7 +71,7 @@ class SpinupSettings(Section):
     section: ClassVar[str] = "worker.spinup"
     checkpoint: Path | None = setting(None, "checkpoint of a `generate` surrogate (oceanbridge train --task "
                                       "generate); required by the spinup mode")
-    num_steps: int = setting(18, "EDM Heun steps of the generated state", ge=1)
+    num_steps: int = setting(HEUN_STEPS, "EDM Heun steps of the generated state", ge=1)
     rest_volume: bool = setting(True, "shift the generated ssh to zero mean over ocean points, the volume of "
                                 "a closed basin started from rest (a conservation law: a volume offset would "
                                 "stay, and its heat content with it); false for open boundaries")
@@ -204,15 +197,9 @@ class CheckpointSettings(Section):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelSettings(Section):
-    section: ClassVar[str] = "model"
-    objective: str = setting("diffusion", "training objective", choices=("diffusion", "mse"))
-    model_channels: int = setting(16, "U-Net base width", ge=1)
-    levels: int = setting(2, "U-Net resolution levels (channel multipliers 1, 2, 2, ...)", ge=1)
-    num_res_blocks: int = setting(1, "residual blocks per level", ge=1)
-    spectral_whitening: float = setting(0.0, "spectral whitening exponent in [0, 1] (models/whiten.py): 1 fixes the "
-                                        "small-scale excess of steep spectra, 0 (default) is off", ge=0)
-    whiten_state: bool = setting(False, "whiten the conditioning state x_t too (needs spectral_whitening > 0)")
+class ModelSettings(ModelConfig):
+    """``[model]``: the models package's network keys (``models.surrogate.ModelConfig``, declared there once) and
+    the worker's grid, for its outputs."""
     mask_file: Path | None = setting(None, "netCDF file holding the land-sea mask (default: all ocean)")
     mask_var: str = setting("mask", "mask variable (y, x) in mask_file, 1 ocean 0 land")
     dx: float = setting(1.0, "grid spacing in x (m), for spectra and netCDF coordinates", gt=0)
@@ -220,7 +207,7 @@ class ModelSettings(Section):
 
     @property
     def channel_mult(self) -> tuple[int, ...]:
-        return (1,) + (2,) * (self.levels - 1)
+        return level_multipliers(self.levels)
 
 
 WORKER_TABLES = {"train": TrainSettings, "buffer": BufferSettings, "emulate": EmulateSettings,

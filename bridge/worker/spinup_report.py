@@ -1,6 +1,6 @@
 """How a start from a generated state is judged and shown against a physically spun-up control (issue 16).
 
-Shared by ``oceanbridge spinup-start`` (bridge/worker/spinup_start.py) and the study
+Shared by ``oceanbridge spinup-start`` (deploy/spinup_start.py) and the study
 (benchmarks/bench_spinup.py): the physical metrics' annual means of a gyre fields file, each metric's offset
 from the control in units of the control's interannual standard deviation, and the two figures a person
 looks at (the generated state beside the reference's, every metric's time series after the restart).

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bridge.component import Component
-from bridge.deploy.config import TO_WORKER, DeployConfig
+from bridge.config.config import TO_WORKER, DeployConfig
 from bridge.errors import BridgeError
 from bridge.partition import BoxPartition, decompose
 

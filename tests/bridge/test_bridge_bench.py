@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from mpmd_jobs import REPO
 
 pytestmark = pytest.mark.mpi

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from mpmd_jobs import REPO, run_mpmd
 
 OBRIDGE = [k for k in os.environ if k.startswith("OBRIDGE_")]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from mpmd_jobs import PYTHON, REPO, run_mpmd
 
 pytestmark = pytest.mark.mpi

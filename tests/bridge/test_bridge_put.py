@@ -3,7 +3,6 @@ returns: the copy mode has copied it, the direct mode has waited for the receive
 from __future__ import annotations
 
 import pytest
-
 from mpmd_jobs import PYTHON, REPO, run_mpmd
 
 JOB = str(REPO / "tests" / "bridge" / "put_reuse_job.py")

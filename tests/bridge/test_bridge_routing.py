@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.errors import DefinitionError
-from bridge.handshake import FieldDef, IN, OUT, RankDefs, decode, encode, validate
+from bridge.handshake import IN, OUT, FieldDef, RankDefs, decode, encode, validate
 from bridge.partition import BoxPartition, check_tiling, decompose, split_1d
 from bridge.routing import routes
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from mpmd_jobs import PYTHON, REPO, run_mpmd
 from test_bridge_exchange import NLEV, NSTEPS, NX, NY, exchange
 

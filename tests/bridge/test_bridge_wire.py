@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mpmd_jobs import PYTHON, REPO, run_mpmd
 
 from bridge import handshake
 from bridge.errors import ProtocolError
-from bridge.handshake import CHUNK, FieldDef, OUT, check_protocol, chunks, chunks_per_level, decode, encode
+from bridge.handshake import CHUNK, OUT, FieldDef, check_protocol, chunks, chunks_per_level, decode, encode
 from bridge.partition import BoxPartition
-from mpmd_jobs import PYTHON, REPO, run_mpmd
 
 JOB = str(REPO / "tests" / "bridge" / "wire_job.py")
 FIX = "rerun `oceanbridge install` and rebuild the model"

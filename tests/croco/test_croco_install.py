@@ -14,9 +14,9 @@ from pathlib import Path
 import f90nml
 import pytest
 
-from bridge.deploy.namelist import check_switches
-from bridge.install import croco
-from bridge.install.patching import PatchError, find_blocks, load_table
+from bridge.config.namelist import check_switches
+from deploy.install import croco
+from deploy.install.patching import find_blocks, load_table
 
 TABLE = load_table(croco.PATCH_DIR / "patches.toml")
 REGEX_LINES = {"cppdefs-switch": "#endif /* END OF CONFIGURATION CHOICE */"}   # lines the regexes match

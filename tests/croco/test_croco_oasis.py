@@ -28,12 +28,13 @@ STEPS, FREQ = 12, 3
 
 
 def test_croco_sends_its_states_through_oasis(tmp_path):
-    from bridge.deploy.config import load_config
-    from bridge.deploy.launch import build_command
-    from bridge.deploy.mpmd import job_env
-    from bridge.deploy.oasis_fortran import find_oasis_fortran
-    from bridge.deploy.preprod import preprod
     from oasis_jobs import BUILD, compile_program, make_bridge
+
+    from bridge.config.config import load_config
+    from deploy.launch import build_command
+    from deploy.mpmd import job_env
+    from deploy.oasis_fortran import find_oasis_fortran
+    from deploy.preprod import preprod
     try:
         oasis = find_oasis_fortran()
     except ValueError as err:
@@ -42,7 +43,7 @@ def test_croco_sends_its_states_through_oasis(tmp_path):
     run = run_folder(src, tmp_path / "run", STEPS, FREQ, {"ln_obridge": ".false."})
     make_bridge(BUILD, oasis)
     sink = compile_program("sink_worker", oasis, BUILD, tmp_path / "prog")
-    worker = tmp_path / "worker.sh"   # stands in for 'python -m bridge.cli worker' (needs pyoasis)
+    worker = tmp_path / "worker.sh"   # stands in for 'python -m deploy.cli worker' (needs pyoasis)
     worker.write_text(f"#!/bin/sh\nexec {sink} {NX} {NY} {STEPS} {int(DT)} WORKER_CROCO_SST WORKER_CROCO_SSH\n")
     worker.chmod(0o755)
     fields = "".join(f'[[fields]]\nname = "{n}"\ndirection = "ocean_to_worker"\nfreq = {FREQ}\n' for n in ("sst", "ssh"))
@@ -70,13 +71,14 @@ def test_oceanbridge_worker_emulates_into_croco_on_oasis(tmp_path):
     OASIS3-MCT) and CROCO exchange temp_emu/ssh_emu at t = 0 too (CROCO discards them), and at every emulator
     step CROCO's own history, written after the apply, holds exactly the temp and ssh the worker sent."""
     import netCDF4
-    from bridge.deploy.config import load_config
-    from bridge.deploy.launch import build_command
-    from bridge.deploy.mpmd import job_env
-    from bridge.deploy.oasis_fortran import find_oasis_fortran
-    from bridge.deploy.preprod import preprod
     from croco_testlib import NLEV, deploy_config
     from oasis_jobs import build_pyoasis_standin
+
+    from bridge.config.config import load_config
+    from deploy.launch import build_command
+    from deploy.mpmd import job_env
+    from deploy.oasis_fortran import find_oasis_fortran
+    from deploy.preprod import preprod
     try:
         library = build_pyoasis_standin(find_oasis_fortran(), tmp_path / "standin")
     except ValueError as err:

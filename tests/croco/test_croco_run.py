@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from mpmd_jobs import PYTHON, REPO, run_mpmd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -121,7 +120,7 @@ def test_oceanbridge_worker_trains_on_crocos_states(tmp_path):
     cfg = deploy_config(run, steps, freq, croco_ranks(src))
     env = {"PYTHONPATH": str(REPO)}
     for verb in ("preprod", "launch"):
-        res = subprocess.run([PYTHON, "-m", "bridge.cli", verb, str(cfg)], cwd=run, capture_output=True, text=True,
+        res = subprocess.run([PYTHON, "-m", "deploy.cli", verb, str(cfg)], cwd=run, capture_output=True, text=True,
                              timeout=600, env={**os.environ, **env})
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "OBRIDGE: 3 field(s) sent every 3 steps" in res.stdout + res.stderr

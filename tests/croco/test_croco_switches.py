@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from bridge.install import croco
 from mpmd_jobs import run_mpmd
+
+from deploy.install import croco
 
 HERE = Path(__file__).resolve().parent
 GOOD = {"ln_obridge": ".false.", "nn_obr_freq": "2", "cn_obr_send": "'sst', 'ssh'", "cn_obr_emu_mode": "'replace'"}

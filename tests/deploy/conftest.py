@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-
-from bridge.deploy.config import load_config
 from deploy_fixtures import NAMELIST_CFG, NAMELIST_REF, merged
+
+from bridge.config.config import load_config
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-
-from bridge.deploy.config import load_config, schema_markdown
-from bridge.deploy.settings import ConfigError
 from deploy_fixtures import PARAMETERS, merged
+
+from bridge.config.config import load_config, schema_markdown
+from models.settings import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = ["deploy/gyre/mpi.toml", "deploy/gyre/oasis.toml", "deploy/gyre/infer.toml", "deploy/gyre/spinup_start.toml",

@@ -17,14 +17,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bridge.deploy import cli
-from bridge.deploy.cli import launch_main, preprod_main
-from bridge.deploy.config import RunSection
-from bridge.deploy.launch import LAUNCH_RECORD, preflight, shell_env_problems
-from bridge.deploy.mpmd import job_env, mpirun_command, mpmd_apps
-from bridge.deploy.settings import ConfigError
-from bridge.deploy.slurm import render_script
+from bridge.config.config import RunSection
 from bridge.transport import env as coupling
+from deploy import commands as cli
+from deploy.commands import launch_main, preprod_main
+from deploy.launch import LAUNCH_RECORD, preflight, shell_env_problems
+from deploy.mpmd import job_env, mpirun_command, mpmd_apps
+from deploy.slurm import render_script
+from models.settings import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 OBRIDGE = [k for k in os.environ if k.startswith("OBRIDGE_")]
@@ -102,9 +102,9 @@ def test_each_timeout_reaches_its_consumer(make_config, tmp_path):
     """[run] timeout: the ocean's namelist and the worker's component; result_timeout: the worker's wait for its
     emulated state (Runtime._send_emulated); ranks_timeout: the band sampling's halo exchange (rank_band)."""
     pytest.importorskip("torch")
-    from bridge.deploy.preprod import preprod
     from bridge.worker.cli import rank_band
     from bridge.worker.runtime import Runtime
+    from deploy.preprod import preprod
     cfg = make_config(run={"timeout": 61.0, "result_timeout": 62.0, "ranks_timeout": 63.0}, worker={"ranks": 2})
     preprod(cfg)
     assert "rn_obr_timeout = 61.0" in cfg.member_namelist(1).read_text()

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+from deploy_fixtures import PARAMETERS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.deploy.ensemble import (draw_parameters, latin_hypercube, parameters_csv, read_parameters_csv,
-                                     uniform_design)
-from deploy_fixtures import PARAMETERS
+from bridge.config.ensemble import draw_parameters, latin_hypercube, parameters_csv, read_parameters_csv, uniform_design
 
 
 @settings(max_examples=50, deadline=None)
@@ -64,8 +63,8 @@ def test_given_values_replace_the_draw(make_config, write_config):
     """[[parameters]] values: one per member, or one for every member (a new θ* to start from)."""
     import pytest
 
-    from bridge.deploy.config import load_config
-    from bridge.deploy.settings import ConfigError
+    from bridge.config.config import load_config
+    from models.settings import ConfigError
     given = [dict(PARAMETERS[0], values=[0.1, 0.15, 0.12]), dict(PARAMETERS[1], values=[200, 300.0, 400.0])]
     theta = draw_parameters(make_config(ocean={"members": 3}, parameters=given))
     np.testing.assert_array_equal(theta, [[0.1, 200.0], [0.15, 300.0], [0.12, 400.0]])

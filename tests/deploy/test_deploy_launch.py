@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
-from bridge.deploy.cli import launch_main, preprod_main, slurm_main
-from bridge.deploy.launch import PreflightError, preflight, require_ready
-from bridge.deploy.mpmd import mpirun_command, multiprog_conf, srun_hetjob_command, srun_multiprog_command
-from bridge.deploy.oasis_env import OasisUnavailable, require_pyoasis
-from bridge.deploy.preprod import preprod
-from bridge.deploy.slurm import render_script, write_slurm
 from bridge.mpirun import mpirun_prefix
+from bridge.transport.oasis_env import OasisUnavailable, require_pyoasis
+from deploy.commands import launch_main, preprod_main, slurm_main
+from deploy.launch import PreflightError, preflight, require_ready
+from deploy.mpmd import mpirun_command, multiprog_conf, srun_hetjob_command, srun_multiprog_command
+from deploy.preprod import preprod
+from deploy.slurm import render_script, write_slurm
 
 PY = sys.executable  # the fixtures' [worker] python
 
@@ -25,7 +25,7 @@ def ens(make_config):
 
 
 def _worker(tree):
-    return [PY, "-m", "bridge.cli", "worker", "--config", str(tree / "cfg.toml")]
+    return [PY, "-m", "deploy.cli", "worker", "--config", str(tree / "cfg.toml")]
 
 
 def _flags(ranks: int, cores: int) -> list[str]:
@@ -82,7 +82,7 @@ def test_multiprog_file(ens, tree):
     assert multiprog_conf(ens).splitlines()[1:] == [
         f"0-2 env -C {run / 'member_1'} {exe}",
         f"3-5 env -C {run / 'member_2'} {exe}",
-        f"6-7 {PY} -m bridge.cli worker --config {tree / 'cfg.toml'}"]
+        f"6-7 {PY} -m deploy.cli worker --config {tree / 'cfg.toml'}"]
 
 
 def test_srun_commands(ens, tree):
@@ -125,7 +125,7 @@ set -euo pipefail
 cd {run}
 
 # stop now if the namcouple or namelists are stale against the config
-{PY} -m bridge.cli launch --check --launcher srun {tree / 'cfg.toml'}
+{PY} -m deploy.cli launch --check --launcher srun {tree / 'cfg.toml'}
 
 srun --ntasks=8 --cpus-per-task=4 --gpus=2 --chdir={run} --multi-prog {run}/oceanbridge.multiprog
 """
@@ -267,4 +267,4 @@ def test_launch_starts_every_program_in_its_folder(write_config, tree):
     run = tree / "run"
     assert (run / "member_1" / "where.0").read_text() == f"{run / 'member_1'}\n"
     assert (run / "member_2" / "where.1").read_text() == f"{run / 'member_2'}\n"
-    assert (run / "worker.2").read_text() == f"-m bridge.cli worker --config {path}\n"
+    assert (run / "worker.2").read_text() == f"-m deploy.cli worker --config {path}\n"

@@ -1,4 +1,4 @@
-"""The run-folder lock: one oceanbridge job (or preprod) per run folder at a time (bridge/deploy/runlock.py)."""
+"""The run-folder lock: one oceanbridge job (or preprod) per run folder at a time (deploy/runlock.py)."""
 from __future__ import annotations
 
 import os
@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-import bridge.deploy.cli as cli
-from bridge.deploy.cli import launch_main, preprod_main
-from bridge.deploy.runlock import LOCK_NAME, RunFolderLocked, lock_holder, run_folder_lock
+import deploy.commands as cli
+from deploy.commands import launch_main, preprod_main
+from deploy.runlock import LOCK_NAME, RunFolderLocked, lock_holder, run_folder_lock
 
 REPO = Path(__file__).resolve().parents[2]
 HOLDER = """\
 import sys
 from pathlib import Path
-from bridge.deploy.runlock import run_folder_lock
+from deploy.runlock import run_folder_lock
 with run_folder_lock(Path(sys.argv[1]), "oceanbridge launch other.toml"):
     print("held", flush=True)
     sys.stdin.read()

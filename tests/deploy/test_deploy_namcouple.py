@@ -5,10 +5,18 @@ from dataclasses import replace
 
 import pytest
 
-from bridge.deploy.launch import preflight
-from bridge.deploy.namcouple import (NamcoupleError, check_namcouple, compare_namcouple, expected_namcouple,
-                                     parse_namcouple, render_namcouple, without_field_labels, write_namcouple)
-from bridge.deploy.preprod import preprod
+from deploy.launch import preflight
+from deploy.namcouple import (
+    NamcoupleError,
+    check_namcouple,
+    compare_namcouple,
+    expected_namcouple,
+    parse_namcouple,
+    render_namcouple,
+    without_field_labels,
+    write_namcouple,
+)
+from deploy.preprod import preprod
 
 EMU_FIELDS = [{"name": "ssh", "direction": "ocean_to_worker", "freq": 12},
               {"name": "u", "direction": "ocean_to_worker", "freq": 12, "nlev": 5},
@@ -170,7 +178,7 @@ def test_stale_runtime(oasis_cfg, tmp_path):
 
 def test_launch_preflight_catches_stale_namcouple(write_config, tree):
     """preprod with freq 12, then the config changes to freq 6: launch names the field before starting."""
-    from bridge.deploy.config import load_config
+    from bridge.config.config import load_config
     fields = [{"name": "ssh", "direction": "ocean_to_worker", "freq": 12}]
     preprod(load_config(write_config(run={"backend": "oasis"}, fields=fields)))
     changed = load_config(write_config(run={"backend": "oasis"},

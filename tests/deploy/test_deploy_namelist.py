@@ -4,12 +4,11 @@ from __future__ import annotations
 import f90nml
 import numpy as np
 import pytest
-
-from bridge.deploy.ensemble import draw_parameters
-from bridge.deploy.namelist import (NamelistError, namelist_diffs, patch_namelist, set_namobridge,
-                                    unknown_switches)
-from bridge.deploy.preprod import PreprodError, check_members, member_patch, namobridge_switches, preprod
 from deploy_fixtures import NAMELIST_CFG, PARAMETERS
+
+from bridge.config.ensemble import draw_parameters
+from bridge.config.namelist import NamelistError, namelist_diffs, patch_namelist, set_namobridge, unknown_switches
+from deploy.preprod import PreprodError, check_members, member_patch, namobridge_switches, preprod
 
 SWITCHES = {"ln_obridge": True, "nn_obr_freq": 12, "cn_obr_send": ["ssh", "u"], "rn_obr_timeout": 60.0}
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.deploy.naming import OASIS_NAME_MAX, member_component, oasis_name
+from bridge.transport.naming import OASIS_NAME_MAX, member_component, oasis_name
 
 
 def test_ocean_endpoint_has_no_peer():

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.deploy.config import load_config
-from bridge.deploy.oasis_fortran import find_oasis_fortran
-from bridge.deploy.preprod import preprod
+from bridge.config.config import load_config
 from bridge.mpirun import mpirun_prefix
+from deploy.oasis_fortran import find_oasis_fortran
+from deploy.preprod import preprod
 
 pytestmark = pytest.mark.oasis
 HERE = Path(__file__).resolve().parent

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.deploy.config import load_config
-from bridge.deploy.launch import preflight
-from bridge.deploy.namcouple import check_namcouple, expected_namcouple, parse_namcouple, render_namcouple
-from bridge.deploy.naming import OASIS_NAME_MAX, check_oasis_name, member_oasis_name
-from bridge.deploy.preprod import preprod
-from bridge.deploy.settings import ConfigError
+from bridge.config.config import load_config
+from bridge.transport.naming import OASIS_NAME_MAX, check_oasis_name, member_oasis_name
+from deploy.launch import preflight
+from deploy.namcouple import check_namcouple, expected_namcouple, parse_namcouple, render_namcouple
+from deploy.preprod import preprod
+from models.settings import ConfigError
 
 FIXED = [{"name": "ssh", "direction": "ocean_to_worker", "freq": 12, "oasis_name": "E_IN_{k}"},
          {"name": "u", "direction": "ocean_to_worker", "freq": 12},  # no oasis_name: the default name

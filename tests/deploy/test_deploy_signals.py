@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from bridge import mpirun
-from bridge.deploy.launch import run_job
-from bridge.deploy.mpmd import mpirun_command
 from bridge.mpirun import mpirun_prefix, stop_grace_of
+from deploy.launch import run_job
+from deploy.mpmd import mpirun_command
 
 pytestmark = pytest.mark.mpi
 
@@ -54,7 +54,7 @@ LAUNCHER = """
 import logging, sys
 from pathlib import Path
 from bridge import mpirun
-from bridge.deploy.launch import run_job
+from deploy.launch import run_job
 logging.basicConfig(level=logging.INFO)
 sys.exit(run_job(mpirun.mpirun_prefix(2, stop_grace=3) + ["-np", "2", sys.executable, sys.argv[1]], Path(sys.argv[2])))
 """

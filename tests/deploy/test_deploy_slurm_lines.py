@@ -5,8 +5,8 @@ import shlex
 
 import pytest
 
-from bridge.deploy.settings import ConfigError
-from bridge.deploy.slurm import render_script
+from deploy.slurm import render_script
+from models.settings import ConfigError
 
 INJECTED = "oceanbridge\n#SBATCH --wrap=touch /tmp/pwned"
 

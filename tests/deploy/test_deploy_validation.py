@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.deploy.cli import launch_main, preprod_main
-from bridge.deploy.croco_param import decomposition
-from bridge.deploy.launch import preflight
-from bridge.deploy.settings import ConfigError
+from deploy.commands import launch_main, preprod_main
+from deploy.croco_param import decomposition
+from deploy.launch import preflight
+from models.settings import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 TYPO = {"ranks": 1, "modes": ["train"], "python": sys.executable, "train": {"bach_size": 4}}
@@ -43,7 +43,7 @@ def test_wrong_type_in_model_stops_preprod_and_launch(write_config, capsys, verb
 def test_validating_the_worker_sections_imports_no_torch(write_config):
     bad = write_config(worker=TYPO)
     good = write_config(name="good.toml", worker={**TYPO, "train": {"batch_size": 4}}, model={"levels": 3})
-    code = ("import sys; from bridge.deploy.cli import preprod_main; "
+    code = ("import sys; from deploy.commands import preprod_main; "
             f"print(preprod_main([{str(bad)!r}]), preprod_main([{str(good)!r}]), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.stdout.split()[-3:] == ["2", "0", "False"], out.stderr
@@ -117,7 +117,7 @@ def croco(tree, write_config):
 
 
 def _croco_problems(path: Path) -> list[str]:
-    from bridge.deploy.config import load_config
+    from bridge.config.config import load_config
     return [p for p in preflight(load_config(path)) if "NP_XI" in p]
 
 

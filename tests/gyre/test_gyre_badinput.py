@@ -5,7 +5,6 @@ import re
 
 import numpy as np
 import pytest
-
 from gyre_testlib import assert_ok, gyrerun, read_nc, small_cfg
 
 

@@ -9,9 +9,8 @@ kinetic energy std/mean 17%, 0.03% of the enstrophy in the top third of the wave
 """
 from __future__ import annotations
 
-import pytest
-
 import gyre_testlib  # noqa: F401  (puts gyre/tools on the path)
+import pytest
 from twin import twin
 
 SPINUP_DAYS = 730

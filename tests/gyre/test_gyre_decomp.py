@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from gyre_testlib import FIELDS, assert_ok, gyrerun, read_nc, small_cfg
 
 LAYOUTS = [(1, 1), (2, 1), (1, 2), (2, 2), (3, 1)]   # jpni x jpnj; 32x24 on 3x1 is uneven (11, 11, 10)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from gyre_testlib import assert_ok, gyrerun, read_nc, small_cfg
 
 WORKER = Path(__file__).resolve().parent / "gyre_worker.py"

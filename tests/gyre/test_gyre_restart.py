@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-
 from gyre_testlib import FIELDS, assert_ok, gyrerun, read_nc, small_cfg
 
 

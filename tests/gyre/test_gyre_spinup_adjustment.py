@@ -8,8 +8,8 @@ import math
 import netCDF4
 import numpy as np
 import pytest
-
 import spinup_adjustment as sa
+
 from models import equilibrium as eq
 from models import ocean_metrics as om
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from gyre_testlib import FIELDS, assert_ok, gyrerun, read_nc, small_cfg
 
 pytestmark = pytest.mark.mpi

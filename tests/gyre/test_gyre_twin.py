@@ -1,10 +1,9 @@
 """gyre/tools/twin.py's measures on analytic cases (no model run)."""
 from __future__ import annotations
 
+import gyre_testlib  # noqa: F401  (puts gyre/tools on the path)
 import numpy as np
 import pytest
-
-import gyre_testlib  # noqa: F401  (puts gyre/tools on the path)
 from twin import efold_days, high_k_enstrophy, parse_sets, steps_per_day
 
 

@@ -38,6 +38,7 @@ def test_reuse_rescores_the_saved_checkpoint_and_refuses_other_settings(tmp_path
     import math
 
     import torch
+
     from models.data import PairDataset
 
     bench = _bench()

@@ -5,7 +5,7 @@ import netCDF4
 import numpy as np
 import pytest
 
-from bridge.cli import main as oceanbridge
+from deploy.cli import main as oceanbridge
 from models.synthetic import write_tiny
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models.precond import EDMPrecond
-from models.sampling import SamplerConfig, churn_sampler, edm_sampler, heun_sampler, nfe, sigma_steps
+from models.sampling import SamplerConfig, churn_sampler, heun_sampler, nfe, sigma_steps
 
 
 def gaussian_denoiser(mu: torch.Tensor, Sigma: torch.Tensor):

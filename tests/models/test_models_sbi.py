@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.deploy.ensemble import latin_hypercube
+from bridge.config.ensemble import latin_hypercube
 from models.sbi import NPE, BoxUniform, GaussianPrior, NPEConfig
 
 A = torch.tensor([[1.0, 0.5], [-0.3, 1.2], [0.8, -0.7]], dtype=torch.float64)

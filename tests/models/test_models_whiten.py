@@ -7,9 +7,9 @@ import torch
 
 from models.data import Batch, DataSpec
 from models.networks import Cond
+from models.normalize import Normalizer
 from models.sampling import SamplerConfig, edm_sampler
 from models.surrogate import Surrogate, SurrogateConfig, WhitenedDenoiser
-from models.normalize import Normalizer
 from models.whiten import SpectralWhitener, _kmag, dct2, dct_matrix, idct2
 
 N = 16

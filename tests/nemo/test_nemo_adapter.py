@@ -12,10 +12,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import nemo_run as nr
 import numpy as np
 import pytest
-
-import nemo_run as nr
 
 HERE = Path(__file__).resolve().parent
 SOURCES = [HERE / "stubs" / "nemo_standins.F90"] + \

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import os
 
+import nemo_run as nr
 import numpy as np
 import pytest
-
-import nemo_run as nr
 
 NEMO_DIR = os.environ.get("NEMO_DIR")
 CFG = "DINO_OCE"

@@ -5,16 +5,15 @@ after stp_ctl, which is what the RK3 hook sends), bit for bit, on 1 and 2 NEMO r
 """
 from __future__ import annotations
 
+import json
 import os
 import re
-import json
 import subprocess
 import sys
 
+import nemo_run as nr
 import numpy as np
 import pytest
-
-import nemo_run as nr
 
 NEMO_DIR = os.environ.get("NEMO_DIR")
 pytestmark = [pytest.mark.nemo, pytest.mark.mpi,
@@ -106,7 +105,7 @@ def test_oceanbridge_worker_trains_on_nemo(tmp_path):
     folder = nr.prepare(NEMO_DIR, tmp_path / "train", itend=60)
     fields = "".join(f'[[fields]]\nname = "{n}"\ndirection = "ocean_to_worker"\nfreq = 1\n\n' for n in SURFACE3)
     (folder / "train.toml").write_text(nr.TRAIN_TOML + "\n" + fields)
-    cli = [sys.executable, "-m", "bridge.cli"]
+    cli = [sys.executable, "-m", "deploy.cli"]
     pre = subprocess.run(cli + ["preprod", "train.toml"], cwd=folder, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(nr.REPO)})
     assert pre.returncode == 0, pre.stderr
@@ -138,7 +137,7 @@ def test_oceanbridge_worker_emulates_into_nemo(tmp_path):
     equal those of the state 'oceanbridge worker' sent (its emulated.nc)."""
     folder = nr.prepare(NEMO_DIR, tmp_path / "emu", itend=20)
     (folder / "emu.toml").write_text(nr.emulator_toml())
-    cli = [sys.executable, "-m", "bridge.cli"]
+    cli = [sys.executable, "-m", "deploy.cli"]
     env = {**os.environ, "PYTHONPATH": str(nr.REPO)}
     assert subprocess.run(cli + ["preprod", "emu.toml"], cwd=folder, env=env).returncode == 0
     res = nr.launch(cli + ["launch", "emu.toml"], folder, timeout=400)

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import f90nml
 import pytest
-
-from bridge.install import main as install_main
-from bridge.install.nemo import BRIDGE_FORTRAN, PATCHES, install
-from bridge.install.patching import find_blocks
 from nemo_tree import make_tree, snapshot
+
+from deploy.install import main as install_main
+from deploy.install.nemo import BRIDGE_FORTRAN, PATCHES, install
+from deploy.install.patching import find_blocks
 
 CFG = "GYRE_OCE"
 

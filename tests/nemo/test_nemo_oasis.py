@@ -10,10 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nemo_run as nr
 import numpy as np
 import pytest
-
-import nemo_run as nr
 
 NEMO_DIR, OASIS_DIR = os.environ.get("NEMO_DIR"), os.environ.get("OASIS_DIR")
 CFG, NT, DT = "GYRE_OAS", 6, 14400
@@ -34,7 +33,8 @@ def no_atmosphere(folder: Path) -> None:
 def test_oasis_backend_sends_nemo_state(tmp_path):
     sys.path.insert(0, str(nr.REPO / "tests" / "oasis"))
     from oasis_jobs import namcouple_text
-    from bridge.deploy.naming import oasis_name
+
+    from bridge.transport.naming import oasis_name
     oasis = Path(OASIS_DIR)
     sink = tmp_path / "sink_worker"
     subprocess.run(["mpif90", "-O1", f"-I{oasis}/build/lib/psmile.MPI1", f"-I{oasis}/build/lib/mct",
@@ -61,11 +61,12 @@ def test_oceanbridge_worker_emulates_into_nemo_on_oasis(tmp_path):
     NEMO's own min/max over its ocean points right after the apply equal those of the state the worker sent."""
     sys.path.insert(0, str(nr.REPO / "tests" / "oasis"))
     from oasis_jobs import build_pyoasis_standin
-    from bridge.deploy.config import load_config
-    from bridge.deploy.launch import build_command
-    from bridge.deploy.mpmd import job_env
-    from bridge.deploy.oasis_fortran import find_oasis_fortran
-    from bridge.deploy.preprod import preprod
+
+    from bridge.config.config import load_config
+    from deploy.launch import build_command
+    from deploy.mpmd import job_env
+    from deploy.oasis_fortran import find_oasis_fortran
+    from deploy.preprod import preprod
     try:
         library = build_pyoasis_standin(find_oasis_fortran(), tmp_path / "standin")
     except ValueError as err:

@@ -1,11 +1,18 @@
-"""The model-agnostic patch engine (bridge.install.patching) on small synthetic files."""
+"""The model-agnostic patch engine (deploy.install.patching) on small synthetic files."""
 from __future__ import annotations
 
 import pytest
 
-from bridge.install import main as install_main
-from bridge.install.patching import (Patch, PatchError, apply_patches, apply_to_text, find_blocks, load_table,
-                                     remove_blocks)
+from deploy.install import main as install_main
+from deploy.install.patching import (
+    Patch,
+    PatchError,
+    apply_patches,
+    apply_to_text,
+    find_blocks,
+    load_table,
+    remove_blocks,
+)
 
 HOST = """\
 MODULE demo

@@ -9,9 +9,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from bridge.deploy.namcouple import Coupling, Namcouple, render_namcouple, restart_name
-from bridge.deploy.naming import oasis_name
-from bridge.deploy.oasis_fortran import OasisFortran
+from bridge.transport.naming import oasis_name
+from deploy.namcouple import Coupling, Namcouple, render_namcouple, restart_name
+from deploy.oasis_fortran import OasisFortran
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -10,9 +10,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from pyoasis_standin import PyoasisStandIn  # noqa: E402
+
 from bridge import Component, decompose  # noqa: E402
 from bridge.examples.exchange_worker import analytic  # noqa: E402
-from pyoasis_standin import PyoasisStandIn  # noqa: E402
 
 
 def main(argv):

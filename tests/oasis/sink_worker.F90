@@ -1,6 +1,6 @@
 !> STAND-IN for the Python worker in a train-only OASIS run (pyoasis 5 is not
 !! available here): one rank owns the whole grid and gets every 2-D field the
-!! ocean sends, by the OASIS names given (from bridge.deploy.naming.oasis_name), calling
+!! ocean sends, by the OASIS names given (from bridge.transport.naming.oasis_name), calling
 !! oasis_get at every state kt = nit000-1 .. nitend (t = 0, dt, .., NT*dt; OASIS
 !! acts at the namcouple's periods), and prints per field the receptions and the
 !! range of the last one, which it also writes to sink_<field>.bin (nx*ny

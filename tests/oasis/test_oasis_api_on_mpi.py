@@ -6,7 +6,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from oasis_jobs import BUILD, make_bridge
 
 PROGRAM = """\

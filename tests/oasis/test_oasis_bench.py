@@ -6,13 +6,13 @@ import subprocess
 import sys
 
 import pytest
-
 from oasis_jobs import REPO
+
 
 @pytest.mark.oasis
 @pytest.mark.mpi
 def test_bench_oasis_quick(tmp_path):
-    from bridge.deploy.oasis_fortran import find_oasis_fortran
+    from deploy.oasis_fortran import find_oasis_fortran
     try:
         find_oasis_fortran()
     except ValueError as err:

@@ -10,9 +10,9 @@ OASIS3-MCT build under $OASIS_DIR; skipped with the reason otherwise.
 from __future__ import annotations
 
 import pytest
-
-from bridge.deploy.oasis_fortran import find_oasis_fortran
 from oasis_jobs import BUILD, build_programs, exchange_namcouple, run_mpmd
+
+from deploy.oasis_fortran import find_oasis_fortran
 
 pytestmark = [pytest.mark.oasis, pytest.mark.mpi]
 NX, NY, NLEV, NSTEPS = 13, 11, 3, 3

@@ -13,13 +13,13 @@ import subprocess
 import netCDF4
 import numpy as np
 import pytest
-
-from bridge.deploy.config import load_config
-from bridge.deploy.launch import build_command
-from bridge.deploy.mpmd import job_env
-from bridge.deploy.oasis_fortran import find_oasis_fortran
-from bridge.deploy.preprod import preprod
 from oasis_jobs import BUILD, REPO, build_gyre, compile_program, make_bridge
+
+from bridge.config.config import load_config
+from deploy.launch import build_command
+from deploy.mpmd import job_env
+from deploy.oasis_fortran import find_oasis_fortran
+from deploy.preprod import preprod
 
 pytestmark = [pytest.mark.oasis, pytest.mark.mpi]
 NX, NY, STEPS, DT = 32, 24, 24, 2400
@@ -47,7 +47,7 @@ def test_gyre_sends_its_states_through_oasis(tmp_path):
     make_bridge(BUILD, oasis)
     gyre = build_gyre(oasis, BUILD)
     sink = compile_program("sink_worker", oasis, BUILD, tmp_path / "prog")
-    worker = tmp_path / "worker.sh"  # stands in for 'python -m bridge.cli worker' (needs pyoasis)
+    worker = tmp_path / "worker.sh"  # stands in for 'python -m deploy.cli worker' (needs pyoasis)
     worker.write_text(f"#!/bin/sh\nexec {sink} {NX} {NY} {STEPS} {DT} WORKER_GYRE_SSH WORKER_GYRE_U\n")
     worker.chmod(0o755)
     (tmp_path / "namelist_cfg").write_text(NAMELIST)

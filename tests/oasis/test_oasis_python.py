@@ -11,12 +11,12 @@ import types
 
 import numpy as np
 import pytest
+from fake_pyoasis import FakePyoasisForTests
 
 from bridge import BoxPartition, Component, FieldValueError
-from bridge.deploy.oasis_env import OasisUnavailable
 from bridge.errors import BridgeError, DefinitionError
 from bridge.transport.oasis import OasisComponent, box_offset, oasis_seconds, to_wire
-from fake_pyoasis import FakePyoasisForTests
+from bridge.transport.oasis_env import OasisUnavailable
 
 BOX = BoxPartition(nx=7, ny=5, i0=2, j0=1, ni=4, nj=3)
 

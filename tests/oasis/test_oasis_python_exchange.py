@@ -14,10 +14,10 @@ import os
 import sys
 
 import pytest
-
-from bridge.deploy.oasis_env import oasis_problems
-from bridge.deploy.oasis_fortran import find_oasis_fortran
 from oasis_jobs import BUILD, HERE, REPO, build_pyoasis_standin, exchange_namcouple, make_bridge, run_mpmd
+
+from bridge.transport.oasis_env import oasis_problems
+from deploy.oasis_fortran import find_oasis_fortran
 
 pytestmark = [pytest.mark.oasis, pytest.mark.mpi]
 NX, NY, NLEV, NSTEPS = 13, 11, 3, 3

@@ -20,9 +20,9 @@ import sys
 import time
 
 import pytest
+from mpmd_jobs import REPO
 
 from bridge.mpirun import mpirun_prefix, run_mpirun
-from mpmd_jobs import REPO
 
 LIMIT = 60  # s: the job must end well within this
 

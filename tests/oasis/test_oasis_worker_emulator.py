@@ -16,9 +16,9 @@ import sys
 import netCDF4
 import numpy as np
 import pytest
-
-from bridge.deploy.oasis_fortran import find_oasis_fortran
 from oasis_jobs import BUILD, HERE, REPO, build_gyre, build_pyoasis_standin, make_bridge
+
+from deploy.oasis_fortran import find_oasis_fortran
 
 sys.path.append(str(REPO / "tests" / "worker"))  # the MPI-backend case's helpers
 import worker_fixtures as fixtures  # noqa: E402

@@ -2,7 +2,7 @@
 !! here): a Fortran program that does what bridge/transport/oasis.py does with
 !! the field table of bridge/fortran/examples/exchange_ocean.F90. Component
 !! 'worker', peer 'ocean', so its OASIS names are WORKER_OCEAN_<FIELD>
-!! (bridge.deploy.naming.oasis_name). Each rank owns a box of a PX x PY split
+!! (bridge.transport.naming.oasis_name). Each rank owns a box of a PX x PY split
 !! (chosen unlike the ocean's, so MCT must reroute); at every step (t = step
 !! seconds) it gets a2, b3 and checks every value, then puts c2, d3.
 !! Usage: worker_standin NX NY NLEV PX PY NSTEPS

@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from mpmd_jobs import PYTHON, run_mpmd
 
 JOB = str(Path(__file__).with_name("bands_job.py"))

@@ -7,7 +7,6 @@ import json
 import netCDF4
 import numpy as np
 import torch
-
 from test_worker_online import set_train
 from worker_fixtures import launch, write_config
 

@@ -6,9 +6,9 @@ import tomllib
 
 import pytest
 
-from bridge.demo import DEFAULT_CONFIG, main
+from bridge.config.tomlio import absolute_paths, dump_toml
 from bridge.worker.demo_page import page_problems
-from bridge.worker.tomlio import absolute_paths, dump_toml
+from deploy.demo import DEFAULT_CONFIG, main
 
 
 @pytest.mark.slow

@@ -101,16 +101,15 @@ def test_generate_mode_learns_from_equilibrated_states_only(tmp_path, gyre_exe):
     training set from the year its detector passes (a lenient detector: 3-year window), and the worker writes
     a 'generate' diffusion surrogate and its MSE baseline, trained on the same batches."""
     import json
-    import re
 
     import torch
+    from test_worker_process import job
+    from worker_fixtures import write_config
 
     from bridge.mpirun import run_mpirun
     from models.equilibrium import annual_means
     from models.ocean_metrics import evaluate_file, seconds_per_unit
     from models.train import Trainer
-    from test_worker_process import job
-    from worker_fixtures import write_config
 
     dt, day, years = 2400.0, 36, 3  # s; steps per day; years before the detector can pass
     steps = years * 365 * day + 40 * day

@@ -9,10 +9,8 @@ import signal
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-
 from worker_fixtures import launch, write_config
 
 STANDIN = str(Path(__file__).with_name("standin_ocean.py"))

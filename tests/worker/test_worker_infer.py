@@ -17,12 +17,12 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import pytest
-
-from bridge.deploy.config import load_config
-from bridge.deploy.ensemble import read_parameters_csv
-from bridge.deploy.settings import ConfigError
-from bridge.worker.settings import worker_settings
 from worker_fixtures import REPO, launch, write_config
+
+from bridge.config.config import load_config
+from bridge.config.ensemble import read_parameters_csv
+from bridge.worker.settings import worker_settings
+from models.settings import ConfigError
 
 N, STEPS, FREQ, MEMBERS, TRUTH = 32, 360, 6, 6, 0.08
 LOW, HIGH = 0.05, 0.2
@@ -152,7 +152,7 @@ def test_offline_verb_trains_on_runs_and_samples_an_observation(tmp_path, capsys
     the prior's (0.43)."""
     import torch
 
-    from bridge.cli import main
+    from deploy.cli import main
     from models.ncio import write_fields
 
     torch.set_num_threads(1)

@@ -10,7 +10,6 @@ import netCDF4
 import numpy as np
 import pytest
 import torch
-
 from worker_fixtures import launch, write_config
 
 STANDIN = str(Path(__file__).with_name("standin_ocean.py"))

@@ -5,13 +5,12 @@ import logging
 
 import pytest
 import torch
+from worker_fixtures import write_config
 
-from bridge.deploy.config import load_config
-from bridge.deploy.settings import ConfigError
+from bridge.config.config import load_config
 from bridge.worker import placement
 from bridge.worker.placement import choose_device, device_for_rank, local_rank, placement_report
-
-from worker_fixtures import write_config
+from models.settings import ConfigError
 
 
 @pytest.mark.parametrize("env, rank, var", [

@@ -18,7 +18,6 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import pytest
-
 from worker_fixtures import REPO, write_config
 
 TIMEOUT = 20.0  # [run] timeout of these jobs: the bound every failure must stay under (plus start-up)
@@ -27,9 +26,9 @@ TIMEOUT = 20.0  # [run] timeout of these jobs: the bound every failure must stay
 def job(config: Path, *, edit=None):
     """preprod, then the job's mpirun command and environment (as `oceanbridge launch` builds them);
     ``edit(run_dir)`` changes files afterwards, as a user editing by hand past the checks would."""
-    from bridge.deploy.config import load_config
-    from bridge.deploy.launch import build_command
-    from bridge.deploy.preprod import preprod
+    from bridge.config.config import load_config
+    from deploy.launch import build_command
+    from deploy.preprod import preprod
     cfg = load_config(config)
     preprod(cfg)
     if edit is not None:

@@ -1,18 +1,16 @@
 """The worker's config sections: validated on creation, unknown names raise naming file, section, key."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-import math
-
 import pytest
+from worker_fixtures import write_config
 
-from bridge.deploy.config import load_config
-from bridge.deploy.settings import ConfigError
+from bridge.config.config import load_config
 from bridge.worker.settings import settings_markdown, worker_settings
 from bridge.worker.tunnel import Schedule, channel_names
-
-from worker_fixtures import write_config
+from models.settings import ConfigError
 
 
 def settings_of(tmp_path, extra: str = "", **kw):
@@ -104,9 +102,8 @@ def test_infer_mode_needs_parameters_and_an_observation(tmp_path):
 
 
 def test_spectral_whitening_reaches_the_surrogate(tmp_path):
-    from models.data import DataSpec
-
     from bridge.worker.engine import build_trainer
+    from models.data import DataSpec
 
     s = settings_of(tmp_path, extra="spectral_whitening = 1.0")
     spec = DataSpec(channels=("ssh",), params=(), ny=8, nx=8)
@@ -117,9 +114,8 @@ def test_spectral_whitening_reaches_the_surrogate(tmp_path):
 
 
 def test_whiten_state_needs_whitening_and_reaches_the_surrogate(tmp_path):
-    from models.data import DataSpec
-
     from bridge.worker.engine import build_trainer
+    from models.data import DataSpec
 
     with pytest.raises(ConfigError, match=r"\[model\] whiten_state = true needs spectral_whitening > 0"):
         settings_of(tmp_path / "bad", extra="whiten_state = true")
@@ -192,8 +188,8 @@ def test_emulator_tiles_of_a_decomposed_grid_share_one_noise_field():
 
 
 def test_infer_estimator_key_is_checked(tmp_path):
-    from bridge.deploy.settings import from_table
     from bridge.worker.settings import InferSettings
+    from models.settings import from_table
 
     assert InferSettings().estimator == "nsf"
     where = {"where": "x.toml: [worker.infer]", "base_dir": tmp_path}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import netCDF4
 import numpy as np
 import torch
+from test_worker_online import WET
+from worker_fixtures import launch, write_config
 
 from models.data import Batch, DataSpec
 from models.surrogate import Surrogate, SurrogateConfig
-from models.train import Trainer, TrainConfig
-from test_worker_online import WET
-from worker_fixtures import launch, write_config
+from models.train import TrainConfig, Trainer
 
 CHANNELS = ("ssh", "u", "v", "temp")
 

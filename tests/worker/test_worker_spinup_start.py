@@ -10,7 +10,6 @@ import sys
 import netCDF4
 import numpy as np
 import pytest
-
 from worker_fixtures import REPO, write_config
 
 CHANNELS = ("ssh", "u", "v", "temp")
@@ -34,7 +33,7 @@ def spinup_config(run_dir, *, modes=("spinup",), checkpoint: str | None = "gener
 
 def oceanbridge(*args, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMPI_MCA_mpi_yield_when_idle": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "bridge.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "deploy.cli", *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=REPO)
 
 
@@ -52,12 +51,12 @@ def control_run(folder, gyre_exe) -> "os.PathLike":
 
 
 def test_members_start_from_generated_states_and_are_judged(tmp_path, gyre_exe):
-    from models.ocean_metrics import evaluate_file
     from test_worker_spinup import tiny_generator
 
-    from bridge.deploy.config import load_config
+    from bridge.config.config import load_config
     from bridge.worker.spinup_report import METRICS, annual, judge
-    from bridge.worker.spinup_start import report
+    from deploy.spinup_start import report
+    from models.ocean_metrics import evaluate_file
 
     run = tmp_path / "run"
     tiny_generator(run / "generator.pt", n=N)

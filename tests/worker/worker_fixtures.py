@@ -108,9 +108,9 @@ dy = 30000.0
 
 def launch(config: Path, timeout: float = 240, env: dict | None = None, popen: bool = False):
     """preprod, then the MPMD job of the config (output: stdout + stderr)."""
-    from bridge.deploy.config import load_config
-    from bridge.deploy.launch import build_command
-    from bridge.deploy.preprod import preprod
+    from bridge.config.config import load_config
+    from deploy.launch import build_command
+    from deploy.preprod import preprod
 
     cfg = load_config(config)
     preprod(cfg)

@@ -2,7 +2,7 @@
 
 pyoasis 5 is not reachable here.  Put this folder on the PYTHONPATH of a test's worker, and
 ``$OBRIDGE_PYOASIS_STANDIN`` at the shared library that ``oasis_jobs.build_pyoasis_standin`` builds:
-``import pyoasis`` (bridge/deploy/oasis_env.py) then gives tests/oasis/pyoasis_standin.py, the ctypes
+``import pyoasis`` (deploy/oasis_env.py) then gives tests/oasis/pyoasis_standin.py, the ctypes
 stand-in over OASIS3-MCT 4.0's Fortran API, so the real ``oceanbridge worker`` runs on real OASIS.
 """
 import os

@@ -16,12 +16,21 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Mapping
 
-from bridge.deploy.hosts import HOSTS, HostModel
-from bridge.deploy.naming import check_field, member_component, member_oasis_name, oasis_name
-from bridge.deploy.rules import check_config
-from bridge.deploy.settings import (MISSING, ConfigError, control_char, from_table, markdown_table,
-                                    passthrough, setting, settings_of, validate_section)
+from bridge.config.hosts import HOSTS, HostModel
+from bridge.config.rules import check_config
 from bridge.transport.env import NAN_POLICY, PUT_MODE, PUT_RING, TIMEOUT, WAIT_MODE
+from bridge.transport.naming import check_field, member_component, member_oasis_name, oasis_name
+from models.settings import (
+    MISSING,
+    ConfigError,
+    Section,
+    control_char,
+    from_table,
+    markdown_table,
+    passthrough,
+    setting,
+    settings_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +39,6 @@ TO_WORKER, TO_OCEAN = "ocean_to_worker", "worker_to_ocean"
 EMU_SUFFIX, INIT_SUFFIX = "_emu", "_init"
 DEVICES = ("auto", "cpu", "cuda")  # [worker] device, besides cuda:N (GPU N); see bridge/worker/placement.py
 GPU_DEVICE = re.compile(r"cuda:[0-9]+")
-
-
-class Section:
-    """Validation hook shared by every section dataclass."""
-    section: ClassVar[str] = ""
-
-    def __post_init__(self) -> None:
-        validate_section(self)
 
 
 @dataclass(frozen=True, kw_only=True)

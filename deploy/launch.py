@@ -16,17 +16,24 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bridge.deploy.config import TO_WORKER
-from bridge.deploy.croco_param import croco_rank_problems
-from bridge.deploy.mpmd import (job_env, job_settings, mpirun_command, srun_hetjob_command, srun_multiprog_command,
-                                worker_argv, write_multiprog)
-from bridge.deploy.namcouple import check_namcouple, restart_name
-from bridge.deploy.oasis_env import HOW_TO, oasis_problems
-from bridge.deploy.preprod import check_members
+from bridge.config.config import TO_WORKER
 from bridge.mpirun import stop_signals, watch_mpirun
+from bridge.transport.oasis_env import HOW_TO, oasis_problems
+from deploy.croco_param import croco_rank_problems
+from deploy.mpmd import (
+    job_env,
+    job_settings,
+    mpirun_command,
+    srun_hetjob_command,
+    srun_multiprog_command,
+    worker_argv,
+    write_multiprog,
+)
+from deploy.namcouple import check_namcouple, restart_name
+from deploy.preprod import check_members
 
 if TYPE_CHECKING:
-    from bridge.deploy.config import DeployConfig
+    from bridge.config.config import DeployConfig
 
 log = logging.getLogger(__name__)
 LAUNCHERS = ("mpirun", "srun")

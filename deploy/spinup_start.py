@@ -32,10 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.worker.spinup_report import METRICS, WITHIN, annual_of, judge, plot_metrics, plot_states, read_state
-from models.ncio import atomic_write
-
-log = logging.getLogger("bridge.worker.spinup_start")
+log = logging.getLogger("deploy.spinup_start")
 VERB = "spinup-start"
 
 
@@ -47,7 +44,8 @@ class StartError(ValueError):
 def derived_config(source: Path, run_dir: Path, years: float | None, samples: int | None, dt: float) -> Path:
     """The config with ``[run] steps`` for ``years`` model years and ``[ocean] members`` = ``samples``, written to
     ``run_dir/spinup_start.toml`` with its paths made absolute."""
-    from bridge.worker.tomlio import absolute_paths, dump_toml
+    from bridge.config.tomlio import absolute_paths, dump_toml
+    from models.ncio import atomic_write
     from models.ocean_metrics import YEAR
     with open(source, "rb") as fh:
         raw = absolute_paths(tomllib.load(fh), source.parent)
@@ -62,7 +60,7 @@ def derived_config(source: Path, run_dir: Path, years: float | None, samples: in
 
 def namrun_value(cfg, var: str, default):
     """A &namrun value of the members: the namelist template's, else the reference namelist's, else ``default``."""
-    from bridge.deploy.namelist import read_value
+    from bridge.config.namelist import read_value
     for path in (cfg.namelist_template, cfg.ocean.namelist_ref):
         if path is not None and Path(path).is_file():
             value = read_value(Path(path), "namrun", var)
@@ -109,6 +107,7 @@ def check_start(cfg, settings) -> None:
 
 def read_control(path: Path, cfg, years: int) -> tuple[dict, np.ndarray]:
     """The control's annual means over its last ``years`` complete years, and its last state."""
+    from bridge.worker.spinup_report import METRICS, annual_of, read_state
     from models.ocean_metrics import evaluate_file
     if not path.is_file():
         raise StartError(f"--control {path}: file not found (a gyre fields file of a physical spin-up at θ*)")
@@ -154,10 +153,10 @@ def model_years(path: Path, origin: float, since: float) -> float:
 
 
 def launch_with_progress(cfg, launcher: str, command: str, years: float, progress: bool) -> int:
-    """preprod and the job (bridge.deploy.cli.launch_job), a progress bar over the slowest member's model years."""
+    """preprod and the job (deploy.commands.launch_job), a progress bar over the slowest member's model years."""
     from tqdm.auto import tqdm
 
-    from bridge.deploy.cli import launch_job
+    from deploy.commands import launch_job
     files, origin, since = fields_files(cfg), (cfg.run.nit000 - 1) * cfg.run.dt, time.time()
     done = threading.Event()
     bar = tqdm(total=round(years, 3), desc=f"{cfg.ocean.members} member(s)", unit="model yr", file=sys.stderr,
@@ -185,7 +184,9 @@ def launch_with_progress(cfg, launcher: str, command: str, years: float, progres
 # ----------------------------------------------------------------------------- the report
 def report(cfg, control: tuple[dict, np.ndarray] | None = None, control_path: Path | None = None) -> dict:
     """Metrics files, figures and the summary of a finished run of ``cfg`` (the run folder's member outputs)."""
-    from bridge.deploy.ensemble import draw_parameters
+    from bridge.config.ensemble import draw_parameters
+    from bridge.worker.spinup_report import METRICS, annual_of, judge, plot_metrics, plot_states, read_state
+    from models.ncio import atomic_write
     from models.ocean_metrics import YEAR, evaluate_file, seconds_per_unit, write_metrics
     run_dir = cfg.run.run_dir
     theta, names = dict(zip(cfg.components, draw_parameters(cfg))), [p.name for p in cfg.parameters]
@@ -239,6 +240,7 @@ def _initial_name(cfg) -> str:
 
 def table(summary: dict) -> str:
     """The printed summary: per metric and member, the offset from the control (or the start and end values)."""
+    from bridge.worker.spinup_report import WITHIN
     members = summary["members"]
     lines = [f"{len(members)} member(s) started from generated states, {summary['years']:.2f} model years; "
              f"generated states: {summary['generated']}"]
@@ -268,9 +270,9 @@ def table(summary: dict) -> str:
 
 # ----------------------------------------------------------------------------- the verb
 def main(argv: list[str] | None = None) -> int:
-    from bridge.deploy.cli import INVALID, NOT_READY, load_checked
-    from bridge.deploy.launch import LAUNCHERS, default_launcher
     from bridge.worker.settings import worker_settings
+    from deploy.commands import INVALID, NOT_READY, load_checked
+    from deploy.launch import LAUNCHERS, default_launcher
     p = argparse.ArgumentParser(prog=f"oceanbridge {VERB}", description=(__doc__ or "").split("\n\n")[0],
                                 epilog="Example: deploy/gyre/spinup_start.toml")
     p.add_argument("config", type=Path, help="deploy config (TOML) with the spinup mode")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
-    from bridge.deploy.config import DeployConfig
+    from bridge.config.config import DeployConfig
 
 STATUSES = ("EXPORTED", "EXPOUT", "AUXILARY", "OUTPUT", "IGNORED", "IGNOUT", "INPUT")
 

@@ -4,11 +4,11 @@ switches, the MPMD launch and the SLURM script.
 Importing this package has no side effects and never imports torch or
 pyoasis.  Entry points other modules use::
 
-    from bridge.deploy import load_config, oasis_name
+    from deploy import load_config, oasis_name
     cfg = load_config("deploy/gyre/mpi.toml")
 """
-from bridge.deploy.config import DeployConfig, load_config
-from bridge.deploy.naming import oasis_name
-from bridge.deploy.settings import ConfigError
+from bridge.config.config import DeployConfig, load_config
+from bridge.transport.naming import oasis_name
+from models.settings import ConfigError
 
 __all__ = ["ConfigError", "DeployConfig", "load_config", "oasis_name"]

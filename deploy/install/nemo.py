@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 PATCHES = REPO / "nemo_patches"
-BRIDGE_FORTRAN = Path(__file__).resolve().parents[1] / "fortran"
+BRIDGE_FORTRAN = REPO / "bridge" / "fortran"
 KEYS = {"mpi": ["key_obridge"], "oasis": ["key_obridge", "key_obridge_oasis"]}
 FPPKEYS = "bld::tool::fppkeys"
 

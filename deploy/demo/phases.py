@@ -1,4 +1,4 @@
-"""The phases of ``oceanbridge demo`` (see bridge/demo.py): spin-up, online training,
+"""The phases of ``oceanbridge demo`` (see deploy/demo/__init__.py): spin-up, online training,
 MSE baseline, emulation, report.  Every coupled phase is a deploy config written from
 ``deploy/demo/demo.toml`` into the run folder and started with the deploy layer's
 preprod + mpirun command, exactly as ``oceanbridge preprod/launch`` would.
@@ -15,14 +15,12 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.deploy.config import load_config
-from bridge.deploy.launch import build_command, require_ready
-from bridge.deploy.namelist import patch_namelist
-from bridge.deploy.preprod import preprod
-from bridge.deploy.settings import ConfigError, from_table, setting
-from bridge.worker.settings import worker_settings
-from bridge.worker.tomlio import absolute_paths, dump_toml
-from models.ncio import atomic_write
+from bridge.config.config import load_config
+from bridge.config.namelist import patch_namelist
+from bridge.config.tomlio import absolute_paths, dump_toml
+from deploy.launch import build_command, require_ready
+from deploy.preprod import preprod
+from models.settings import ConfigError, from_table, setting
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +35,7 @@ class DemoSettings:
     out: Path = setting(Path("out/demo"), "output folder: figures, netCDF, summary.json")
 
     def __post_init__(self):
-        from bridge.deploy.settings import validate_section
+        from models.settings import validate_section
         validate_section(self)
 
 
@@ -59,6 +57,8 @@ def run_demo(config: Path) -> int:
     train_cfg = phase_config(raw, base, "train", nit000=kt0 + 1, steps=base.run.steps, restart=restart,
                              modes=list(base.worker.modes), emulate=False)
     from bridge.worker.demo_baseline import train_mse_baseline
+    from bridge.worker.settings import worker_settings
+    from models.ncio import atomic_write
     early: dict = {}
 
     def baseline_beside_the_worker(job: subprocess.Popen) -> None:

@@ -19,12 +19,20 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bridge.deploy.mpmd import (MULTIPROG_FILE, job_env, mpmd_apps, multiprog_resources, srun_hetjob_command,
-                                srun_multiprog_command, worker_argv, write_multiprog)
-from bridge.deploy.settings import ConfigError, control_char
+from deploy.mpmd import (
+    MULTIPROG_FILE,
+    job_env,
+    mpmd_apps,
+    multiprog_resources,
+    srun_hetjob_command,
+    srun_multiprog_command,
+    worker_argv,
+    write_multiprog,
+)
+from models.settings import ConfigError, control_char
 
 if TYPE_CHECKING:
-    from bridge.deploy.config import DeployConfig
+    from bridge.config.config import DeployConfig
 
 def script_path(cfg: "DeployConfig") -> Path:
     return cfg.slurm.script or cfg.run.run_dir / "oceanbridge.sbatch"
@@ -89,7 +97,7 @@ def render_script(cfg: "DeployConfig", multiprog: Path | None = None) -> str:
     srun = srun_hetjob_command(cfg) if hetjob else srun_multiprog_command(
         cfg, multiprog or cfg.run.run_dir / MULTIPROG_FILE)
     python = worker_argv(cfg)[0]
-    check = [python, "-m", "bridge.cli", "launch", "--check", "--launcher", "srun", str(cfg.source)]
+    check = [python, "-m", "deploy.cli", "launch", "--check", "--launcher", "srun", str(cfg.source)]
     lines = ["#!/bin/bash", _one_line(f"# written by 'oceanbridge slurm {cfg.source}' ({cfg.slurm.layout} layout)")]
     lines += [sbatch_line(opt) for opt in header]
     lines += ["", *cfg.slurm.setup, *(f"export {k}={shlex.quote(v)}" for k, v in job_env(cfg).items()),

@@ -11,17 +11,24 @@ import shlex
 import sys
 from pathlib import Path
 
-from bridge.deploy.config import DeployConfig, load_config
-from bridge.deploy.launch import (LAUNCHERS, build_command, default_launcher, preflight, record_launch, require_ready,
-                                  run_job)
-from bridge.deploy.launch import PreflightError
-from bridge.deploy.mpmd import job_env
-from bridge.deploy.namcouple import NamcoupleError
-from bridge.deploy.namelist import NamelistError
-from bridge.deploy.preprod import PreprodError, preprod
-from bridge.deploy.runlock import RunFolderLocked, lock_holder, run_folder_lock
-from bridge.deploy.settings import ConfigError
-from bridge.deploy.slurm import write_slurm
+from bridge.config.config import DeployConfig, load_config
+from bridge.config.namelist import NamelistError
+from deploy.launch import (
+    LAUNCHERS,
+    PreflightError,
+    build_command,
+    default_launcher,
+    preflight,
+    record_launch,
+    require_ready,
+    run_job,
+)
+from deploy.mpmd import job_env
+from deploy.namcouple import NamcoupleError
+from deploy.preprod import PreprodError, preprod
+from deploy.runlock import RunFolderLocked, lock_holder, run_folder_lock
+from deploy.slurm import write_slurm
+from models.settings import ConfigError
 
 INVALID = (ConfigError, PreprodError, NamelistError, NamcoupleError, OSError)
 NOT_READY = (PreflightError, RunFolderLocked)

@@ -17,11 +17,10 @@ reported then.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bridge.deploy.config import DeployConfig
+    from bridge.config.config import DeployConfig
 
 UNKNOWN, UNDEFINED = object(), object()
 ASSUMED = {"MPI": "", "OBRIDGE": ""}  # defined in every CROCO built with the bridge (croco_patches)

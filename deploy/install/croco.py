@@ -27,7 +27,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bridge.install.patching import Patch, PatchError, apply_patches, load_table, remove_blocks, write_atomic
+from deploy.install.patching import Patch, PatchError, apply_patches, load_table, remove_blocks, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def _patch_stage(stage: Path, patches: list[Patch]) -> None:
 
     The engine's per-patch log lines would name the staging folder, so they are
     muted here; ``install`` reports per file in the run folder instead."""
-    engine_log = logging.getLogger("bridge.install.patching")
+    engine_log = logging.getLogger("deploy.install.patching")
     level = engine_log.level
     engine_log.setLevel(logging.WARNING)
     try:

@@ -16,13 +16,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bridge.deploy.ensemble import draw_parameters, parameters_csv
-from bridge.deploy.namcouple import write_namcouple
-from bridge.deploy.namelist import (GROUP, check_switches, has_group, namelist_diffs, patch_namelist,
-                                    read_value, unknown_switches, write_namelist)
+from bridge.config.ensemble import draw_parameters, parameters_csv
+from bridge.config.namelist import (
+    GROUP,
+    check_switches,
+    has_group,
+    namelist_diffs,
+    patch_namelist,
+    read_value,
+    unknown_switches,
+    write_namelist,
+)
+from deploy.namcouple import write_namcouple
 
 if TYPE_CHECKING:
-    from bridge.deploy.config import DeployConfig
+    from bridge.config.config import DeployConfig
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from bridge.deploy.naming import MEMBER_PLACEHOLDER, check_component, oasis_name
-from bridge.deploy.settings import ConfigError
+from bridge.transport.naming import MEMBER_PLACEHOLDER, check_component, oasis_name
+from models.settings import ConfigError
 
 if TYPE_CHECKING:
-    from bridge.deploy.config import DeployConfig
+    from bridge.config.config import DeployConfig
 
 
 def check_config(cfg: "DeployConfig") -> None:

@@ -16,7 +16,7 @@ from bridge.mpirun import mpirun_prefix
 from bridge.transport.env import COUPLING
 
 if TYPE_CHECKING:
-    from bridge.deploy.config import DeployConfig
+    from bridge.config.config import DeployConfig
 
 
 MULTIPROG_FILE = "oceanbridge.multiprog"
@@ -35,7 +35,7 @@ class App:
 
 def worker_argv(cfg: "DeployConfig") -> tuple[str, ...]:
     python = cfg.worker.python or sys.executable
-    return (python, "-m", "bridge.cli", "worker", "--config", str(cfg.source), *cfg.worker.args)
+    return (python, "-m", "deploy.cli", "worker", "--config", str(cfg.source), *cfg.worker.args)
 
 
 def worker_gpus(cfg: "DeployConfig") -> int:

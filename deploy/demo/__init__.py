@@ -25,10 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-from .mpirun import mpirun_prefix
+from bridge.mpirun import mpirun_prefix
 
 log = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO / "deploy" / "demo" / "demo.toml"
 
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.bridge_only:
         return bridge_only(args)
-    from bridge.worker.demo_run import run_demo
+    from deploy.demo.phases import run_demo
     return run_demo(args.config)
 
 

@@ -13,18 +13,18 @@ import sys
 
 # verb -> (entry point "module:function", one-line help)
 VERBS: dict[str, tuple[str, str]] = {
-    "demo": ("bridge.demo:main", "run the end-to-end demo (the main job)"),
-    "preprod": ("bridge.deploy.cli:preprod_main", "write the namcouple and &namobridge switches from a deploy config"),
-    "launch": ("bridge.deploy.cli:launch_main", "check namcouple/namelists against the config, then start the MPMD job"),
-    "slurm": ("bridge.deploy.cli:slurm_main", "write a SLURM batch script for a deploy config"),
+    "demo": ("deploy.demo:main", "run the end-to-end demo (the main job)"),
+    "preprod": ("deploy.commands:preprod_main", "write the namcouple and &namobridge switches from a deploy config"),
+    "launch": ("deploy.commands:launch_main", "check namcouple/namelists against the config, then start the MPMD job"),
+    "slurm": ("deploy.commands:slurm_main", "write a SLURM batch script for a deploy config"),
     "worker": ("bridge.worker:main", "run the Python worker inside an MPMD job"),
-    "install": ("bridge.install:main", "copy the bridge patches into a NEMO configuration or a CROCO run folder"),
+    "install": ("deploy.install:main", "copy the bridge patches into a NEMO configuration or a CROCO run folder"),
     "train": ("models.cli:train_main", "train a surrogate offline from netCDF"),
     "sample": ("models.cli:sample_main", "sample a trained surrogate to netCDF"),
     "evaluate": ("models.cli:evaluate_main", "score samples against truth (RMSE, CRPS, spectra)"),
-    "spinup-start": ("bridge.worker.spinup_start:main", "start members from generated spun-up states "
+    "spinup-start": ("deploy.spinup_start:main", "start members from generated spun-up states "
                      "([worker.spinup]), run and judge them"),
-    "infer": ("bridge.worker.infer:infer_main", "parameter posterior of an observed state, trained offline on netCDF "
+    "infer": ("models.cli:infer_main", "parameter posterior of an observed state, trained offline on netCDF "
               "runs with known θ"),
 }
 

@@ -18,10 +18,23 @@ import os
 import typing
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 MISSING = dataclasses.MISSING
 EXTRA = "extra"  # name of the pass-through field in sections that allow sub-tables
+
+
+class Section:
+    """A config section: a frozen dataclass whose fields are ``setting`` rows, checked on creation."""
+    section: ClassVar[str] = ""  # its name in the TOML file, e.g. "worker.train"
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in settings_of(type(self)):  # 2 for 2.0 from Python callers, as TOML values are coerced
+            value = getattr(self, f.name)
+            if hints[f.name] in (float, float | None) and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+        validate_section(self)
 
 
 class ConfigError(ValueError):
@@ -35,8 +48,14 @@ def setting(default: Any = MISSING, doc: str = "", *, choices: tuple | None = No
     ``choices`` lists allowed values; with ``subset=True`` the value is a tuple
     whose items must all be in ``choices``.  ``ge``/``gt`` are numeric bounds.
     """
-    meta = {"doc": doc, "choices": choices, "ge": ge, "gt": gt, "subset": subset}
+    meta = {"setting": True, "doc": doc, "choices": choices, "ge": ge, "gt": gt, "subset": subset}
     return dataclasses.field(default=default, metadata=meta)
+
+
+def program_set(default: Any, doc: str):
+    """Declare a field of a section class that the program sets, never the config file (e.g. the torch device
+    the worker placed a rank on): it is not a key, so a config that gives it is refused as an unknown key."""
+    return dataclasses.field(default=default, metadata={"doc": doc, "program": True})
 
 
 def passthrough(doc: str):
@@ -46,8 +65,15 @@ def passthrough(doc: str):
 
 
 def settings_of(cls) -> list[dataclasses.Field]:
-    """The documented settings of a section class (without the pass-through field)."""
-    return [f for f in dataclasses.fields(cls) if not f.metadata.get("passthrough")]
+    """The keys of a section class: its ``setting`` rows (not the pass-through field, not what the program sets,
+    not the plain fields a subclass adds, such as a surrogate's data spec)."""
+    return [f for f in dataclasses.fields(cls) if f.metadata.get("setting")]
+
+
+def values_of(cls, obj) -> dict[str, Any]:
+    """The values of section ``cls``'s keys in ``obj`` (an instance of ``cls`` or of a subclass that adds keys):
+    what to build ``cls`` or one of its other subclasses from, e.g. a trainer's config from ``[worker.train]``."""
+    return {f.name: getattr(obj, f.name) for f in settings_of(cls)}
 
 
 def validate_section(obj) -> None:

@@ -1,8 +1,8 @@
 """``oceanbridge install <target> ...``: copy the bridge and its hooks into a host model's sources.
 
-``main(argv)`` dispatches on ``argv[0]`` to ``bridge.install.<target>.main(argv[1:])``,
+``main(argv)`` dispatches on ``argv[0]`` to ``deploy.install.<target>.main(argv[1:])``,
 imported by name when called (no import-time side effects). The model-agnostic
-engine that inserts the commented hooks is :mod:`bridge.install.patching`.
+engine that inserts the commented hooks is :mod:`deploy.install.patching`.
 """
 from __future__ import annotations
 
@@ -32,5 +32,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"oceanbridge install: unknown target '{target}'; known targets: {', '.join(TARGETS)}\n\n{_usage()}",
               file=sys.stderr)
         return 2
-    module = importlib.import_module(f"bridge.install.{target}")
+    module = importlib.import_module(f"deploy.install.{target}")
     return int(module.main(argv[1:]) or 0)
