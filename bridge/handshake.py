@@ -23,9 +23,11 @@ IN, OUT = 1, 2
 # characters of the header record. Version 1 (blank there, the unversioned
 # code) sent a (step, tag) header then one message per level; version 2 sent
 # chunks of at most 65536 points and then a trailer (TRAILER); version 3 sends
-# chunks of at most CHUNK points. Bump it with every change of what travels
+# chunks of at most CHUNK points; version 4 adds the partition record (PART_TAG)
+# after the fields: whether the component's ranks may leave points of the grid
+# to no rank (gaps: land-only subdomains removed). Bump it with every change of what travels
 # on the wire, here and in obr_mpi_defs.F90.
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 UNVERSIONED = 1
 VERSION_WIDTH = 8
 # A route travels as chunks of whole rows of one level, of at most CHUNK
@@ -38,6 +40,7 @@ CHUNK = 1 << 20
 # After its chunks, a route sends one trailer of TRAILER int64 on the same
 # tag: step, tag, NaN/Inf values in the whole put, 1 if the put was rejected.
 TRAILER = 4
+PART_TAG = "OBRP"  # the partition record: gaps (1: declared) -- version 4
 DIRECTIONS = {"in": IN, "out": OUT}
 DIRECTION_NAMES = {IN: "in", OUT: "out"}
 
@@ -61,6 +64,7 @@ class RankDefs:
     box: BoxPartition
     fields: tuple[FieldDef, ...]
     protocol: int = PROTOCOL_VERSION  # wire protocol version of the code that wrote the records
+    gaps: bool = False  # its component's ranks may cover only part of the grid (the rest is land)
 
 
 @dataclass(frozen=True)
@@ -111,12 +115,14 @@ def _ints(*values: int) -> str:
     return "".join(f"{v:{INT_WIDTH}d}" for v in values)
 
 
-def encode(component: str, box: BoxPartition, fields: list[FieldDef], protocol: int = PROTOCOL_VERSION) -> bytes:
+def encode(component: str, box: BoxPartition, fields: list[FieldDef], protocol: int = PROTOCOL_VERSION,
+           gaps: bool = False) -> bytes:
     """The records of one rank, as the Fortran side writes them."""
     b = box
     head = "OBRH" + _text(component) + _ints(b.nx, b.ny, b.i0, b.j0, b.ni, b.nj, len(fields))
     recs = [head.ljust(RECORD_LEN - VERSION_WIDTH) + f"{protocol:{VERSION_WIDTH}d}"]
     recs += ["OBRF" + _text(f.name) + _text(f.peer) + _ints(f.direction, f.nlev) for f in fields]
+    recs += [PART_TAG + _ints(int(gaps))] if protocol >= 4 else []
     return "".join(r.ljust(RECORD_LEN) for r in recs).encode("ascii")
 
 
@@ -137,7 +143,9 @@ def decode(rank: int, data: bytes) -> RankDefs:
         name, peer = rec[4:4 + NAME_LEN].strip(), rec[4 + NAME_LEN:4 + 2 * NAME_LEN].strip()
         direction, nlev = _read_ints(rec[4 + 2 * NAME_LEN:], 2)
         fields.append(FieldDef(name, direction, nlev, peer))
-    return RankDefs(rank, component, box, tuple(fields), protocol)
+    part = [rec for rec in recs[1 + ints[6]:] if rec.startswith(PART_TAG)]
+    gaps = bool(_read_ints(part[0][len(PART_TAG):], 1)[0]) if part else False
+    return RankDefs(rank, component, box, tuple(fields), protocol, gaps)
 
 
 def _read_ints(text: str, count: int) -> list[int]:
@@ -161,7 +169,7 @@ def validate(all_defs: list[RankDefs]) -> list[Coupling]:
     check_protocol(all_defs)
     groups = components(all_defs)
     for comp, ranks in groups.items():
-        check_tiling({d.rank: d.box for d in ranks}, comp)
+        check_tiling({d.rank: d.box for d in ranks}, comp, _gaps(comp, ranks))
         _check_same_fields(comp, ranks)
     grids = {comp: (ranks[0].box.nx, ranks[0].box.ny) for comp, ranks in groups.items()}
     endpoints = [(comp, f) for comp, ranks in groups.items() for f in ranks[0].fields]
@@ -199,6 +207,16 @@ def _check_single_sender(couplings: list[Coupling]) -> set:
                 f"name the peer on the receiving side")
         senders[key] = c.src
     return set(senders)
+
+
+def _gaps(comp: str, ranks: list[RankDefs]) -> bool:
+    """Whether the component declared gaps; every rank must say the same."""
+    declared = [d.rank for d in ranks if d.gaps]
+    if declared and len(declared) != len(ranks):
+        silent = [d.rank for d in ranks if not d.gaps]
+        raise DefinitionError(f"component '{comp}': ranks {declared} declare gaps in the partition (gaps=True) but "
+                              f"ranks {silent} do not; every rank of a component must declare the same")
+    return bool(declared)
 
 
 def _check_same_fields(comp: str, ranks: list[RankDefs]) -> None:

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 from .errors import DefinitionError
 
+# What a rank receives at the points of its box that no rank of the sending side owns (a side that declared gaps:
+# land-only subdomains removed): 0, the land value of NEMO's fields and of a land-sea mask.
+GAP_FILL = 0.0
+
 
 @dataclass(frozen=True)
 class BoxPartition:
@@ -101,8 +105,9 @@ def best_layout(nx: int, ny: int, nranks: int) -> tuple[int, int]:
     return best[1], best[2]
 
 
-def check_tiling(boxes: dict[int, BoxPartition], component: str) -> None:
-    """Raise unless the boxes (rank -> box) cover their global grid exactly once."""
+def check_tiling(boxes: dict[int, BoxPartition], component: str, gaps: bool = False) -> None:
+    """Raise unless the boxes (rank -> box) cover their global grid exactly once; with ``gaps`` (the component
+    declared that its ranks cover only part of the grid: land-only subdomains removed) at most once."""
     ranks = sorted(boxes)
     shapes = {(boxes[r].nx, boxes[r].ny) for r in ranks}
     if len(shapes) != 1:
@@ -116,10 +121,25 @@ def check_tiling(boxes: dict[int, BoxPartition], component: str) -> None:
                 raise DefinitionError(
                     f"component '{component}': partitions of ranks {a} and {b} overlap at {overlap.describe()}")
     covered = sum(boxes[r].size for r in ranks)
-    if covered != nx * ny:
+    if covered != nx * ny and not gaps:
         raise DefinitionError(
             f"component '{component}': partitions leave a gap: they cover {covered} of {nx}x{ny}={nx * ny} "
-            f"points (first missing point: {_first_gap(boxes.values(), nx, ny)})")
+            f"points (first missing point: {_first_gap(boxes.values(), nx, ny)}); if no rank owns those points "
+            f"because they are land (land-only subdomains removed), declare it: def_partition(box, gaps=True) "
+            f"(Fortran: obr_def_partition(..., ld_gaps=.true.))")
+
+
+def unowned(box: BoxPartition, owned: list[BoxPartition]):
+    """The points of ``box`` that none of the (disjoint) ``owned`` boxes cover, as a boolean (nj, ni) array, or
+    None when they cover it all (the usual case, which costs nothing at run time)."""
+    inside = [b for b in (box.intersect(o) for o in owned) if b is not None]
+    if sum(b.size for b in inside) == box.size:
+        return None
+    import numpy as np
+    missing = np.ones((box.nj, box.ni), dtype=bool)
+    for b in inside:
+        missing[box.local_slices(b)] = False
+    return missing
 
 
 def _first_gap(boxes, nx: int, ny: int) -> str:

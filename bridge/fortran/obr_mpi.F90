@@ -41,6 +41,7 @@ module obr_backend
       character(len=OBR_NAME_LEN) :: peer_comp = ''     !< the component at the other end
       type(route_t), allocatable :: routes(:)           !< overlaps with peer ranks
       integer :: nroutes = 0
+      logical, allocatable :: unowned(:, :)             !< (ni, nj) in-field points no sender owns (gaps)
       type(buf_t), allocatable :: buf(:, :)             !< (route, slot) messages
       integer, allocatable :: req(:, :)                 !< (message, slot) requests
       integer, allocatable :: req_route(:)              !< route of each message
@@ -53,6 +54,7 @@ module obr_backend
    integer :: bcomm = MPI_COMM_NULL                     !< the bridge's dup of MPI_COMM_WORLD
    logical :: we_initialised_mpi = .false.
    integer :: mybox(6) = 0                              !< nx, ny, i0, j0, ni, nj
+   logical :: mygaps = .false.                          !< this component's ranks may leave points to no rank
    logical :: has_box = .false., ended = .false.
    type(field_t), allocatable :: fields(:)
    integer :: nfields = 0
@@ -101,11 +103,13 @@ contains
       allocate (fields(8))
    end subroutine backend_init
 
-   subroutine backend_def_partition(box, kinfo)
+   subroutine backend_def_partition(box, gaps, kinfo)
       integer, intent(in) :: box(6)              !< nx, ny, i0, j0, ni, nj (0-based offsets)
+      logical, intent(in) :: gaps                !< the component's ranks may cover only part of the grid (land)
       integer, intent(out) :: kinfo              !< OBR_OK or an error code
       kinfo = OBR_OK
       mybox = box
+      mygaps = gaps
       has_box = .true.
    end subroutine backend_def_partition
 
@@ -166,7 +170,7 @@ contains
       character(len=:), allocatable :: mine, everything
       integer, allocatable :: counts(:), displs(:)
       integer :: n, r, ierr, req, mylen
-      mine = defs_encode(core_name, mybox, fields(:nfields)%def, nfields)
+      mine = defs_encode(core_name, mybox, fields(:nfields)%def, nfields, mygaps)
       call MPI_Comm_size(bcomm, n, ierr)
       allocate (counts(0:n - 1), displs(0:n - 1), rd(0:n - 1))
       mylen = len(mine)
@@ -203,6 +207,7 @@ contains
       end do
       fld%peer_comp = rd(peer)%comp
       call defs_routes(rd, core_world_rank, peer, fld%routes, fld%nroutes)
+      if (fld%def%dir == OBR_IN) call defs_unowned(mybox, fld%routes(:fld%nroutes), fld%unowned)
       allocate (fld%buf(fld%nroutes, core_ring), fld%nmsg(fld%nroutes))
       allocate (fld%slot_step(core_ring), fld%busy(core_ring))
       fld%slot_step = -huge(1)
@@ -422,9 +427,24 @@ contains
             call check_trailer(fld, r, step, kinfo, msg); if (kinfo < 0) return
             if (.not. in_place(r)) call route_unpack(fld%routes(r), mybox(3:4), fld%def%nlev, fld%buf(r, 1)%a, f2, f3)
          end do
+         if (allocated(fld%unowned)) call fill_unowned(fld%unowned, f2, f3)
       end associate
       kinfo = OBR_RECVD
    end subroutine backend_get
+
+   !> GAP_FILL at the points no sender owns (a peer that declared gaps), on every level.
+   subroutine fill_unowned(unowned, f2, f3)
+      logical, intent(in) :: unowned(:, :)                     !< (ni, nj): no sender owns the point
+      real(dp), intent(inout), optional :: f2(:, :)            !< a 2-D field (ni, nj)
+      real(dp), intent(inout), optional :: f3(:, :, :)         !< a 3-D field (ni, nj, nlev)
+      integer :: lev
+      if (present(f2)) where (unowned) f2 = GAP_FILL
+      if (present(f3)) then
+         do lev = 1, size(f3, 3)
+            where (unowned) f3(:, :, lev) = GAP_FILL
+         end do
+      end if
+   end subroutine fill_unowned
 
    !> Check the trailer received on route r: the step, and whether the sender rejected the put.
    subroutine check_trailer(fld, r, step, kinfo, msg)

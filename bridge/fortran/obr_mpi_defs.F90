@@ -12,17 +12,21 @@ module obr_mpi_defs
    public :: fdef_t, rankdefs_t, coupling_t, route_t, REC_LEN, PROTOCOL_VERSION, CHUNK, TRAILER
    public :: defs_encode, defs_decode, defs_validate, defs_routes, defs_first_ranks
    public :: route_nchunks, route_chunk, route_pack, route_unpack, route_whole_rows, chunk_in_array
+   public :: defs_unowned, GAP_FILL
 
    integer, parameter :: REC_LEN = 160   !< fixed record width, as handshake.RECORD_LEN
    integer, parameter :: IW = 12         !< width of an integer in a record
    !> Wire protocol spoken, in the header record's last VERSION_WIDTH characters (as handshake.PROTOCOL_VERSION;
    !! bump both with every change of what travels on the wire). Blank there: the unversioned code, version 1.
-   integer, parameter :: PROTOCOL_VERSION = 3
+   integer, parameter :: PROTOCOL_VERSION = 4
    integer, parameter :: UNVERSIONED = 1, VERSION_WIDTH = 8
    !> A route travels as chunks of whole rows of one level, of at most CHUNK points unless one row is
    !! longer (as handshake.CHUNK), then a trailer of TRAILER int64: step, tag, NaN/Inf count, rejected.
    integer, parameter :: CHUNK = 1048576
    integer, parameter :: TRAILER = 4
+   !> What a rank receives at the points of its box that no rank of the sending side owns (a side that declared
+   !! gaps: land-only subdomains removed), as partition.GAP_FILL: the land value of NEMO's fields and of a mask.
+   real(dp), parameter :: GAP_FILL = 0._dp
 
    !> One field as one component declares it.
    type :: fdef_t
@@ -37,6 +41,7 @@ module obr_mpi_defs
       character(len=OBR_NAME_LEN) :: comp = ''   !< component name
       integer :: box(6) = 0                      !< nx, ny, i0, j0, ni, nj
       integer :: protocol = PROTOCOL_VERSION     !< wire protocol version of the code that wrote the records
+      logical :: gaps = .false.                  !< its component's ranks may cover only part of the grid (land)
       type(fdef_t), allocatable :: f(:)          !< its fields in definition order
    end type rankdefs_t
 
@@ -56,11 +61,12 @@ module obr_mpi_defs
 contains
 
    !> The records of this rank, as handshake.encode writes them.
-   function defs_encode(comp, box, f, nf) result(buf)
+   function defs_encode(comp, box, f, nf, gaps) result(buf)
       character(len=*), intent(in) :: comp       !< component name
       integer, intent(in) :: box(6)              !< nx, ny, i0, j0, ni, nj
       type(fdef_t), intent(in) :: f(:)           !< field table
       integer, intent(in) :: nf                  !< number of fields in use
+      logical, intent(in) :: gaps                !< the component's ranks may cover only part of the grid
       character(len=:), allocatable :: buf
       character(len=REC_LEN) :: rec
       integer :: k
@@ -71,6 +77,8 @@ contains
          write (rec, '(a4,a64,a64,2i12)') 'OBRF', f(k)%name, f(k)%peer, f(k)%dir, f(k)%nlev
          buf = buf//rec
       end do
+      write (rec, '(a4,i12)') 'OBRP', merge(1, 0, gaps)   ! the partition record (version 4)
+      buf = buf//rec
    end function defs_encode
 
    !> Parse the records one rank sent.
@@ -92,6 +100,14 @@ contains
          rd%f(k)%peer = buf(off + 5 + OBR_NAME_LEN:off + 4 + 2*OBR_NAME_LEN)
          read (buf(off + 5 + 2*OBR_NAME_LEN:off + REC_LEN), '(2i12)') rd%f(k)%dir, rd%f(k)%nlev
       end do
+      off = (nf + 1)*REC_LEN   ! the partition record (version 4)
+      rd%gaps = .false.
+      if (len(buf) >= off + REC_LEN) then
+         if (buf(off + 1:off + 4) == 'OBRP') then
+            read (buf(off + 5:off + 4 + IW), '(i12)', iostat=ios) k
+            rd%gaps = ios == 0 .and. k == 1
+         end if
+      end if
    end subroutine defs_decode
 
    !> first(r): the first world rank of rank r's component (its identity).
@@ -162,6 +178,7 @@ contains
       character(len=*), intent(inout) :: msg     !< error text, unchanged if fine
       integer :: a, b, ov(4)
       integer(i8) :: covered
+      call check_same_gaps(rd, first, c, msg); if (msg /= '') return
       covered = 0
       do a = c, size(rd) - 1
          if (first(a) /= c) cycle
@@ -181,11 +198,73 @@ contains
             end if
          end do
       end do
-      if (covered /= int(rd(c)%box(1), i8)*rd(c)%box(2)) then
+      if (covered /= int(rd(c)%box(1), i8)*rd(c)%box(2) .and. .not. rd(c)%gaps) then
          msg = 'component '''//trim(rd(c)%comp)//''': partitions leave a gap: they cover '// &
-               core_itoa(int(covered))//' of '//shape_txt(rd(c)%box)//' points'
+               core_itoa(int(covered))//' of '//shape_txt(rd(c)%box)//'='// &
+               core_itoa(rd(c)%box(1)*rd(c)%box(2))//' points (first missing point: '// &
+               first_gap(rd, first, c)//'); if no rank owns those points because they are land (land-only '// &
+               'subdomains removed), declare it: def_partition(box, gaps=True) (Fortran: '// &
+               'obr_def_partition(..., ld_gaps=.true.))'
       end if
    end subroutine check_tiling
+
+   !> Every rank of component c declares gaps, or none does (as handshake._gaps).
+   subroutine check_same_gaps(rd, first, c, msg)
+      type(rankdefs_t), intent(in) :: rd(0:)     !< all definitions
+      integer, intent(in) :: first(0:)           !< component identity per rank
+      integer, intent(in) :: c                   !< the component (its first rank)
+      character(len=*), intent(inout) :: msg     !< error text, unchanged if fine
+      character(len=:), allocatable :: yes, no
+      integer :: a
+      yes = ''
+      no = ''
+      do a = c, size(rd) - 1
+         if (first(a) /= c) cycle
+         if (rd(a)%gaps) then
+            yes = yes//trim(merge(', ', '  ', len(yes) > 0))//core_itoa(a)
+         else
+            no = no//trim(merge(', ', '  ', len(no) > 0))//core_itoa(a)
+         end if
+      end do
+      if (len(yes) > 0 .and. len(no) > 0) then
+         msg = 'component '''//trim(rd(c)%comp)//''': ranks ['//yes//'] declare gaps in the partition '// &
+               '(gaps=True) but ranks ['//no//'] do not; every rank of a component must declare the same'
+      end if
+   end subroutine check_same_gaps
+
+   !> 'i=I, j=J': the first point (row by row) that no rank of component c owns; called on error only.
+   function first_gap(rd, first, c) result(txt)
+      type(rankdefs_t), intent(in) :: rd(0:)     !< all definitions
+      integer, intent(in) :: first(0:)           !< component identity per rank
+      integer, intent(in) :: c                   !< the component (its first rank)
+      character(len=:), allocatable :: txt
+      logical, allocatable :: covered(:, :)
+      integer :: a, at(2)
+      allocate (covered(0:rd(c)%box(1) - 1, 0:rd(c)%box(2) - 1))
+      covered = .false.
+      do a = c, size(rd) - 1
+         if (first(a) /= c) cycle
+         covered(rd(a)%box(3):rd(a)%box(3) + rd(a)%box(5) - 1, rd(a)%box(4):rd(a)%box(4) + rd(a)%box(6) - 1) = .true.
+      end do
+      at = findloc(transpose(covered), .false.) - 1   ! (j, i) of the first missing point, rows first
+      txt = 'i='//core_itoa(at(2))//', j='//core_itoa(at(1))
+   end function first_gap
+
+   !> The points of this rank's box (ni, nj) that no route covers: a peer that declared gaps owns none there.
+   !! Left unallocated when the routes cover the box (the usual case, which costs nothing at run time).
+   subroutine defs_unowned(box, routes, unowned)
+      integer, intent(in) :: box(6)                       !< this rank's box: nx, ny, i0, j0, ni, nj
+      type(route_t), intent(in) :: routes(:)              !< its routes (disjoint boxes inside it)
+      logical, allocatable, intent(out) :: unowned(:, :)  !< (ni, nj): .true. where no sender owns the point
+      integer :: r
+      if (sum([(int(routes(r)%ni, i8)*routes(r)%nj, r=1, size(routes))]) == int(box(5), i8)*box(6)) return
+      allocate (unowned(box(5), box(6)))
+      unowned = .true.
+      do r = 1, size(routes)
+         unowned(routes(r)%i0 - box(3) + 1:routes(r)%i0 - box(3) + routes(r)%ni, &
+                 routes(r)%j0 - box(4) + 1:routes(r)%j0 - box(4) + routes(r)%nj) = .false.
+      end do
+   end subroutine defs_unowned
 
    subroutine check_same_fields(rd, first, c, msg)
       type(rankdefs_t), intent(in) :: rd(0:)     !< all definitions

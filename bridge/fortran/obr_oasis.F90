@@ -94,8 +94,10 @@ contains
       kinfo = OBR_OK
    end subroutine start
 
-   subroutine backend_def_partition(box, kinfo)
+   subroutine backend_def_partition(box, gaps, kinfo)
       integer, intent(in) :: box(6)              !< nx, ny, i0, j0, ni, nj (0-based offsets)
+      logical, intent(in) :: gaps                !< ranks may cover only part of the grid: OASIS is told the global
+                                                 !! size (ig_size) on every partition anyway, as NEMO's cpl_oasis3
       integer, intent(out) :: kinfo              !< OBR_OK
       mybox = box
       has_box = .true.

@@ -6,6 +6,7 @@
 !!   call obr_init('gyre', local_comm)                  ! before anything else; use local_comm, not MPI_COMM_WORLD
 !!   call obr_def_time(nit000, rdt)                     ! first step index, step length in seconds (for OASIS)
 !!   call obr_def_partition(nx, ny, i0, j0, ni, nj)     ! this rank's interior box, 0-based offsets
+!!                                                      ! (ld_gaps=.true.: land-only subdomains removed)
 !!   call obr_def_field('sst', OBR_OUT, 1, id_sst)      ! name, direction, levels
 !!   call obr_enddef()
 !!   call obr_put(id_sst, kt, sst(1:ni,1:nj))           ! in the time loop
@@ -141,11 +142,14 @@ contains
    end function obr_needs_initial_exchange
 
    !> Declare this rank's box of the global interior grid (no halos).
-   subroutine obr_def_partition(nx_glob, ny_glob, i0, j0, ni, nj, kinfo)
+   subroutine obr_def_partition(nx_glob, ny_glob, i0, j0, ni, nj, kinfo, ld_gaps)
       integer, intent(in) :: nx_glob, ny_glob    !< global interior grid size
       integer, intent(in) :: i0, j0              !< 0-based global offset of this rank's first interior point
       integer, intent(in) :: ni, nj              !< this rank's interior extent
       integer, intent(out), optional :: kinfo    !< status: OBR_OK or < 0
+      logical, intent(in), optional :: ld_gaps   !< .true. on every rank: the ranks cover only part of the grid
+                                                 !! (land-only subdomains removed); no rank owns the rest, which
+                                                 !! is land: a peer receives 0 there, and what it puts is dropped
       integer :: code
       if (nx_glob < 1 .or. ny_glob < 1 .or. ni < 1 .or. nj < 1 .or. i0 < 0 .or. j0 < 0 .or. &
           i0 + ni > nx_glob .or. j0 + nj > ny_glob) then
@@ -154,7 +158,7 @@ contains
                         core_itoa(nx_glob)//'x'//core_itoa(ny_glob), kinfo)
          return
       end if
-      call backend_def_partition([nx_glob, ny_glob, i0, j0, ni, nj], code)
+      call backend_def_partition([nx_glob, ny_glob, i0, j0, ni, nj], present_and_true(ld_gaps), code)
       call finish(code, core_last_error, kinfo)
    end subroutine obr_def_partition
 
@@ -322,5 +326,12 @@ contains
          kinfo = code
       end if
    end subroutine finish
+
+   !> Whether an optional logical argument was given as .true.
+   pure logical function present_and_true(flag)
+      logical, intent(in), optional :: flag      !< the argument
+      present_and_true = .false.
+      if (present(flag)) present_and_true = flag
+   end function present_and_true
 
 end module obridge

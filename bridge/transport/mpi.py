@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import handshake
 from ..errors import BridgeError, BridgeTimeout, DefinitionError, FieldValueError, ProtocolError
-from ..partition import BoxPartition
+from ..partition import GAP_FILL, BoxPartition, unowned
 from ..routing import Route, routes
 from . import wait
 from .env import NAN_POLICY, PUT_MODE, PUT_RING, TIMEOUT, env_word
@@ -167,13 +167,17 @@ class MpiComponent:
         self._comm = world.Dup()
         self.spin_waits = wait.configure(world)
         self._box: BoxPartition | None = None
+        self._gaps = False
         self._fields: dict[tuple[str, str], MpiField] = {}
         self._ended = False
 
     # -- definitions ---------------------------------------------------------
-    def def_partition(self, box: BoxPartition) -> None:
+    def def_partition(self, box: BoxPartition, gaps: bool = False) -> None:
+        """This rank's box of the global grid.  ``gaps=True`` (on every rank of the component) declares that its
+        ranks cover only part of the grid, as an ocean that removed its land-only subdomains: the points no rank
+        owns are land; a peer receives GAP_FILL there, and what a peer puts there is dropped."""
         self._require_defining("def_partition")
-        self._box = box
+        self._box, self._gaps = box, bool(gaps)
 
     def def_field(self, name: str, direction: str, nlev: int = 1, peer: str = "") -> MpiField:
         self._require_defining("def_field")
@@ -219,7 +223,7 @@ class MpiComponent:
     def _gather_definitions(self, box: BoxPartition) -> list[handshake.RankDefs]:
         MPI = _mpi()
         comm = self._bridge_comm("enddef")
-        mine = handshake.encode(self.name, box, [f.fdef for f in self._fields.values()])
+        mine = handshake.encode(self.name, box, [f.fdef for f in self._fields.values()], gaps=self._gaps)
         size = comm.Get_size()
         counts = np.empty(size, dtype=np.int32)
         mylen = np.array([len(mine)], dtype=np.int32)
@@ -289,6 +293,7 @@ class MpiField:
         self.name, self.nlev, self.peer = fdef.name, fdef.nlev, fdef.peer
         self.direction = handshake.DIRECTION_NAMES[fdef.direction]
         self.routes: list[Route] = []
+        self._unowned: np.ndarray | None = None
         self.peer_component = ""
         self.tag = -1
         self.rejected = 0  # puts refused for NaN/Inf
@@ -313,6 +318,8 @@ class MpiField:
         self.routes = routes(box, peer_boxes)
         self._slices = [box.local_slices(r.box) for r in self.routes]
         self._chunks = [handshake.chunks(r.box, self.nlev) for r in self.routes]
+        # points of this rank that no sender owns (a peer that declared gaps): set to GAP_FILL at every get
+        self._unowned = unowned(box, [r.box for r in self.routes]) if side == "dst" else None
 
     def _chunk_index(self, k: int, chunk: handshake.Chunk) -> tuple:
         """Where chunk ``chunk`` of route ``k`` lies in the (nlev, nj, ni) local array."""
@@ -443,6 +450,8 @@ class MpiField:
             f"'{self.peer_component}'; is the peer alive and calling put?"))
         for target, buf in staged:
             target[...] = buf
+        if self._unowned is not None:
+            out[:, self._unowned] = GAP_FILL
         for k, route in enumerate(self.routes):
             self._check_trailer(step, route, trailers[k])
         return out

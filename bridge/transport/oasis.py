@@ -131,10 +131,14 @@ class OasisComponent:
             raise BridgeError(f"{self.where()}: time step dt must be > 0 seconds, got {dt!r}")
         self.nit000, self.dt = int(nit000), float(dt)
 
-    def def_partition(self, box: BoxPartition) -> None:
+    def def_partition(self, box: BoxPartition, gaps: bool = False) -> None:
+        """This rank's box; ``gaps=True``: the component's ranks cover only part of the grid (land-only
+        subdomains removed), so OASIS is told the global size, which it needs then (pyoasis ``global_size``,
+        OASIS's ``ig_size``, as NEMO's cpl_oasis3 passes it)."""
         self._require_defining("def_partition")
         self._box = box
-        self._partition = self._oasis.BoxPartition(box_offset(box), box.ni, box.nj, box.nx)
+        size = {"global_size": box.nx * box.ny} if gaps else {}
+        self._partition = self._oasis.BoxPartition(box_offset(box), box.ni, box.nj, box.nx, **size)
 
     def def_field(self, name: str, direction: str, nlev: int = 1, peer: str = "",
                   oasis_name: str | None = None) -> OasisField:

@@ -20,8 +20,10 @@ WORKER = str(REPO / "bridge" / "examples" / "exchange_worker.py")
 
 
 def exchange(fortran_build, n_ocean=2, n_worker=2, ocean_mode="normal", worker_mode="normal", env=None, timeout=120,
-             keep_going=False, grid=(NX, NY, NLEV), worker_layout=None):
-    px, py = OCEAN_LAYOUTS[n_ocean]
+             keep_going=False, grid=(NX, NY, NLEV), worker_layout=None, ocean_layout=None, n_ocean_ranks=None):
+    """``ocean_layout`` (px, py) and ``n_ocean_ranks`` override the layout of n_ocean ranks (subdomains removed)."""
+    px, py = ocean_layout or OCEAN_LAYOUTS[n_ocean]
+    n_ocean = n_ocean_ranks or n_ocean
     wx, wy = worker_layout or WORKER_LAYOUTS[n_worker]
     nx, ny, nlev = grid
     ocean = [str(fortran_build / "bin" / "obr_exchange_ocean"), *map(str, (nx, ny, nlev, px, py, NSTEPS)), ocean_mode]

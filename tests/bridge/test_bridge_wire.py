@@ -1,4 +1,4 @@
-"""The wire protocol (version 3): chunks that tile every route, the NaN policy's verdict
+"""The wire protocol (version 4): chunks that tile every route, the NaN policy's verdict
 reaching the receiver, and the protocol version checked at end of definitions."""
 from __future__ import annotations
 
@@ -63,21 +63,21 @@ def test_large_3d_route_chunks():
 def test_records_carry_the_protocol_version():
     box = BoxPartition(8, 4, 0, 0, 8, 4)
     data = encode("ocean", box, [FieldDef("sst", OUT, 1)])
-    assert decode(0, data).protocol == handshake.PROTOCOL_VERSION == 3
+    assert decode(0, data).protocol == handshake.PROTOCOL_VERSION == 4
     unversioned = data[:handshake.RECORD_LEN - handshake.VERSION_WIDTH] + b" " * handshake.VERSION_WIDTH \
         + data[handshake.RECORD_LEN:]  # as today's code wrote it: a blank tail
     assert decode(0, unversioned).protocol == handshake.UNVERSIONED == 1
     assert decode(0, unversioned).box == box
 
 
-@pytest.mark.parametrize("version,age", [(1, "older"), (2, "older"), (4, "newer")])
+@pytest.mark.parametrize("version,age", [(1, "older"), (3, "older"), (5, "newer")])
 def test_version_mismatch_names_rank_component_versions_and_fix(version, age):
     box = BoxPartition(8, 4, 0, 0, 8, 4)
     defs = [decode(0, encode("a", box, [])), decode(1, encode("b", box, [], protocol=version))]
     with pytest.raises(ProtocolError) as err:
         check_protocol(defs)
     assert str(err.value) == (f"rank 1 (component 'b') speaks bridge protocol version {version}, {age} than this "
-                              f"rank's version 3: the two sides were built from different oceanbridge versions; {FIX}")
+                              f"rank's version 4: the two sides were built from different oceanbridge versions; {FIX}")
 
 
 @pytest.mark.mpi
@@ -102,12 +102,12 @@ def test_nan_policy_error_reaches_the_receiver_both_directions(fortran_build, pu
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("version,age", [("blank", "version 1, older"), ("4", "version 4, newer")])
+@pytest.mark.parametrize("version,age", [("blank", "version 1, older"), ("5", "version 5, newer")])
 def test_python_component_of_another_protocol_is_named(version, age):
     run = run_mpmd([(1, [PYTHON, JOB, "pair", "a", "2"]), (1, [PYTHON, JOB, "pair", "b", version])], timeout=120)
     assert run.returncode != 0
     assert (f"oceanbridge ERROR (component 'a', world rank 0): end of definitions: rank 1 (component 'b') speaks "
-            f"bridge protocol {age} than this rank's version 3: the two sides were built from different "
+            f"bridge protocol {age} than this rank's version 4: the two sides were built from different "
             f"oceanbridge versions; {FIX}") in run.stdout, run.stdout
 
 
@@ -117,5 +117,5 @@ def test_fortran_rank_names_an_older_python_component(fortran_build):
     run = run_mpmd([(1, ocean), (1, [PYTHON, JOB, "worker", "13", "11", "4", "older"])], timeout=120)
     assert run.returncode != 0
     assert ("oceanbridge ERROR (component 'ocean', world rank 0): end of definitions: rank 1 (component 'worker') "
-            f"speaks bridge protocol version 1, older than this rank's version 3: the two sides were built from "
+            f"speaks bridge protocol version 1, older than this rank's version 4: the two sides were built from "
             f"different oceanbridge versions; {FIX}") in run.stdout, run.stdout

@@ -20,8 +20,8 @@ def write_records_as(version: str) -> None:
     """Make this process write its end-of-definitions records as code of another protocol version."""
     encode = handshake.encode
 
-    def patched(component, box, fields, protocol=handshake.PROTOCOL_VERSION):
-        data = encode(component, box, fields)
+    def patched(component, box, fields, protocol=handshake.PROTOCOL_VERSION, gaps=False):
+        data = encode(component, box, fields, gaps=gaps)
         head = data[:handshake.RECORD_LEN - handshake.VERSION_WIDTH]
         tail = (" " * handshake.VERSION_WIDTH if version == "blank" else f"{int(version):{handshake.VERSION_WIDTH}d}")
         return head + tail.encode("ascii") + data[handshake.RECORD_LEN:]

@@ -39,8 +39,8 @@ class FakePyoasisForTests:
                 fake.events.append(("terminate",))
 
         class BoxPartition:
-            def __init__(self, offset, ni, nj, nx):
-                self.args = (offset, ni, nj, nx)
+            def __init__(self, offset, ni, nj, nx, global_size=-1):
+                self.args = (offset, ni, nj, nx) + ((global_size,) if global_size != -1 else ())
                 fake.events.append(("box", *self.args))
 
         class Var:

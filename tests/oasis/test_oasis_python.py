@@ -58,6 +58,16 @@ def test_put_hands_pyoasis_the_callers_memory_at_oasis_time():
     assert sst.last_info == 4
 
 
+def test_a_partition_with_gaps_tells_oasis_the_global_size():
+    """As NEMO's cpl_oasis3 passes ig_size: with land-only subdomains removed OASIS needs the global size."""
+    fake = FakePyoasisForTests()
+    OasisComponent("worker", pyoasis=fake, dt=600.0, nit000=1).def_partition(BOX, gaps=True)
+    assert ("box", 9, 4, 3, 7, 7 * 5) in fake.events
+    fake = FakePyoasisForTests()
+    _component(fake)
+    assert ("box", 9, 4, 3, 7) in fake.events  # without gaps: as before
+
+
 def test_get_writes_into_out_in_place():
     fake = FakePyoasisForTests()
     comp = _component(fake)

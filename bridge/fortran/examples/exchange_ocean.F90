@@ -10,6 +10,11 @@
 !!       | die (exits without a word right after the definitions)
 !!       | nan3 (puts 'a2' with 3 NaN at step 1 and gets 'c2' at step 1, both with kinfo, printing
 !!         kinfo and the message; the Python side, tests/bridge/wire_job.py, does the reverse)
+!!       | drop=K[,K2] (subdomains K, K2 of the PX x PY layout, 0-based, i fastest, are land and removed:
+!!         PX*PY - 1 or 2 ranks, rank r owning the r-th kept box; the partition declares its gaps)
+!!       | dropsilent=K[,K2] (the same without declaring the gaps: end of definitions must stop)
+!!       | wgap=WPX,WPY (the worker's rank 0 of its WPX x WPY layout leaves its last column to no rank and
+!!         declares it: the ocean receives 0 there)
 program exchange_ocean
    use obridge
    use, intrinsic :: iso_fortran_env, only: dp => real64, output_unit
@@ -19,15 +24,18 @@ program exchange_ocean
    integer :: i0, j0, ni, nj, id_a2, id_b3, id_c2, id_d3, step, nbad, kinfo
    character(len=32) :: mode
    real(dp), allocatable :: a2(:, :), b3(:, :, :), c2(:, :), d3(:, :, :)
+   integer :: dropped(2) = -1, ndropped = 0     ! drop= / dropsilent=: the removed subdomains
+   integer :: wgap_i = -1, wgap_nj = 0          ! wgap=: the worker's unowned column and its rows
 
    call read_args()
    call obr_set_timeout(real(merge(3, 60, mode == 'waitget' .or. mode == 'kinfo'), dp))
    call obr_init('ocean', comm)
    call MPI_Comm_rank(comm, rank, ierr)
    call MPI_Comm_size(comm, nranks, ierr)
-   if (nranks /= px*py) call obr_abort('exchange_ocean: px*py must equal the number of ocean ranks')
-   call my_box(rank)
-   call obr_def_partition(nx, ny, i0, j0, ni, nj)
+   if (nranks /= px*py - ndropped) call obr_abort('exchange_ocean: px*py less the dropped subdomains must '// &
+                                                   'equal the number of ocean ranks')
+   call my_box(kept(rank))
+   call obr_def_partition(nx, ny, i0, j0, ni, nj, ld_gaps=index(mode, 'drop=') == 1)
    call obr_def_field('a2', OBR_OUT, 1, id_a2)
    call obr_def_field('b3', OBR_OUT, merge(nlev + 1, nlev, mode == 'shape'), id_b3)
    call obr_def_field('c2', OBR_IN, 1, id_c2)
@@ -80,7 +88,44 @@ contains
       nx = vals(1); ny = vals(2); nlev = vals(3); px = vals(4); py = vals(5); nsteps = vals(6)
       mode = 'normal'
       if (command_argument_count() >= 7) call get_command_argument(7, mode)
+      if (index(mode, 'drop=') == 1 .or. index(mode, 'dropsilent=') == 1) then
+         ndropped = count_items(mode(index(mode, '=') + 1:))
+         read (mode(index(mode, '=') + 1:), *) dropped(:ndropped)
+      else if (index(mode, 'wgap=') == 1) then
+         read (mode(6:), *) vals(1:2)              ! the worker's layout: its rank 0 owns the first box
+         call split(nx, vals(1), 0, k, wgap_i)
+         call split(ny, vals(2), 0, k, wgap_nj)
+         wgap_i = wgap_i - 1                       ! its last column, 0-based
+      end if
    end subroutine read_args
+
+   integer function count_items(list)
+      character(len=*), intent(in) :: list       !< comma-separated integers
+      integer :: k
+      count_items = 1 + count([(list(k:k) == ',', k=1, len_trim(list))])
+   end function count_items
+
+   !> The subdomain (0-based, of the px x py layout) that ocean rank r owns: the r-th not dropped.
+   integer function kept(r)
+      integer, intent(in) :: r                   !< rank in the ocean communicator
+      integer :: seen
+      seen = -1
+      do kept = 0, px*py - 1
+         if (any(dropped(:ndropped) == kept)) cycle
+         seen = seen + 1
+         if (seen == r) return
+      end do
+   end function kept
+
+   !> What the ocean expects at global point (ig, jg): the analytic value, or 0 where the worker owns nothing.
+   pure real(dp) function expected(fid, step, k, jg, ig)
+      integer, intent(in) :: fid, step, k, jg, ig  !< field id, step, level, global j and i (0-based)
+      if (ig == wgap_i .and. jg < wgap_nj) then
+         expected = 0._dp
+      else
+         expected = analytic(fid, step, k, jg, ig)
+      end if
+   end function expected
 
    !> Block decomposition, rank order i fastest, first n mod p pieces one longer (as bridge.partition.decompose).
    subroutine my_box(r)
@@ -125,7 +170,7 @@ contains
       integer :: i, j
       mismatches = 0
       do j = 1, nj; do i = 1, ni
-         if (a(i, j) /= analytic(fid, step, 0, j0 + j - 1, i0 + i - 1)) mismatches = mismatches + 1
+         if (a(i, j) /= expected(fid, step, 0, j0 + j - 1, i0 + i - 1)) mismatches = mismatches + 1
       end do; end do
    end function mismatches
 
@@ -135,7 +180,7 @@ contains
       integer :: i, j, k
       mismatches3 = 0
       do k = 1, nlev; do j = 1, nj; do i = 1, ni
-         if (a(i, j, k) /= analytic(fid, step, k - 1, j0 + j - 1, i0 + i - 1)) mismatches3 = mismatches3 + 1
+         if (a(i, j, k) /= expected(fid, step, k - 1, j0 + j - 1, i0 + i - 1)) mismatches3 = mismatches3 + 1
       end do; end do; end do
    end function mismatches3
 
