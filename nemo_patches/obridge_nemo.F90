@@ -21,6 +21,7 @@ MODULE obridge_nemo
    USE obridge_nemo_nml
    USE oce            ! ts, uu, vv, ssh
    USE dom_oce        ! tmask, umask, vmask, nimpp, njmpp, rn_Dt
+   USE par_oce, ONLY: jpni, jpnj, jpnij   ! the layout and its ocean subdomains (mppini)
    USE in_out_manager ! numout, lwp, nit000, nitend
    USE lib_mpp        ! ctl_stop, ctl_warn, mpi_comm_oce, nstop
    USE lbclnk         ! lbc_lnk
@@ -111,7 +112,10 @@ CONTAINS
       END DO
       ALLOCATE( zst(Ni_0, Nj_0, jpk, jp_obr_sal3d) )
       zst(:,:,:,:) = 0._wp
-      CALL obr_host_define( Ni0glo, Nj0glo, nimpp - 1, njmpp - 1, Ni_0, Nj_0, nit000, REAL(rn_Dt, wp) )
+      ! with land-only subdomains removed (mppini: jpnij < jpni*jpnj) the ranks' boxes leave the land to no rank:
+      ! declared, so the bridge accepts the gaps and the worker receives land (0) there
+      CALL obr_host_define( Ni0glo, Nj0glo, nimpp - 1, njmpp - 1, Ni_0, Nj_0, nit000, REAL(rn_Dt, wp),   &
+         &                  ld_gaps = jpnij < jpni * jpnj )
       CALL obr_host_mask( tmask(Nis0:Nie0,Njs0:Nje0,:) )
       DO jk = 1, jp_obr_sal3d
          zp => zst(:,:,1:obn_field_nlev(jk),jk)

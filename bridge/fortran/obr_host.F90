@@ -136,12 +136,14 @@ contains
    end function obr_host_active
 
    !> After the decomposition: declare this rank's tile of the global grid.
-   subroutine obr_host_define(knx, kny, ki0, kj0, kni, knj, kit000, pdt)
+   subroutine obr_host_define(knx, kny, ki0, kj0, kni, knj, kit000, pdt, ld_gaps)
       integer, intent(in) :: knx, kny           !< global grid size (interior points)
       integer, intent(in) :: ki0, kj0           !< 0-based global offset of the tile's first interior point
       integer, intent(in) :: kni, knj           !< interior size of the tile
       integer, intent(in) :: kit000             !< first time step (nit000-1 is the initial state)
       real(dp), intent(in), optional :: pdt     !< time step (s), for the OASIS backend's clock (obr_def_time)
+      logical, intent(in), optional :: ld_gaps  !< .true. on every rank when the host removed land-only tiles
+                                                !! (its ranks cover only part of the grid; the rest is land)
       integer :: ierr
       nit000 = kit000
       if (.not. lk_cpl) return
@@ -149,7 +151,7 @@ contains
       call obr_set_timeout(rn_obr_timeout)
       ninfo = OBR_OK
       if (present(pdt)) call obr_def_time(kit000, pdt, ninfo)
-      if (ninfo >= 0) call obr_def_partition(knx, kny, ki0, kj0, kni, knj, ninfo)
+      if (ninfo >= 0) call obr_def_partition(knx, kny, ki0, kj0, kni, knj, ninfo, ld_gaps)
    end subroutine obr_host_define
 
    !> Register a state field the host can couple; it is coupled when cn_obr_send lists its name or an alias.

@@ -168,6 +168,7 @@ class MpiComponent:
         self.spin_waits = wait.configure(world)
         self._box: BoxPartition | None = None
         self._gaps = False
+        self._defs: list[handshake.RankDefs] = []
         self._fields: dict[tuple[str, str], MpiField] = {}
         self._ended = False
 
@@ -208,7 +209,17 @@ class MpiComponent:
             raise
         for field in self._fields.values():
             field._connect(couplings, defs)
+        self._defs = defs
         self._ended = True
+
+    def unowned_points(self, component: str) -> np.ndarray | None:
+        """After enddef: the points of the global grid that no rank of ``component`` owns, a boolean (ny, nx)
+        array, or None when its ranks cover the grid (it declared no gaps, or its gaps are empty)."""
+        boxes = [d.box for d in self._defs if d.component == component]
+        if not boxes:
+            raise BridgeError(f"component '{self.name}': no component '{component}' in this job")
+        whole = BoxPartition.whole(boxes[0].nx, boxes[0].ny)
+        return unowned(whole, boxes)
 
     def _barrier_before_stopping(self, maybe_old_peer: bool) -> None:
         """Let every side print its message before anyone aborts; bounded, since a peer of an

@@ -48,6 +48,20 @@ def read_mask(settings, ny: int, nx: int) -> np.ndarray:
     return (mask > 0).astype(np.float32)
 
 
+def check_gaps_are_land(settings, mask: np.ndarray, gaps: np.ndarray) -> None:
+    """The points no ocean rank owns must be land in [model] mask_file: an ocean point there is a decomposition
+    that dropped ocean, or a mask of another grid.  (Without a mask file the worker's mask is all ocean until
+    it learns the gaps: nothing to check.)"""
+    if settings.model.mask_file is None:
+        return
+    wet = np.argwhere(gaps & (mask > 0))
+    if len(wet):
+        j, i = wet[0]
+        raise SystemExit(f"oceanbridge worker: the ocean's ranks own no point at i={i}, j={j} (and {len(wet) - 1} "
+                         f"more), which [model] mask_file {settings.model.mask_file} marks as ocean: the ocean "
+                         f"declared gaps in its partition (land-only subdomains removed) over ocean points")
+
+
 def main(argv: list[str] | None = None) -> int:
     from bridge.worker.process import WorkerProcess
     process = WorkerProcess()  # joins MPI before anything below can fail (bridge/worker/process.py)
@@ -163,6 +177,12 @@ def run_worker(cfg, settings, tunnel, *, fresh: bool, progress: bool, channels, 
     runtime = Runtime(WorkerParts(cfg, settings, tunnel, engine, buffer, learner, counters, member_parameters(cfg),
                                   channels, ckpt, generator, watch, parts))
     tunnel.connect()
+    gaps = tunnel.gaps()
+    if gaps is not None:  # land-only subdomains removed by the ocean: land to the loss and the samples too
+        check_gaps_are_land(settings, mask, gaps)
+        engine.set_land(gaps)
+        log.info("the ocean's ranks own no point at %d of %d grid points (land-only subdomains removed): land to "
+                 "the worker", int(gaps.sum()), gaps.size)
     on_coupled()
     bar = tqdm(total=len(runtime.schedule.steps), desc="worker: ocean steps", unit="step", file=sys.stderr,
                disable=not progress or rank != 0, mininterval=2.0)

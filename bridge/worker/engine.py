@@ -62,6 +62,16 @@ class Engine:
         if inference is not None:
             inference.attach(box, self.mask)
 
+    def set_land(self, land: np.ndarray) -> None:
+        """Make the (ny, nx) points ``land`` land (the ocean's removed subdomains, known after the definitions):
+        the loss ignores them and samples hold the fill value there; the posterior estimator's too."""
+        self.full_mask = np.where(land, 0.0, self.full_mask).astype(self.full_mask.dtype)
+        box = self.box
+        cut = land[box.j0:box.j0 + box.nj, box.i0:box.i0 + box.ni]
+        self.mask[0, 0][torch.as_tensor(cut, device=self.mask.device)] = 0.0
+        if self.inference is not None:
+            self.inference.npe.set_mask(self.mask)
+
     @property
     def trained(self) -> bool:
         return self.trainer.step > 0

@@ -4,6 +4,7 @@ run folder's namelists, but sends analytic fields, and can misbehave on purpose.
 usage (as [ocean] executable = python, args = [this file, MODE, N]):
   nan N      send NaN in 'ssh' at step N (nan_policy 'warn' lets it through), normal otherwise
   silent N   stop calling the bridge after step N, sleep, then leave without finalizing
+  gaps N     own only the first nx - N columns and declare the gaps (an ocean that removed land-only subdomains)
 """
 from __future__ import annotations
 
@@ -29,10 +30,11 @@ def main(argv: list[str]) -> int:
     send = [s for s in obr["cn_obr_send"] if s] if isinstance(obr["cn_obr_send"], list) else [obr["cn_obr_send"]]
     freq, it000, itend = int(obr["nn_obr_freq"]), int(run["nn_it000"]), int(run["nn_itend"])
     comp = Component(obr.get("cn_obr_name", "gyre"), timeout=30.0, nan_policy="warn")
-    comp.def_partition(BoxPartition.whole(nx, ny))
+    owned = nx - nbad if mode == "gaps" else nx
+    comp.def_partition(BoxPartition(nx, ny, 0, 0, owned, ny), gaps=mode == "gaps")
     fields = {n: comp.def_field(n, "out", nlev=1) for n in send}
     comp.enddef()
-    j, i = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
+    j, i = np.meshgrid(np.arange(ny), np.arange(owned), indexing="ij")
     for kt in range(it000 - 1, itend + 1):
         if kt % freq:
             continue

@@ -12,6 +12,7 @@ MODULE par_oce
    INTEGER, PUBLIC ::   jpi, jpj, jpk                    !: local sizes with halos, levels
    INTEGER, PUBLIC ::   Ni0glo, Nj0glo                   !: global interior size
    INTEGER, PUBLIC ::   Ni_0, Nj_0, Nis0, Nie0, Njs0, Nje0   !: local interior size and bounds
+   INTEGER, PUBLIC ::   jpni = 1, jpnj = 1, jpnij = 1    !: the layout and its ocean subdomains (mppini)
 END MODULE par_oce
 
 MODULE in_out_manager

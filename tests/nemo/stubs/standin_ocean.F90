@@ -51,6 +51,7 @@ CONTAINS
       INTEGER ::   ji, jj, jk
       REAL(wp) ::   zt
       Ni0glo = nx   ;   Nj0glo = ny   ;   jpk = nz
+      jpni = 1   ;   jpnj = ksize   ;   jpnij = ksize   ! no land subdomain removed
       Ni_0 = nx   ;   Nj_0 = ny / ksize + MERGE(1, 0, krank < MOD(ny, ksize))
       nimpp = 1   ;   njmpp = 1 + krank * (ny / ksize) + MIN(krank, MOD(ny, ksize))
       Nis0 = 1 + nn_hls   ;   Nie0 = Nis0 + Ni_0 - 1   ;   Njs0 = 1 + nn_hls   ;   Nje0 = Njs0 + Nj_0 - 1
