@@ -140,6 +140,11 @@ class OasisComponent:
         size = {"global_size": box.nx * box.ny} if gaps else {}
         self._partition = self._oasis.BoxPartition(box_offset(box), box.ni, box.nj, box.nx, **size)
 
+    def unowned_points(self, component: str) -> None:
+        """The MPI backend's answer to which points ``component``'s ranks leave to no rank; OASIS does not tell its
+        components each other's partitions, so: None (unknown)."""
+        return None
+
     def def_field(self, name: str, direction: str, nlev: int = 1, peer: str = "",
                   oasis_name: str | None = None) -> OasisField:
         """Declare field ``name`` (towards ``peer``) as an OASIS variable.  Its OASIS name is

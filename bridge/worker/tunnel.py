@@ -113,8 +113,6 @@ class Tunnel:
         """After connect: the points (ny, nx) that some member's ranks leave to no rank (an ocean that removed its
         land-only subdomains and declared it), which are land to the worker; None when every member covers the
         grid, or on the OASIS backend, which does not tell."""
-        if not hasattr(self.comp, "unowned_points"):
-            return None
         found = [g for g in (self.comp.unowned_points(m) for m in self.members) if g is not None]
         return np.logical_or.reduce(found) if found else None
 
