@@ -9,6 +9,8 @@ OASIS3-MCT build under $OASIS_DIR; skipped with the reason otherwise.
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 from oasis_jobs import BUILD, build_programs, exchange_namcouple, run_mpmd
 
@@ -77,3 +79,34 @@ def test_skipped_coupling_time_is_named(programs, tmp_path):
     assert ("field 'c2' (OASIS 'OCEAN_C2', period 1 s) missed a coupling time before t = 1 s, where field 'a2' "
             "is exchanged at step 1") in run.stdout, run.stdout
     assert "OASIS needs every field put/got at every coupling time from t = 0" in run.stdout
+
+
+@pytest.mark.parametrize("n_worker", [1, 2])
+def test_removed_land_subdomains_couple_on_oasis(programs, tmp_path, n_worker):
+    """The ocean (2 x 2) removes subdomain 3 and declares the gaps, which on OASIS means the global size passed
+    to oasis_def_partition (ig_size): OASIS couples it; the worker stand-in receives the analytic values bit for
+    bit on every point an ocean rank owns, and reports what OASIS gives where none does; the ocean's own gets
+    are bit-exact (every point of its boxes is the worker's)."""
+    ocean = [str(programs["ocean"]), *map(str, (NX, NY, NLEV, 2, 2, NSTEPS)), "drop=3"]
+    worker = [str(programs["worker_standin"]), *map(str, (NX, NY, NLEV, n_worker, 1, NSTEPS, 2, 2, 3))]
+    (tmp_path / "namcouple").write_text(exchange_namcouple(NX, NY, NSTEPS))
+    run = run_mpmd([(3, ocean), (n_worker, worker)], cwd=tmp_path, env=TIME_AXIS, timeout=120)
+    assert run.returncode == 0, run.stdout
+    for r in range(3):
+        assert f"ocean rank {r}: {NSTEPS} steps exchanged bit-exactly" in run.stdout, run.stdout
+    _assert_worker_exact(run.stdout, n_worker)
+    gaps = re.findall(r"points no ocean rank owns (\d+), values there other than 0: (\d+)", run.stdout)
+    assert sum(int(n) for n, _ in gaps) == 6 * 5  # the removed subdomain: i = 7..12, j = 6..10
+    assert all(int(bad) == 0 for _, bad in gaps), run.stdout  # OASIS gives 0 there, as the MPI backend's GAP_FILL
+
+
+def test_the_gap_check_fails_when_it_expects_other_land(programs, tmp_path):
+    """The same job with the stand-in told subdomain 0 was removed: it finds analytic values where it expects 0
+    and 0 where it expects analytic values (so the check above can fail)."""
+    ocean = [str(programs["ocean"]), *map(str, (NX, NY, NLEV, 2, 2, NSTEPS)), "drop=3"]
+    worker = [str(programs["worker_standin"]), *map(str, (NX, NY, NLEV, 1, 1, NSTEPS, 2, 2, 0))]
+    (tmp_path / "namcouple").write_text(exchange_namcouple(NX, NY, NSTEPS))
+    run = run_mpmd([(3, ocean), (1, worker)], cwd=tmp_path, env=TIME_AXIS, timeout=120)
+    bad = re.search(r"wrong values (\d+)", run.stdout)
+    nonzero = re.search(r"values there other than 0: (\d+)", run.stdout)
+    assert bad and int(bad.group(1)) > 0 and nonzero and int(nonzero.group(1)) > 0, run.stdout
