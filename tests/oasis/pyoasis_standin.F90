@@ -28,10 +28,15 @@ contains
       call oasis_get_localcomm(fcomm, ierr)
    end subroutine sc_init_comp
 
-   subroutine sc_def_partition(offset, ni, nj, nx, part_id, ierr) bind(c, name='sc_def_partition')
+   subroutine sc_def_partition(offset, ni, nj, nx, gsize, part_id, ierr) bind(c, name='sc_def_partition')
       integer(c_int), value :: offset, ni, nj, nx    !< box partition: global offset, extents, global nx
+      integer(c_int), value :: gsize                 !< global size (pyoasis global_size), -1: not given
       integer(c_int), intent(out) :: part_id, ierr   !< partition id, status
-      call oasis_def_partition(part_id, [2, offset, ni, nj, nx], ierr)
+      if (gsize > 0) then
+         call oasis_def_partition(part_id, [2, offset, ni, nj, nx], ierr, gsize)
+      else
+         call oasis_def_partition(part_id, [2, offset, ni, nj, nx], ierr)
+      end if
    end subroutine sc_def_partition
 
    subroutine sc_def_var(name, part_id, nbundle, inout, var_id, ierr) bind(c, name='sc_def_var')

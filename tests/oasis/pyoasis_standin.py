@@ -50,9 +50,10 @@ class PyoasisStandIn:
                 call("sc_terminate")
 
         class BoxPartition:
-            def __init__(self, offset, ni, nj, nx):
+            def __init__(self, offset, ni, nj, nx, global_size=-1):  # pyoasis 5's signature
                 part = _INT()
-                call("sc_def_partition", _INT(offset), _INT(ni), _INT(nj), _INT(nx), ctypes.byref(part))
+                call("sc_def_partition", _INT(offset), _INT(ni), _INT(nj), _INT(nx), _INT(global_size),
+                     ctypes.byref(part))
                 self._id, self.size = part.value, ni * nj
 
         class Var:

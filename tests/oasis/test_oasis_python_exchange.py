@@ -55,3 +55,21 @@ def test_python_worker_on_oasis_bit_exact(programs, tmp_path, n_ocean, n_worker)
         assert f"ocean rank {r}: {NSTEPS} steps exchanged bit-exactly" in run.stdout, run.stdout
     for r in range(n_worker):
         assert f"python oasis worker rank {r}: {NSTEPS} steps, wrong values 0" in run.stdout, run.stdout
+
+
+@pytest.mark.parametrize("n_worker", [1, 2])
+def test_python_worker_on_oasis_next_to_removed_land_subdomains(programs, tmp_path, n_worker):
+    """The Fortran ocean (2 x 2) removes subdomain 3 and declares the gaps (OASIS gets the global size); the Python
+    worker on OASIS receives the analytic values on every point an ocean rank owns and 0 on the removed one."""
+    (tmp_path / "namcouple").write_text(exchange_namcouple(NX, NY, NSTEPS))
+    ocean = [str(programs["ocean"]), *map(str, (NX, NY, NLEV, 2, 2, NSTEPS)), "drop=3"]
+    worker = [sys.executable, str(HERE / "oasis_py_worker.py"), programs["library"],
+              *map(str, (NX, NY, NLEV, NSTEPS, n_worker, 1)), "drop=2,2,3"]
+    run = run_mpmd([(3, ocean), (n_worker, worker)], cwd=tmp_path, timeout=180,
+                   env={"OBRIDGE_DT": "1", "OBRIDGE_NIT000": "1",
+                        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
+    assert run.returncode == 0, run.stdout
+    for r in range(3):
+        assert f"ocean rank {r}: {NSTEPS} steps exchanged bit-exactly" in run.stdout, run.stdout
+    for r in range(n_worker):
+        assert f"python oasis worker rank {r}: {NSTEPS} steps, wrong values 0" in run.stdout, run.stdout
