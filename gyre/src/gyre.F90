@@ -6,8 +6,8 @@ program gyre
    use mpi
    use gyre_par
    use gyre_nml,  only: nml_read, nml_print
-   use gyre_mpp,  only: mpp_init, ctl_stop, lwp, nsize, mpp_barrier
-   use gyre_dom,  only: dom_init, tmask
+   use gyre_mpp,  only: mpp_init, mpp_decomp, ctl_stop, lwp, nsize, nremoved, mpp_barrier
+   use gyre_dom,  only: dom_glob, dom_init, tmask, tmask_glo
    use gyre_sbc,  only: sbc_init, tstar
    use gyre_oce,  only: oce_alloc, xn, xmsk
    use gyre_ctl,  only: ctl_cfl, stp_ctl, rcfl_max, ncfl_max
@@ -41,9 +41,16 @@ contains
       call nml_read(clerr)
       call cpl_init(icomm, clerr)
       call mpp_init(icomm)
+      call dom_glob()                           ! the global mask first: ln_landdom removes the land-only tiles
+      call mpp_decomp(tmask_glo)
       if (lwp) then
          write(*, '(a)') ' oceanbridge gyre: reduced-gravity double gyre'
-         write(*, '(a,i0,a,i0,a,i0,a)') ' mpp: ', nsize, ' rank(s) as ', jpni, ' x ', jpnj, ' tiles'
+         if (nremoved > 0) then
+            write(*, '(a,i0,a,i0,a,i0,a,i0,a)') ' mpp: ', nsize, ' rank(s) as ', jpni, ' x ', jpnj, ' tiles, ', &
+               & nremoved, ' land-only tile(s) removed'
+         else
+            write(*, '(a,i0,a,i0,a,i0,a)') ' mpp: ', nsize, ' rank(s) as ', jpni, ' x ', jpnj, ' tiles'
+         end if
          open(newunit=inum, file='output.namelist', status='replace', action='write')
          call nml_print(inum)
          close(inum)

@@ -17,7 +17,7 @@ module gyre_cpl
    use obr_host_nml, only: obr_nml_is_mask
    use gyre_dom, only: tmask
    use gyre_oce, only: xn, xmsk
-   use gyre_mpp, only: ni, nj, nimpp, njmpp, lbc_lnk, ctl_stop, ctl_warn, abort_hook, lwp
+   use gyre_mpp, only: ni, nj, nimpp, njmpp, nremoved, lbc_lnk, ctl_stop, ctl_warn, abort_hook, lwp
    implicit none
    private
 
@@ -57,7 +57,8 @@ contains
       integer :: jf
       real(wp), pointer :: zp(:,:,:)
       if (.not. obr_host_active()) return
-      call obr_host_define(nn_nx, nn_ny, nimpp, njmpp, ni, nj, nit000)
+      ! ln_landdom: the ranks leave the removed (land-only) tiles to no rank; the worker gets 0 there
+      call obr_host_define(nn_nx, nn_ny, nimpp, njmpp, ni, nj, nit000, ld_gaps = nremoved > 0)
       call obr_host_mask(reshape(tmask(1:ni, 1:nj), [ni, nj, 1]))
       do jf = 1, jpfld
          zp => xn(1:ni, 1:nj, jf:jf)

@@ -11,7 +11,7 @@ module gyre_dom
    implicit none
    private
 
-   public :: dom_init
+   public :: dom_glob, dom_init
 
    real(wp), allocatable, public :: tmask(:,:), umask(:,:), vmask(:,:)  !< 1 ocean, 0 land at T, u, v points (local, with halos)
    real(wp), allocatable, public :: fmask(:,:)   !< vorticity mask at F points: 1 ocean, rn_shlat on the coast, 0 land
@@ -23,12 +23,10 @@ module gyre_dom
 
 contains
 
-   !> Build coordinates and masks for this rank.
-   subroutine dom_init()
-      integer, parameter :: h = nn_hls
-      real(wp), allocatable :: zg(:,:)     ! padded global T mask
-      integer :: ji, jj, ig, jg
-      real(wp) :: zu
+   !> Global coordinates and T mask (before the decomposition: ln_landdom removes the land-only tiles).
+   subroutine dom_glob()
+      integer :: ji, jj
+      if (allocated(tmask_glo)) return
       rlx = nn_nx * rn_dx ; rly = nn_ny * rn_dy
       allocate(xt_glo(nn_nx), yt_glo(nn_ny), tmask_glo(nn_nx, nn_ny))
       do ji = 1, nn_nx ; xt_glo(ji) = (ji - 0.5_wp) * rn_dx ; end do
@@ -36,6 +34,15 @@ contains
       call glob_mask(tmask_glo)
       nocean = nint(sum(tmask_glo))
       if (nocean == 0) call ctl_stop('&nammask: the land mask leaves no ocean point')
+   end subroutine dom_glob
+
+   !> Build the masks and the Coriolis parameter of this rank's tile (after dom_glob and the decomposition).
+   subroutine dom_init()
+      integer, parameter :: h = nn_hls
+      real(wp), allocatable :: zg(:,:)     ! padded global T mask
+      integer :: ji, jj, ig, jg
+      real(wp) :: zu
+      call dom_glob()
       allocate(zg(1-h:nn_nx+h+1, 1-h:nn_ny+h+1))
       zg = 0._wp
       zg(1:nn_nx, 1:nn_ny) = tmask_glo

@@ -22,7 +22,7 @@ module gyre_nml
 
    namelist /namrun/ cn_exp, nn_it000, nn_itend, rn_dt, ln_rstart, cn_ocerst_in, nn_stock, ln_rst_end, nn_write, &
       &              nn_diag, nn_print
-   namelist /namdom/ nn_nx, nn_ny, rn_dx, rn_dy, jpni, jpnj
+   namelist /namdom/ nn_nx, nn_ny, rn_dx, rn_dy, jpni, jpnj, ln_landdom
    namelist /namphys/ rn_tau0, rn_ahm, rn_bhm, ln_dynldf_lap, ln_dynldf_blp, rn_gprime, rn_rdrag, rn_trelax, rn_h0, rn_hthin, &
       &               rn_f0, rn_beta, rn_rho0, rn_aht, rn_shlat, rn_apvm, ln_dynvor_een, rn_tsouth, &
       &               rn_tnorth
@@ -146,6 +146,8 @@ contains
       if (ln_rstart .and. len_trim(cn_ocerst_in) == 0) cd_err = '&namrun: ln_rstart needs cn_ocerst_in'
       if (nn_nx < 2 .or. nn_ny < 2)  cd_err = '&namdom: nn_nx and nn_ny must be >= 2'
       if (rn_dx <= 0._wp .or. rn_dy <= 0._wp) cd_err = '&namdom: rn_dx and rn_dy must be > 0'
+      if (ln_landdom .and. (jpni <= 0 .or. jpnj <= 0)) cd_err = '&namdom: ln_landdom = .true. needs the layout: '// &
+         &  'set jpni > 0 and jpnj > 0 (its land-only tiles are removed)'
       if (rn_gprime <= 0._wp)    cd_err = '&namphys: rn_gprime must be > 0'
       if (rn_h0 <= 0._wp)        cd_err = '&namphys: rn_h0 must be > 0'
       if (rn_hthin < 0._wp .or. rn_hthin >= rn_h0) cd_err = '&namphys: rn_hthin must be in [0, rn_h0) (0: no outcrop guard)'

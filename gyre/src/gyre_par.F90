@@ -45,6 +45,8 @@ module gyre_par
    real(wp) :: rn_dy = 15.e3_wp                !< grid spacing in y (m)
    integer  :: jpni = 0                        !< ranks in x (0: chosen by MPI_Dims_create)
    integer  :: jpnj = 0                        !< ranks in y (0: chosen by MPI_Dims_create)
+   logical  :: ln_landdom = .false.            !< remove the land-only tiles of the jpni x jpnj layout (NEMO's
+   !                                           !  mpp_is_ocean): run on as many ranks as there are tiles with ocean
 
    ! ---------------- &namphys: physical parameters (the surrogate's conditioning vector) ----------------
    real(wp) :: rn_tau0 = 0.15_wp                !< wind stress amplitude (N m-2)
