@@ -4,11 +4,13 @@
 !> A host reads &namobridge with obr_host_nml, then:
 !>   call obr_host_init(...)        ! MPI through the bridge (ln_obridge) or alone; the model's communicator
 !>   call obr_host_define(...)      ! after the decomposition: the partition of this rank
-!>   call obr_host_field(...)       ! once per state field it knows (only those of cn_obr_send are coupled)
+!>   call obr_host_field(...)       ! once per state field it knows (only those of cn_obr_send are coupled);
+!>                                  ! optionally sent only, or applied by the host's own routine
 !>   call obr_host_mask(...)        ! the mask sent once when cn_obr_send lists 'mask'
 !>   call obr_host_enddef(...)      ! end of definitions
 !>   call obr_host_spinup(...)      ! ln_obr_spinup: '<name>_init' replaces the initial state
-!>   call obr_host_step(kt, ...)    ! at nit000-1 and after every step: the schedule below
+!>   call obr_host_step(kt, ...)    ! at nit000-1 and after every step: the schedule below (a host that applies
+!>                                  ! the emulated state of kt at the start of step kt+1 calls its 'put' and 'get')
 !>   call obr_host_finalize()
 !> Schedule (wire names, interior points only):
 !>  - OUT 'mask'        once at step nit000-1, before the state (when cn_obr_send lists 'mask');
@@ -18,6 +20,8 @@
 !>                      the backend needs every field at the initial time (OASIS), also got once at nit000-1,
 !>                      after the puts, and discarded;
 !>  - IN  '<name>_init' with ln_obr_spinup once at nit000-1, before the first put; replaces the state.
+!> A field registered as sent only has neither '_emu' nor '_init'; one registered with the host's apply routine
+!> is changed by that routine (all its time levels, say), not in the registered array.
 !> Failure policy: the status of every bridge call is agreed over the model's ranks (MINLOC reduction);
 !> ln_obr_required stops the model with the bridge's message through the host's stop routine, otherwise the
 !> host's warn routine says so and the model goes on uncoupled; a put refused for NaN/Inf always stops.
@@ -31,7 +35,7 @@ module obr_host
 
    public :: obr_host_init, obr_host_init_oasis, obr_host_define, obr_host_field, obr_host_mask, obr_host_enddef
    public :: obr_host_spinup, obr_host_step, obr_host_finalize, obr_host_abort, obr_host_active
-   public :: obr_host_msg_iface
+   public :: obr_host_msg_iface, obr_host_apply_iface
 
    integer, parameter :: dp = real64             ! as obr_core (NEMO compiles with -fdefault-real-8)
    real(dp), public :: obr_host_time = 0._dp     !< wall time spent in obr_host_step (s)
@@ -41,6 +45,13 @@ module obr_host
       subroutine obr_host_msg_iface(cd_msg)
          character(len=*), intent(in) :: cd_msg   !< the message
       end subroutine obr_host_msg_iface
+      !> A host's own apply of one received field, for a state the registered array does not hold (time levels).
+      subroutine obr_host_apply_iface(cd_name, pbuf, ld_inc)
+         import :: dp
+         character(len=*), intent(in) :: cd_name   !< the field's name as cn_obr_send lists it
+         real(dp), intent(in) :: pbuf(:,:,:)       !< the received values on the tile's interior (ni, nj, nlev)
+         logical, intent(in) :: ld_inc             !< .true.: add them (increment), .false.: replace
+      end subroutine obr_host_apply_iface
    end interface
 
    type :: t_fld                                 ! one coupled field
@@ -50,6 +61,8 @@ module obr_host
       real(dp), allocatable :: msk(:,:,:)        ! its mask (ni, nj, nlev): < 0.5 keeps the host's value
       real(dp), allocatable :: buf(:,:,:)        ! received values
       integer :: id_out = -1, id_emu = -1, id_ini = -1
+      logical :: recv = .true.                   ! '<name>_emu' / '<name>_init' are received (else sent only)
+      procedure(obr_host_apply_iface), pointer, nopass :: hook => null()   ! the host's apply (else where(msk))
    end type t_fld
 
    logical :: lk_cpl = .false.                   ! the bridge is in use and healthy
@@ -155,10 +168,12 @@ contains
    end subroutine obr_host_define
 
    !> Register a state field the host can couple; it is coupled when cn_obr_send lists its name or an alias.
-   subroutine obr_host_field(cd_names, pdata, pmsk)
+   subroutine obr_host_field(cd_names, pdata, pmsk, ld_recv, apply_proc)
       character(len=*), intent(in) :: cd_names(:)            !< the name and its aliases, as cn_obr_send may list them
       real(dp), pointer, intent(in) :: pdata(:,:,:)          !< the values on the tile's interior (ni, nj, nlev)
       real(dp), intent(in) :: pmsk(:,:,:)                    !< its mask (ni, nj, nlev): 1 ocean, 0 land
+      logical, intent(in), optional :: ld_recv               !< .false.: sent only, no '<name>_emu'/'<name>_init'
+      procedure(obr_host_apply_iface), optional :: apply_proc   !< the host applies received values (pdata is not changed)
       if (.not. lk_cpl) return
       nreg = nreg + 1
       if (nreg > size(reg)) then
@@ -170,6 +185,10 @@ contains
       reg(nreg)%alias(1:min(size(cd_names), size(reg(nreg)%alias))) = cd_names(1:min(size(cd_names), size(reg(nreg)%alias)))
       reg(nreg)%data => pdata
       reg(nreg)%msk = pmsk
+      reg(nreg)%recv = .true.
+      if (present(ld_recv)) reg(nreg)%recv = ld_recv
+      reg(nreg)%hook => null()
+      if (present(apply_proc)) reg(nreg)%hook => apply_proc
    end subroutine obr_host_field
 
    !> Register the mask, sent once at step nit000-1 when cn_obr_send lists 'mask'.
@@ -200,9 +219,9 @@ contains
             ilev = size(fld(nfld)%data, 3)
             allocate(fld(nfld)%buf(size(fld(nfld)%data, 1), size(fld(nfld)%data, 2), ilev))
             if (ninfo >= 0) call obr_def_field(trim(fld(nfld)%name), OBR_OUT, ilev, fld(nfld)%id_out, ninfo)
-            if (ninfo >= 0 .and. ln_obr_emulator) &
+            if (ninfo >= 0 .and. ln_obr_emulator .and. fld(nfld)%recv) &
                & call obr_def_field(trim(fld(nfld)%name)//'_emu', OBR_IN, ilev, fld(nfld)%id_emu, ninfo)
-            if (ninfo >= 0 .and. ln_obr_spinup) &
+            if (ninfo >= 0 .and. ln_obr_spinup .and. fld(nfld)%recv) &
                & call obr_def_field(trim(fld(nfld)%name)//'_init', OBR_IN, ilev, fld(nfld)%id_ini, ninfo)
             exit
          end do
@@ -224,22 +243,29 @@ contains
    end subroutine obr_host_spinup
 
    !> The schedule of step kt: the mask (nit000-1), the puts, then the emulator's get (applied) or, at nit000-1
-   !> under OASIS, its initial exchange (discarded).
-   subroutine obr_host_step(kt, ld_changed)
+   !> under OASIS, its initial exchange (discarded). A host may run the two parts at different points of its step.
+   subroutine obr_host_step(kt, ld_changed, cd_part)
       integer, intent(in) :: kt                 !< time step of the state (nit000-1: the initial state)
       logical, intent(out) :: ld_changed        !< .true. when a received state was applied (refresh the halos)
+      character(len=*), intent(in), optional :: cd_part   !< 'put': the mask and the puts of kt only; 'get': the
+                                                          !! emulator's get of kt only (OASIS's at nit000-1); default both
       integer :: jf, info, iworst
       real(dp) :: zt0
-      logical :: ll
+      logical :: ll, llput, llget
       ld_changed = .false.
       if (.not. lk_cpl) return
-      if (kt == nit000 - 1 .and. id_mask >= 0) then   ! the static mask travels once, before the first state
+      llput = .true. ; llget = .true.
+      if (present(cd_part)) then
+         llput = cd_part /= 'get'
+         llget = cd_part /= 'put'
+      end if
+      if (llput .and. kt == nit000 - 1 .and. id_mask >= 0) then   ! the static mask travels once, before the state
          call obr_put(id_mask, kt, zmask, info)
          call check(min(info, OBR_OK), 'put of the mask', kt)
          if (.not. lk_cpl) return
       end if
       zt0 = MPI_Wtime()
-      if (mod(kt, nn_obr_freq) == 0) then
+      if (llput .and. mod(kt, nn_obr_freq) == 0) then
          iworst = OBR_OK
          do jf = 1, nfld
             call obr_put(fld(jf)%id_out, kt, fld(jf)%data, info)
@@ -250,10 +276,10 @@ contains
          end do
          call check(iworst, 'put', kt)
       end if
-      if (kt == nit000 - 1) then
+      if (llget .and. kt == nit000 - 1) then
          if (lk_cpl .and. ln_obr_emulator .and. obr_needs_initial_exchange()) &
             & ll = receive(2, kt, 'initial emulator get (discarded)')
-      else if (lk_cpl .and. ln_obr_emulator .and. mod(kt, nn_obr_emu_freq) == 0) then
+      else if (llget .and. lk_cpl .and. ln_obr_emulator .and. mod(kt, nn_obr_emu_freq) == 0) then
          if (receive(2, kt, 'emulator get')) then
             call apply(cn_obr_emu_mode == 'increment')
             ld_changed = .true.
@@ -270,6 +296,7 @@ contains
       integer :: jf, info, iworst, iid
       iworst = OBR_RECVD
       do jf = 1, nfld
+         if (.not. fld(jf)%recv) cycle
          iid = fld(jf)%id_emu ; if (kkind == 3) iid = fld(jf)%id_ini
          call obr_get(iid, kt, fld(jf)%buf, info)
          if (info /= OBR_RECVD) then
@@ -281,12 +308,15 @@ contains
       receive = lk_cpl
    end function receive
 
-   !> Apply the received buffers on the ocean points of each field: replace, or add (increment).
+   !> Apply the received buffers on the ocean points of each field (or through the host's apply): replace, or add.
    subroutine apply(ld_inc)
       logical, intent(in) :: ld_inc             !< .true.: increment, .false.: replace
       integer :: jf
       do jf = 1, nfld
-         if (ld_inc) then
+         if (.not. fld(jf)%recv) cycle
+         if (associated(fld(jf)%hook)) then
+            call fld(jf)%hook(trim(fld(jf)%name), fld(jf)%buf, ld_inc)
+         else if (ld_inc) then
             where (fld(jf)%msk >= 0.5_dp) fld(jf)%data = fld(jf)%data + fld(jf)%buf
          else
             where (fld(jf)%msk >= 0.5_dp) fld(jf)%data = fld(jf)%buf
