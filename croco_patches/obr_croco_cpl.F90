@@ -20,6 +20,7 @@ module obr_croco_cpl
    logical, public :: lobr_ssh = .false.        !< cn_obr_send lists ssh (depths are redone after an apply)
    integer :: nrank = 0                         ! rank in CROCO's communicator
    logical :: ll_joined = .false.               ! the bridge was joined (a stop aborts the coupled job)
+   logical :: ll_gaps = .false.                 ! MPI_NOLAND removed land-only subdomains: NNODES < NP_XI*NP_ETA
    real(8) :: rt_loop(2) = 0._8                 ! wall time at the end of the first and of the last timed step
    integer :: kt_loop(2) = -1                   ! their steps
    real(8) :: rt_cpl = 0._8, rt_cpl0 = 0._8     ! wall time in the bridge exchanges after the first step; its start
@@ -27,12 +28,14 @@ module obr_croco_cpl
 contains
 
    !> Read the switches, start MPI through the bridge (ln_obridge) or directly; return CROCO's communicator.
-   subroutine cpl_start(kcomm, knp_xi, knp_eta)
+   subroutine cpl_start(kcomm, knp_xi, knp_eta, knnodes)
       integer, intent(out) :: kcomm             !< communicator of the CROCO ranks (ocean_grid_comm)
       integer, intent(in) :: knp_xi, knp_eta    !< param.h decomposition NP_XI, NP_ETA
+      integer, intent(in), optional :: knnodes  !< param.h NNODES: fewer than NP_XI*NP_ETA with MPI_NOLAND, which
+                                                !! removes the land-only subdomains (default NP_XI*NP_ETA)
       character(len=1024) :: clerr
       character(len=256) :: cl
-      integer :: ierr, isize
+      integer :: ierr, isize, inodes
       call nml_obr_read(clerr)
       if (clerr /= '') then                     ! every rank reads the same file: all stop here
          call MPI_Init(ierr)
@@ -43,10 +46,17 @@ contains
       ll_joined = ln_obridge
       call MPI_Comm_rank(kcomm, nrank, ierr)
       call MPI_Comm_size(kcomm, isize, ierr)
-      if (isize /= knp_xi * knp_eta) then
+      inodes = knp_xi * knp_eta
+      if (present(knnodes)) inodes = knnodes
+      ll_gaps = inodes < knp_xi * knp_eta       ! the ranks' boxes leave the removed subdomains to no rank
+      if (isize /= inodes .and. .not. ll_gaps) then
          write(cl, '(a,i0,a,i0,a,i0,a,i0,a)') 'param.h decomposition NP_XI x NP_ETA = ', knp_xi, ' x ', knp_eta, &
             & ' = ', knp_xi * knp_eta, ' CROCO ranks, but mpirun started ', isize, ' CROCO ranks (-np)'
          call cpl_stop(trim(cl)//': rebuild with oceanbridge install croco --np-xi/--np-eta, or change -np')
+      else if (isize /= inodes) then
+         write(cl, '(a,i0,a,i0,a,i0,a,i0,a)') 'param.h NNODES = ', inodes, ' ocean subdomains of NP_XI x NP_ETA = ', &
+            & knp_xi, ' x ', knp_eta, ' (MPI_NOLAND), but mpirun started ', isize, ' CROCO ranks (-np)'
+         call cpl_stop(trim(cl))
       end if
    end subroutine cpl_start
 
@@ -71,7 +81,7 @@ contains
          lobr_ssh = lobr_ssh .or. nml_obr_code(cn_obr_send(jf)) == jp_ssh
       end do
       if (.not. obr_host_active()) return
-      call obr_host_define(knx, kny, ki0, kj0, kni, knj, kit000, pdt)
+      call obr_host_define(knx, kny, ki0, kj0, kni, knj, kit000, pdt, ld_gaps=ll_gaps)
       call obr_host_mask(reshape(pmask, [kni, knj, 1]))
       allocate(zst(kni, knj, knlev, jp_v), zmsk(kni, knj, knlev))
       zst(:,:,:,:) = 0._8

@@ -28,10 +28,12 @@ def driver(fortran_build: Path, tmp_path_factory) -> Path:
     return exe
 
 
-def run(driver: Path, folder: Path, values: dict[str, str], np_xi: int = 1, np_eta: int = 1, ranks: int = 1):
+def run(driver: Path, folder: Path, values: dict[str, str], np_xi: int = 1, np_eta: int = 1, ranks: int = 1,
+        nnodes: int | None = None):
     body = "\n".join(f"   {k} = {v}" for k, v in values.items())
     (folder / "namelist_obridge").write_text(f"&namobridge\n{body}\n/\n")
-    return run_mpmd([(ranks, [str(driver), str(np_xi), str(np_eta)])], cwd=folder, timeout=60)
+    nodes = [] if nnodes is None else [str(nnodes)]
+    return run_mpmd([(ranks, [str(driver), str(np_xi), str(np_eta), *nodes])], cwd=folder, timeout=60)
 
 
 @pytest.mark.mpi
@@ -68,3 +70,14 @@ def test_decomposition_mismatch_names_both_numbers(driver, tmp_path):
     res = run(driver, tmp_path, GOOD, np_xi=2, np_eta=1, ranks=1)
     assert res.returncode != 0
     assert "NP_XI x NP_ETA = 2 x 1 = 2 CROCO ranks, but mpirun started 1 CROCO ranks" in res.stdout, res.stdout
+
+
+@pytest.mark.mpi
+def test_mpi_noland_runs_on_nnodes_ranks_and_names_a_wrong_count(driver, tmp_path):
+    """CROCO's MPI_NOLAND removes land-only subdomains: NNODES (param.h) < NP_XI x NP_ETA ranks start, and the
+    adapter declares the gaps; any other count stops naming NNODES."""
+    assert run(driver, tmp_path, GOOD, np_xi=2, np_eta=2, ranks=3, nnodes=3).returncode == 0
+    res = run(driver, tmp_path, GOOD, np_xi=2, np_eta=2, ranks=2, nnodes=3)
+    assert res.returncode != 0
+    assert ("param.h NNODES = 3 ocean subdomains of NP_XI x NP_ETA = 2 x 2 (MPI_NOLAND), but mpirun started 2 CROCO "
+            "ranks (-np)") in res.stdout, res.stdout
