@@ -42,7 +42,7 @@ contains
             &     'which reads its &namobridge switches there (oceanbridge install croco writes one)'
          return
       end if
-      call obr_nml_defaults('croco', 300._8, jp_obr_max)
+      call obr_nml_defaults('croco', jp_obr_max)
       call obr_nml_read(cp_obr_file, cd_err, ld_required = .true.)
       if (cd_err /= '') return
       cerr = ''

@@ -52,7 +52,7 @@ CONTAINS
    SUBROUTINE read_files( cd_err )
       CHARACTER(len=*), INTENT(out) ::   cd_err    !< '' or why a file's &namobridge cannot be read
       cd_err = ''
-      CALL obr_nml_defaults( 'nemo', 300._wp, jp_obr_maxfld )
+      CALL obr_nml_defaults( 'nemo', jp_obr_maxfld )
       CALL obr_nml_read( 'namelist_ref', cd_err, ld_optional = .TRUE. )
       CALL obr_nml_read( 'namelist_cfg', cd_err, ld_optional = .TRUE. )
    END SUBROUTINE read_files

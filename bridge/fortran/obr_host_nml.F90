@@ -30,7 +30,10 @@ module obr_host_nml
    integer, public :: nn_obr_emu_freq = 1                !< ask for an emulated state every nn_obr_emu_freq steps
    logical, public :: ln_obr_spinup = .false.            !< at start, replace the initial state by '<name>_init'
    logical, public :: ln_obr_required = .true.           !< stop if the worker is absent or dies
-   real(dp), public :: rn_obr_timeout = 300._dp          !< seconds any blocking wait may last
+   !> seconds any blocking wait may last; its default is the bridge's (obr_core's core_timeout, [run] timeout's:
+   !! bridge/transport/env.py), one value for every host (tests/deploy/test_deploy_coupling_keys.py compares them)
+   real(dp), parameter :: rp_timeout_default = 300._dp
+   real(dp), public :: rn_obr_timeout = rp_timeout_default
 
    integer :: nmaxfld = jp_obr_maxfld                    ! entries of cn_obr_send this host allows
    character(len=32) :: cdefault = 'model'               ! the host's default cn_obr_name
@@ -51,16 +54,15 @@ module obr_host_nml
 
 contains
 
-   !> Set every switch to its default (the host's name and timeout) before the first read.
-   subroutine obr_nml_defaults(cd_name, ptimeout, kmaxfld)
+   !> Set every switch to its default (the host's name) before the first read.
+   subroutine obr_nml_defaults(cd_name, kmaxfld)
       character(len=*), intent(in) :: cd_name   !< default cn_obr_name (the model: 'gyre', 'nemo', 'croco')
-      real(dp), intent(in) :: ptimeout          !< default rn_obr_timeout (seconds)
       integer, intent(in) :: kmaxfld            !< most entries of cn_obr_send (<= jp_obr_maxfld)
       ln_obridge = .false. ; nn_obr_freq = 1 ; cn_obr_send = '' ; ln_obr_emulator = .false.
       cn_obr_emu_mode = 'replace' ; nn_obr_emu_freq = 1 ; ln_obr_spinup = .false. ; ln_obr_required = .true.
       cn_obr_name = cd_name
       cdefault = cd_name
-      rn_obr_timeout = ptimeout
+      rn_obr_timeout = rp_timeout_default
       nmaxfld = min(kmaxfld, jp_obr_maxfld)
    end subroutine obr_nml_defaults
 

@@ -37,7 +37,7 @@ contains
       integer :: jf
       character(len=12) :: clf(2)
       cd_err = ''
-      call obr_nml_defaults('gyre', 60._wp, jp_maxsend)
+      call obr_nml_defaults('gyre', jp_maxsend)
       clf = [character(len=12) :: cp_ref, cp_cfg]
       do jf = 1, 2
          call check_blocks(trim(clf(jf)), cd_err) ; if (cd_err /= '') return

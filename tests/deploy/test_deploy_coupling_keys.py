@@ -100,9 +100,10 @@ def test_the_worker_waits_default_to_the_coupling_timeout(make_config):
 
 def test_each_timeout_reaches_its_consumer(make_config, tmp_path):
     """[run] timeout: the ocean's namelist and the worker's component; result_timeout: the worker's wait for its
-    emulated state (Runtime._send_emulated); ranks_timeout: the band sampling's halo exchange (rank_band)."""
+    emulated state (the emulate mode's handler); ranks_timeout: the band sampling's halo exchange (rank_band)."""
     pytest.importorskip("torch")
     from bridge.worker.cli import rank_band
+    from bridge.worker.modes import EmulatedWanted, EmulateHandler
     from bridge.worker.runtime import Runtime
     from deploy.preprod import preprod
     cfg = make_config(run={"timeout": 61.0, "result_timeout": 62.0, "ranks_timeout": 63.0}, worker={"ranks": 2})
@@ -111,12 +112,12 @@ def test_each_timeout_reaches_its_consumer(make_config, tmp_path):
     assert rank_band(cfg, 0, 2).exchange.timeout_s == 63.0
 
     asked = {}
-    rt = Runtime.__new__(Runtime)  # only what _send_emulated touches
+    rt = Runtime.__new__(Runtime)  # only what the emulate handler's answer touches
     rt.cfg, rt.pending, rt.actual = cfg, {"gyre": (12, None)}, {}
     rt.counters = SimpleNamespace(emulated=0)
     rt.learner = SimpleNamespace(result=lambda key, timeout: asked.setdefault("timeout", timeout) and np.zeros((1, 2)))
     rt.tunnel = SimpleNamespace(timeout=61.0, send=lambda *args: None)
-    rt._send_emulated("gyre", 12, None)
+    EmulateHandler(rt).on_emulated_wanted(EmulatedWanted("gyre", 12, None))
     assert asked["timeout"] == 62.0
 
 
@@ -263,6 +264,9 @@ def test_fortran_fallbacks_equal_the_declared_defaults():
         found = re.findall(pattern, source)
         assert len(found) == 1, pattern
         assert parse(found[0]) == RunSection.__dataclass_fields__[s.key].default, s.key
+    host = (REPO / "bridge" / "fortran" / "obr_host_nml.F90").read_text()  # the hosts' rn_obr_timeout default
+    assert float(re.search(r"rp_timeout_default = ([0-9.]+)_dp", host).group(1)) == \
+        RunSection.__dataclass_fields__["timeout"].default
     for key, name in FORTRAN_CHOICES.items():  # the words the Fortran side accepts: the key's choices
         words = re.search(rf"{name}\(\d\) = \[([^\]]*)\]", source).group(1)
         assert sorted(w.strip(" '") for w in words.split(",")) == sorted(getattr(coupling, key.upper()).choices)
