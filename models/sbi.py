@@ -615,3 +615,12 @@ def c2st(samples, reference, seed: int = 1) -> float:
     told from ``reference`` samples (of the true posterior), 1 when they always can."""
     from sbi.utils.metrics import c2st as sbi_c2st
     return float(sbi_c2st(_tensor(samples, torch.float32).cpu(), _tensor(reference, torch.float32).cpu(), seed=seed))
+
+
+def coverage_curve(ranks, num_posterior_samples: int, levels) -> torch.Tensor:
+    """Marginal expected coverage from SBC ``ranks`` (B, D) of ``num_posterior_samples`` draws: for each
+    ``level`` (L,), the fraction of the B true values inside the central ``level`` interval of their marginal,
+    (L, D); the curve of a calibrated posterior is the diagonal, one below it is too narrow."""
+    u = _tensor(ranks, torch.float64).cpu() / num_posterior_samples
+    levels = _tensor(levels, torch.float64).cpu().reshape(-1, 1, 1)
+    return ((u >= (1 - levels) / 2) & (u <= (1 + levels) / 2)).double().mean(1)

@@ -258,9 +258,18 @@ class EmulateHandler(Handler):
 
 
 class InferHandler(Handler):
-    """infer: nothing in the loop.  The posterior estimator (``Engine.inference``, built from ``[worker.infer]``)
-    learns in the training thread from the train mode's buffered pairs, and the learner writes posterior.nc
-    after the drain (``Learner.finish_training``); its summary is the loop's ``posterior``."""
+    """infer: the posterior estimator (``Engine.inference``, built from ``[worker.infer]``) learns in the training
+    thread from the train mode's buffered pairs, and the learner writes posterior.nc after the drain
+    (``Learner.finish_training``); its summary is the loop's ``posterior``.  Here: every valid state of a held-out
+    member (``holdout_members``) is kept as a held-out observation for the calibration diagnostics, whether or not
+    a batch ever draws it (the training thread leaves them out of the posterior's batches)."""
+
+    def on_state(self, event: StateArrived) -> None:
+        inference = self.rt.engine.inference
+        if not event.valid or inference is None or not inference.holds_out(event.k):
+            return
+        with self.rt.learner.lock:  # the training thread reads the held-out set too
+            inference.hold_out(event.k, self.rt.theta[event.member], event.x.astype(np.float32))
 
 
 # the modes in the order the loop calls them; with bridge.config.config.WORKER_MODES, every name a config may hold

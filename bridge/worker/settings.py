@@ -157,6 +157,20 @@ class InferSettings(_Quantiles, Section):
     summary_width: int = setting(16, "channels of the CNN that summarises the state", ge=1)
     lr: float = setting(1e-3, "Adam learning rate of the posterior estimator", gt=0)
     norm_warmup_steps: int = setting(20, "steps during which the state normalizer learns, then frozen", ge=1)
+    lr_decay_steps: int = setting(0, "the learning rate decays (cosine, to 1 %) over the last N steps before "
+                                  "min_steps and stays there: the posterior written is not the noisy last iterate "
+                                  "of a constant-rate Adam (0: constant rate)", ge=0)
+    holdout_members: int = setting(0, "the last N members (in `[ocean] members` order) are held out: the posterior "
+                                   "never trains on their states, which become held-out (θ, x) observations on "
+                                   "which it is diagnosed at the end (SBC ranks, coverage, TARP: posterior.nc, "
+                                   "worker_summary.json, `<plot>_sbc.png`, `<plot>_coverage.png`); 0: none", ge=0)
+    holdout_max: int = setting(256, "held-out observations kept on this rank's tile: every distinct state (x_t "
+                               "or x_{t+Δ}) of a held-out member the posterior's batches meet, a uniform "
+                               "reservoir of them once more arrive", ge=1)
+    holdout_samples: int = setting(500, "posterior draws per held-out observation (SBC ranks in 0..N)", ge=10)
+    coverage_tol: float = setting(0.1, "the calibration check: the central 50 % and 95 % intervals of every "
+                                  "parameter cover the held-out truths within this of their level (binomial "
+                                  "noise over B observations is about sqrt(0.25 / B))", gt=0)
 
 
 @dataclass(frozen=True)
@@ -170,6 +184,16 @@ class InferencePlan:
     units: tuple[str, ...]
     output: Path
     plot: Path | None
+    holdout: tuple[int, ...] = ()  # indices (in [ocean] members order) of the held-out members
+
+    @property
+    def diagnostic_plots(self) -> tuple[Path, Path] | None:
+        """The SBC rank histograms and the coverage curve, beside ``plot`` (``<stem>_sbc.png``,
+        ``<stem>_coverage.png``); None without a plot."""
+        if self.plot is None:
+            return None
+        return (self.plot.with_name(f"{self.plot.stem}_sbc.png"),
+                self.plot.with_name(f"{self.plot.stem}_coverage.png"))
 
     @classmethod
     def from_config(cls, cfg, infer: InferSettings) -> InferencePlan:
@@ -181,10 +205,20 @@ class InferencePlan:
             raise ConfigError(f"{src}: [worker] modes has 'infer' but the config has no [[parameters]] (θ to infer)")
         if infer.observation is None:
             raise ConfigError(f"{src}: [worker] modes has 'infer' but [worker.infer] observation is not set")
+        if infer.lr_decay_steps > infer.min_steps:
+            raise ConfigError(f"{src}: [worker.infer] lr_decay_steps = {infer.lr_decay_steps} exceeds min_steps = "
+                              f"{infer.min_steps}: the decay ends at min_steps")
+        members = len(cfg.components)
+        if infer.holdout_members >= members:
+            raise ConfigError(f"{src}: [worker.infer] holdout_members = {infer.holdout_members} leaves none of the "
+                              f"{members} member(s) to train the posterior on")
+        if "calibration" in {p.name for p in ps}:
+            raise ConfigError(f"{src}: [[parameters]] name 'calibration' is reserved by the infer mode's summary")
         run_dir = cfg.run.run_dir
         return cls(infer, tuple(p.name for p in ps), tuple(p.low for p in ps), tuple(p.high for p in ps),
                    tuple(p.units or "1" for p in ps), run_dir / infer.output,
-                   run_dir / infer.plot if infer.plot else None)
+                   run_dir / infer.plot if infer.plot else None,
+                   tuple(range(members - infer.holdout_members, members)))
 
 
 @dataclass(frozen=True, kw_only=True)
