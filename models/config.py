@@ -78,11 +78,3 @@ class TrainConfig(Section):
                 torch.device(self.device)
             except RuntimeError as err:
                 raise ValueError(f"TrainConfig.device {self.device!r} is invalid: {err}") from None
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """From a checkpoint's plain values (``asdict``), refusing fields this version does not know."""
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"TrainConfig has no field(s) {sorted(unknown)}")
-        return cls(**d)

@@ -36,6 +36,15 @@ class Section:
                 object.__setattr__(self, f.name, float(value))
         validate_section(self)
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        """From plain values (``dataclasses.asdict``, e.g. a checkpoint's), refusing fields this version does not
+        know (a checkpoint of a newer oceanbridge)."""
+        unknown = set(d) - set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
+        return cls(**d)
+
 
 class ConfigError(ValueError):
     """A deploy config is invalid; the message names the file, section and key."""

@@ -105,13 +105,6 @@ class SurrogateConfig(ModelConfig):
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "SurrogateConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"SurrogateConfig has no field(s) {sorted(unknown)}")
-        return cls(**d)
-
 
 class WhitenedDenoiser(nn.Module):
     """y-space denoiser around a network trained on z = W y: D_y(x) = mask * W^-1 D_z(W x).
