@@ -12,7 +12,7 @@ module obr_host_nml
    private
 
    public :: obr_nml_defaults, obr_nml_read, obr_nml_check, obr_nml_write, obr_nml_is_mask, obr_nml_nstate
-   public :: obr_lower
+   public :: obr_lower, obr_nml_has_group
    public :: obr_field_code_iface, obr_nml_report_iface
 
    integer, parameter, public :: jp_obr_maxfld = 16     !< most entries of cn_obr_send any host allows
@@ -101,11 +101,11 @@ contains
          end if
       end if
       if (present(ld_required)) then
-         if (ld_required .and. .not. group_present(cd_file)) then
+         if (ld_required .and. .not. obr_nml_has_group(cd_file, 'namobridge')) then
             cd_err = cd_file//': no &namobridge block' ; return
          end if
       end if
-      if (ios < 0 .and. group_present(cd_file)) then
+      if (ios < 0 .and. obr_nml_has_group(cd_file, 'namobridge')) then
          ! gfortran reaches the end of the file when a value does not parse: the group is there but unreadable
          cd_err = cd_file//': &namobridge cannot be read: a value does not match its variable''s type, '// &
             &     'or the closing / is missing ('//trim(clmsg)//')'
@@ -120,12 +120,13 @@ contains
       end if
    end subroutine obr_nml_read
 
-   !> .true. when the file holds the group &namobridge (any case).
-   logical function group_present(cd_file)
+   !> .true. when the namelist file holds the group &cd_group (any case); the hosts' readers use it too.
+   logical function obr_nml_has_group(cd_file, cd_group)
       character(len=*), intent(in) :: cd_file   !< namelist file name
+      character(len=*), intent(in) :: cd_group  !< group name without '&'
       integer :: inum, ios, ie
       character(len=1024) :: cl
-      group_present = .false.
+      obr_nml_has_group = .false.
       open(newunit=inum, file=cd_file, status='old', action='read', iostat=ios)
       if (ios /= 0) return
       do
@@ -134,10 +135,10 @@ contains
          cl = adjustl(cl)
          if (cl(1:1) /= '&') cycle
          ie = scan(cl(2:), ' /!,') ; if (ie == 0) ie = len_trim(cl)
-         if (obr_lower(cl(2:ie)) == 'namobridge') group_present = .true.
+         if (obr_lower(cl(2:ie)) == obr_lower(cd_group)) obr_nml_has_group = .true.
       end do
       close(inum)
-   end function group_present
+   end function obr_nml_has_group
 
    !> Check the values read; every invalid switch is reported once through report, naming the switch:
    !> as '<switch> must be ...' (the gyre's and CROCO's words), or with ld_invalid as 'invalid <switch>: <why>' (NEMO's).

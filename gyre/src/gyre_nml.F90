@@ -7,7 +7,8 @@
 !> layer (obr_host_nml), in the same order: namelist_ref, then namelist_cfg.
 module gyre_nml
    use gyre_par
-   use obr_host_nml, only: obr_nml_defaults, obr_nml_read, obr_nml_check, obr_nml_write, obr_lower
+   use obr_host_nml, only: obr_nml_defaults, obr_nml_read, obr_nml_check, obr_nml_write, obr_lower, &
+                           obr_nml_has_group
    implicit none
    private
 
@@ -102,7 +103,7 @@ contains
       case ('namctl')     ; read(inum, nml=namctl,     iostat=ios, iomsg=clmsg)
       end select
       close(inum)
-      if (ios < 0 .and. block_present(cd_file, cd_blk)) then
+      if (ios < 0 .and. obr_nml_has_group(cd_file, cd_blk)) then
          ! gfortran reaches the end of the file when a value does not parse: the block is there but unreadable
          cd_err = cd_file//': block &'//cd_blk//': bad entry: a value does not match its variable''s type, '// &
             &     'or the closing / is missing ('//trim(clmsg)//')'
@@ -115,26 +116,6 @@ contains
          end if
       end if
    end subroutine read_one
-
-   !> .true. when the file holds the block &cd_blk.
-   logical function block_present(cd_file, cd_blk)
-      character(len=*), intent(in) :: cd_file   !< namelist file name
-      character(len=*), intent(in) :: cd_blk    !< block name without '&'
-      integer :: inum, ios, ie
-      character(len=1024) :: cl
-      block_present = .false.
-      open(newunit=inum, file=cd_file, status='old', action='read', iostat=ios)
-      if (ios /= 0) return
-      do
-         read(inum, '(a)', iostat=ios) cl
-         if (ios /= 0) exit
-         cl = adjustl(cl)
-         if (cl(1:1) /= '&') cycle
-         ie = scan(cl(2:), ' /!,') ; if (ie == 0) ie = len_trim(cl)
-         if (obr_lower(cl(2:ie)) == cd_blk) block_present = .true.
-      end do
-      close(inum)
-   end function block_present
 
    !> Check values; the message names the switch.
    subroutine validate(cd_err)
